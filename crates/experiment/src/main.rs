@@ -1,1 +1,369 @@
-fn main() {}
+//! `realbias`: the command line. A thin layer over the library crates.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use realbias_data::{
+    Dataset, DatasetInfo, DatasetSource, FeatureOptions, PAPER_VALIDATION, resolve_data_dir,
+};
+use realbias_experiment::config::TrainConfig;
+use realbias_experiment::output::{history_csv, write_atomic, write_run};
+use realbias_experiment::train::{EpochRecord, Progress, StopReason, prepare_data, train};
+use realbias_experiment::{backend, preview};
+
+#[derive(Parser)]
+#[command(
+    name = "realbias",
+    version,
+    about = "Reproduce and extend Neyshabur, Tomioka & Srebro (2015), \"In Search of the Real Inductive Bias\""
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect, preview and download datasets.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// One training run of the paper's protocol.
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+struct DataDir {
+    /// Data folder (default: $REALBIAS_DATA, else ./datasets).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Split sizes, feature count, class histograms and feature statistics.
+    Info {
+        /// mnist, cifar10 or idx:PATH
+        dataset: DatasetSource,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Keep colour (d = 300) instead of grayscale.
+        #[arg(long)]
+        color: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// A PNG of original images beside their 10x10 versions.
+    Preview {
+        dataset: DatasetSource,
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of examples.
+        #[arg(long, default_value_t = 24)]
+        count: usize,
+        #[arg(long)]
+        color: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Download from the publishers' sites, checksummed and resumable.
+    Fetch {
+        /// mnist or cifar10
+        dataset: String,
+        /// Base URL to download from instead of the publishers' (repeatable; tried in order).
+        #[arg(long)]
+        mirror: Vec<String>,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// The run's TOML config (see configs/).
+    #[arg(long)]
+    config: PathBuf,
+    /// Hidden units H (overrides model.hidden).
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Seed (overrides train.seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output folder (default: runs/<config name>/h<H>-seed<S>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override any config value, e.g. --set optim.lr=0.05 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    #[command(flatten)]
+    dir: DataDir,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data { command } => data(command),
+        Command::Train(args) => train_command(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn load_dataset(source: &DatasetSource, dir: Option<&Path>, color: bool) -> Result<Dataset> {
+    let raw = source.load(&resolve_data_dir(dir))?;
+    let features = FeatureOptions {
+        color,
+        ..FeatureOptions::default()
+    };
+    Ok(Dataset::from_raw(&raw, &features, PAPER_VALIDATION)?)
+}
+
+fn data(command: DataCommand) -> Result<()> {
+    match command {
+        DataCommand::Info {
+            dataset,
+            json,
+            color,
+            dir,
+        } => {
+            let d = load_dataset(&dataset, dir.data_dir.as_deref(), color)?;
+            let info = DatasetInfo::of(&d);
+            if json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!(
+                    "{}: {} features, {} classes",
+                    info.dataset, info.features, info.classes
+                );
+                for (name, s) in [
+                    ("train", &info.train),
+                    ("validation", &info.validation),
+                    ("test", &info.test),
+                ] {
+                    println!(
+                        "  {name:<10} {:>6} examples  mean {:.4}  std {:.4}  classes {:?}",
+                        s.size, s.feature_mean, s.feature_std, s.class_histogram
+                    );
+                }
+            }
+        }
+        DataCommand::Preview {
+            dataset,
+            out,
+            count,
+            color,
+            dir,
+        } => {
+            let raw = dataset.load(&resolve_data_dir(dir.data_dir.as_deref()))?;
+            let features = FeatureOptions {
+                color,
+                ..FeatureOptions::default()
+            };
+            let img = preview::preview_grid(&raw.train, &features, count, 6);
+            img.save(&out)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "wrote {} ({} examples: original | {}x{} as the network sees it)",
+                out.display(),
+                count.min(raw.train.len()),
+                features.side,
+                features.side
+            );
+        }
+        DataCommand::Fetch {
+            dataset,
+            mirror,
+            dir,
+        } => {
+            let data_dir = resolve_data_dir(dir.data_dir.as_deref());
+            let bases = if mirror.is_empty() {
+                realbias_data::fetch::default_bases(&dataset)
+            } else {
+                mirror
+                    .into_iter()
+                    .map(|m| if m.ends_with('/') { m } else { format!("{m}/") })
+                    .collect()
+            };
+            let progress = std::io::stderr().is_terminal();
+            for f in realbias_data::fetch::fetch_dataset(&dataset, &data_dir, &bases, progress)? {
+                match f {
+                    realbias_data::fetch::Fetched::AlreadyPresent(p) => {
+                        println!("present, checksum ok: {}", p.display())
+                    }
+                    realbias_data::fetch::Fetched::Downloaded(p) => {
+                        println!("downloaded, checksum ok: {}", p.display())
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Plain lines when not on a terminal; a progress bar with the epoch lines above it on one.
+struct CliProgress {
+    bar: Option<ProgressBar>,
+    interrupted: Arc<AtomicBool>,
+    out: PathBuf,
+    history: Vec<EpochRecord>,
+}
+
+fn epoch_line(r: &EpochRecord) -> String {
+    let test = r
+        .test_error
+        .map_or(String::new(), |t| format!("  test err {:>6.2}%", 100.0 * t));
+    format!(
+        "epoch {:>4}  lr {:.4}  mom {:.2}  train loss {:.5}  train err {:>6.2}%  val err {:>6.2}%{test}  Σ‖u‖‖v‖ {:.2}  {:.2}s",
+        r.epoch,
+        r.lr,
+        r.momentum,
+        r.train_loss,
+        100.0 * r.train_error,
+        100.0 * r.validation_error,
+        r.group_norm,
+        r.train_seconds + r.eval_seconds
+    )
+}
+
+impl Progress for CliProgress {
+    fn batch(&mut self, epoch: usize, batch: usize, batches: usize) {
+        if let Some(bar) = &self.bar {
+            if batch == 1 {
+                bar.set_length(batches as u64);
+                bar.set_message(format!("epoch {epoch}"));
+            }
+            bar.set_position(batch as u64);
+        }
+    }
+
+    fn epoch(&mut self, record: &EpochRecord) {
+        match &self.bar {
+            Some(bar) => bar.println(epoch_line(record)),
+            None => println!("{}", epoch_line(record)),
+        }
+        // Keep the history on disk as it grows, so an interruption loses nothing measured.
+        self.history.push(record.clone());
+        let _ = write_atomic(
+            &self.out.join("history.csv"),
+            history_csv(&self.history).as_bytes(),
+        );
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
+    }
+}
+
+fn train_command(args: TrainArgs) -> Result<()> {
+    let mut sets = args.sets.clone();
+    if let Some(h) = args.hidden {
+        sets.push(format!("model.hidden={h}"));
+    }
+    if let Some(s) = args.seed {
+        sets.push(format!("train.seed={s}"));
+    }
+    let config = TrainConfig::load(&args.config, &sets)?;
+    let name = config.name.clone().unwrap_or_else(|| {
+        args.config
+            .file_stem()
+            .map_or("run".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let out = args.out.unwrap_or_else(|| {
+        PathBuf::from("runs").join(&name).join(format!(
+            "h{}-seed{}",
+            config.model.hidden, config.train.seed
+        ))
+    });
+    if out.join("result.json").exists() {
+        bail!(
+            "{} already holds a finished run (result.json); choose another --out or remove it",
+            out.display()
+        );
+    }
+    let device = backend::device()?;
+    println!(
+        "realbias train: {name}, H = {}, seed {}, {}",
+        config.model.hidden,
+        config.train.seed,
+        backend::describe(&device)
+    );
+    let data = prepare_data(
+        &config.data,
+        args.dir.data_dir.as_deref(),
+        config.train.seed,
+    )?;
+    println!(
+        "data: {} with {} train / {} validation / {} test examples, d = {}; results in {}",
+        data.name,
+        data.train.len(),
+        data.validation.len(),
+        data.test.len(),
+        data.dim(),
+        out.display()
+    );
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            std::process::exit(130); // a second Ctrl-C does not wait for the epoch to end
+        }
+        eprintln!("\ninterrupt: stopping after this epoch (Ctrl-C again to quit now)");
+    });
+    let bar = std::io::stdout().is_terminal().then(|| {
+        let bar = ProgressBar::new(1);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} batches  {per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut progress = CliProgress {
+        bar,
+        interrupted,
+        out: out.clone(),
+        history: Vec::new(),
+    };
+    let run = train(&config, &data, &device, &mut progress)?;
+    if let Some(bar) = &progress.bar {
+        bar.finish_and_clear();
+    }
+    let r = &run.result;
+    if r.stop_reason == StopReason::Interrupted {
+        println!(
+            "interrupted after {} epochs; history so far in {}",
+            r.epochs,
+            out.join("history.csv").display()
+        );
+        std::process::exit(130);
+    }
+    write_run(&out, &run)?;
+    println!(
+        "stopped ({:?}) after {} epochs in {:.1}s: train error {:.2}%, test error {:.2}% at convergence, {:.2}% with early stopping (epoch {}); zero training error first at epoch {}",
+        r.stop_reason,
+        r.epochs,
+        r.wall_seconds,
+        100.0 * r.train_error,
+        100.0 * r.test_error,
+        100.0 * r.early_stop_test_error,
+        r.early_stop_epoch,
+        r.epochs_to_zero_train_error
+            .map_or("never".into(), |e| e.to_string())
+    );
+    println!(
+        "wrote {} and {}",
+        out.join("result.json").display(),
+        out.join("history.csv").display()
+    );
+    Ok(())
+}

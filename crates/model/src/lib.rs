@@ -78,11 +78,16 @@ impl TwoLayerConfig {
                 self.inputs, self.hidden, self.outputs
             ));
         }
-        for (name, std) in [("init_std_u", self.init_std_u), ("init_std_v", self.init_std_v)] {
+        for (name, std) in [
+            ("init_std_u", self.init_std_u),
+            ("init_std_v", self.init_std_v),
+        ] {
             if let Some(s) = std
                 && !(s.is_finite() && s >= 0.0)
             {
-                return bad(format!("{name} = {s} must be a finite, non-negative number"));
+                return bad(format!(
+                    "{name} = {s} must be a finite, non-negative number"
+                ));
             }
         }
         Ok(())
@@ -127,7 +132,12 @@ pub struct TwoLayerNet {
 
 impl TwoLayerNet {
     /// A network with the given weights (`u`: `d x H` row-major, `v`: `H x k` row-major).
-    pub fn from_weights(u: Vec<f32>, v: Vec<f32>, config: &TwoLayerConfig, device: &Device) -> Self {
+    pub fn from_weights(
+        u: Vec<f32>,
+        v: Vec<f32>,
+        config: &TwoLayerConfig,
+        device: &Device,
+    ) -> Self {
         let (d, h, k) = (config.inputs, config.hidden, config.outputs);
         let u = Tensor::from_data(TensorData::new(u, [d, h]), device);
         let v = Tensor::from_data(TensorData::new(v, [h, k]), device);

@@ -32,7 +32,15 @@ pub fn unit_norms(u: &[f32], v: &[f32], d: usize, h: usize, k: usize) -> Vec<(f6
     }
     u_sq.iter()
         .zip(v.chunks_exact(k))
-        .map(|(&us, vrow)| (us.sqrt(), vrow.iter().map(|&w| w as f64 * w as f64).sum::<f64>().sqrt()))
+        .map(|(&us, vrow)| {
+            (
+                us.sqrt(),
+                vrow.iter()
+                    .map(|&w| w as f64 * w as f64)
+                    .sum::<f64>()
+                    .sqrt(),
+            )
+        })
         .collect()
 }
 
@@ -78,9 +86,16 @@ mod tests {
 
     fn forward(u: &[f32], v: &[f32], x: &[f32], d: usize, h: usize, k: usize) -> Vec<f64> {
         let hidden: Vec<f64> = (0..h)
-            .map(|j| (0..d).map(|i| x[i] as f64 * u[i * h + j] as f64).sum::<f64>().max(0.0))
+            .map(|j| {
+                (0..d)
+                    .map(|i| x[i] as f64 * u[i * h + j] as f64)
+                    .sum::<f64>()
+                    .max(0.0)
+            })
             .collect();
-        (0..k).map(|c| (0..h).map(|j| hidden[j] * v[j * k + c] as f64).sum()).collect()
+        (0..k)
+            .map(|c| (0..h).map(|j| hidden[j] * v[j * k + c] as f64).sum())
+            .collect()
     }
 
     #[test]

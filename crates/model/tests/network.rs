@@ -14,7 +14,10 @@ fn forward_is_v_relu_u_x_without_biases() {
     let v = vec![1.0, 0.0, 0.0, 1.0, 2.0, -1.0];
     let mut config = TwoLayerConfig::new(2, 3, 2);
     let net = realbias_model::TwoLayerNet::from_weights(u.clone(), v.clone(), &config, &device());
-    let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 1.0, 0.0, 0.0, -1.0, 2.0], [3, 2]), &device());
+    let x = Tensor::<2>::from_data(
+        TensorData::new(vec![1.0f32, 1.0, 0.0, 0.0, -1.0, 2.0], [3, 2]),
+        &device(),
+    );
     let y: Vec<f32> = net.forward(x.clone()).try_into_vec_as().unwrap();
     // x = (1, 1): pre = (3, 0, 0) -> relu (3, 0, 0) -> y = 3·v_1 = (3, 0).
     // x = (0, 0): y = 0. x = (-1, 2): pre = (3, 3, -1.5) -> (3, 3, 0) -> (3, 3).
@@ -35,7 +38,8 @@ fn initialization_is_seeded_gaussian_with_fan_in_scales() {
     assert_eq!(a.weights(), b.weights());
     assert_ne!(a.weights().0, c.weights().0);
     let (u, v) = a.weights();
-    let std = |w: &[f32]| (w.iter().map(|&x| x as f64 * x as f64).sum::<f64>() / w.len() as f64).sqrt();
+    let std =
+        |w: &[f32]| (w.iter().map(|&x| x as f64 * x as f64).sum::<f64>() / w.len() as f64).sqrt();
     assert!((std(&u) - 0.1).abs() < 0.002, "U std {}", std(&u));
     assert!((std(&v) - 1.0 / 64.0).abs() < 0.0005, "V std {}", std(&v));
     assert_eq!(a.norms().parameters, 4096 * 110);

@@ -1,0 +1,84 @@
+//! The one place where the compute backend is chosen, from the cargo features the binary was
+//! built with: `wgpu` (GPU) over `ndarray` over `flex` (the default CPU backend).
+
+use burn::tensor::{Device, Tensor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("no backend compiled in: build with one of the features flex, ndarray, wgpu")]
+    NoneCompiled,
+    #[error(
+        "the wgpu backend found no usable GPU adapter ({0}); rebuild without --features wgpu to train on the CPU"
+    )]
+    NoAdapter(String),
+}
+
+/// The backend in use, as recorded beside every result.
+pub fn backend_name() -> &'static str {
+    if cfg!(feature = "wgpu") {
+        "wgpu"
+    } else if cfg!(feature = "ndarray") {
+        "ndarray"
+    } else if cfg!(feature = "flex") {
+        "flex"
+    } else {
+        "none"
+    }
+}
+
+/// The inference device of the chosen backend (training uses its `.autodiff()` twin).
+pub fn device() -> Result<Device, BackendError> {
+    #[cfg(feature = "wgpu")]
+    {
+        return wgpu_device();
+    }
+    #[cfg(all(feature = "ndarray", not(feature = "wgpu")))]
+    {
+        return Ok(Device::ndarray());
+    }
+    #[cfg(all(feature = "flex", not(any(feature = "ndarray", feature = "wgpu"))))]
+    {
+        return Ok(Device::flex());
+    }
+    #[allow(unreachable_code)]
+    Err(BackendError::NoneCompiled)
+}
+
+/// wgpu panics deep inside when there is no adapter; turn that into an error, never a silent
+/// fall-back to the CPU.
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Result<Device, BackendError> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let probe = std::panic::catch_unwind(|| {
+        let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+        let t = Tensor::<1>::from_floats([1.0, 2.0], &device);
+        let s: f32 = t.sum().into_scalar();
+        (device, s)
+    });
+    std::panic::set_hook(hook);
+    match probe {
+        Ok((device, s)) if s == 3.0 => Ok(device),
+        Ok((_, s)) => Err(BackendError::NoAdapter(format!(
+            "a test sum gave {s}, not 3"
+        ))),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "initialization panicked".into());
+            Err(BackendError::NoAdapter(msg))
+        }
+    }
+}
+
+/// A one-line description for the start of every run.
+pub fn describe(device: &Device) -> String {
+    let _ = Tensor::<1>::zeros([1], device); // make sure the device is initialized
+    format!(
+        "backend {} ({device:?}), {} threads available",
+        backend_name(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    )
+}

@@ -1,0 +1,9 @@
+//! Training, sweeps and the command line of realbias: the experiments of Neyshabur, Tomioka &
+//! Srebro (2015) on Burn.
+
+pub mod backend;
+pub mod config;
+pub mod optim;
+pub mod output;
+pub mod preview;
+pub mod train;

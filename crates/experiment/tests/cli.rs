@@ -1,0 +1,206 @@
+//! The `realbias` binary end to end on tiny generated data.
+
+use std::path::Path;
+use std::process::Command;
+
+fn realbias() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_realbias"))
+}
+
+fn idx(path: &Path, magic: u32, dims: &[u32], body: &[u8]) {
+    let mut b = magic.to_be_bytes().to_vec();
+    for d in dims {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(body);
+    std::fs::write(path, b).unwrap();
+}
+
+/// An IDX folder of 8x8 images: class c is a bright square at position c.
+fn write_tiny_idx(dir: &Path, train: u32, test: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (prefix, n) in [("train", train), ("t10k", test)] {
+        let mut pixels = vec![0u8; (n * 64) as usize];
+        let labels: Vec<u8> = (0..n).map(|i| (i % 4) as u8).collect();
+        for (i, &l) in labels.iter().enumerate() {
+            let (r0, c0) = (4 * (l as usize / 2), 4 * (l as usize % 2));
+            for r in r0..r0 + 4 {
+                for c in c0..c0 + 4 {
+                    pixels[i * 64 + r * 8 + c] = 200 + (i % 50) as u8;
+                }
+            }
+        }
+        idx(
+            &dir.join(format!("{prefix}-images-idx3-ubyte")),
+            2051,
+            &[n, 8, 8],
+            &pixels,
+        );
+        idx(
+            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            2049,
+            &[n],
+            &labels,
+        );
+    }
+}
+
+#[test]
+fn train_writes_result_and_history_and_refuses_to_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("tiny");
+    write_tiny_idx(&data, 120, 40);
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\n[model]\nhidden = 8\n[optim]\nbatch_size = 10\n[train]\nmax_epochs = 5\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let status = realbias()
+        .args(["train", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .args(["--seed", "3"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        stdout.contains("backend flex") || stdout.contains("backend "),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("epoch ")).count(),
+        6,
+        "one line per epoch, epoch 0 included:\n{stdout}"
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    for key in [
+        "train_error",
+        "train_loss",
+        "validation_error",
+        "test_error",
+        "early_stop_epoch",
+        "early_stop_test_error",
+        "epochs",
+        "stop_reason",
+        "wall_seconds",
+        "hidden",
+        "seed",
+        "backend",
+        "config",
+        "git_revision",
+        "u_frobenius",
+        "v_frobenius",
+        "weight_decay_penalty",
+        "group_norm",
+        "parameters",
+    ] {
+        assert!(result.get(key).is_some(), "result.json lacks {key}");
+    }
+    assert_eq!(result["seed"], 3);
+    assert_eq!(result["hidden"], 8);
+    assert_eq!(
+        result["config"]["train"]["seed"], 3,
+        "the resolved config is saved"
+    );
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 1 + 6);
+
+    let before = std::fs::read(out.join("result.json")).unwrap();
+    let again = realbias()
+        .args(["train", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a finished run"));
+    assert_eq!(
+        std::fs::read(out.join("result.json")).unwrap(),
+        before,
+        "a finished result is never rewritten"
+    );
+}
+
+#[test]
+fn user_errors_are_one_clear_line_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[data]\ndataset = { kind = \"mnist\" }\n[model]\nhidden = -3\n",
+    )
+    .unwrap();
+    let out = realbias()
+        .args(["train", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.starts_with("error: ") && err.contains("bad.toml") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let out = realbias()
+        .args(["data", "info", "mnist", "--data-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("realbias data fetch mnist") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+#[test]
+fn data_info_json_and_preview() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("tiny");
+    write_tiny_idx(&data, 12_000, 40);
+    let source = format!("idx:{}", data.display());
+    let out = realbias()
+        .args(["data", "info", &source, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["train"]["size"], 2000);
+    assert_eq!(info["validation"]["size"], 10_000);
+    assert_eq!(info["test"]["size"], 40);
+    assert_eq!(info["features"], 100);
+    assert_eq!(info["classes"], 4);
+
+    let png = tmp.path().join("preview.png");
+    let out = realbias()
+        .args(["data", "preview", &source, "--count", "8", "--out"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let img = image::open(&png).unwrap();
+    assert!(img.width() > 100 && img.height() > 50);
+}
