@@ -228,7 +228,13 @@ fn fetching_mnist_verifies_the_canonical_checksums() {
     }
     let server = Server::start(shared.join("mnist"));
     let out = tempfile::tempdir().unwrap();
-    let fetched = fetch_dataset("mnist", out.path(), std::slice::from_ref(&server.base), false).unwrap();
+    let fetched = fetch_dataset(
+        "mnist",
+        out.path(),
+        std::slice::from_ref(&server.base),
+        false,
+    )
+    .unwrap();
     assert_eq!(fetched.len(), 4);
     let raw = realbias_data::DatasetSource::Mnist
         .load(out.path())

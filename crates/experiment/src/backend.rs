@@ -34,6 +34,8 @@ pub fn device() -> Result<Device, BackendError> {
     }
     #[cfg(all(feature = "ndarray", not(feature = "wgpu")))]
     {
+        // Deprecated in Burn 0.22 in favour of flex; kept as the comparison backend.
+        #[allow(deprecated)]
         return Ok(Device::ndarray());
     }
     #[cfg(all(feature = "flex", not(any(feature = "ndarray", feature = "wgpu"))))]

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod dashboard;
 pub mod optim;
 pub mod output;
 pub mod preview;

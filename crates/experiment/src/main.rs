@@ -12,6 +12,7 @@ use realbias_data::{
     Dataset, DatasetInfo, DatasetSource, FeatureOptions, PAPER_VALIDATION, resolve_data_dir,
 };
 use realbias_experiment::config::TrainConfig;
+use realbias_experiment::dashboard::TuiDashboard;
 use realbias_experiment::output::{history_csv, write_atomic, write_run};
 use realbias_experiment::train::{EpochRecord, Progress, StopReason, prepare_data, train};
 use realbias_experiment::{backend, preview};
@@ -102,6 +103,9 @@ struct TrainArgs {
     /// Override any config value, e.g. --set optim.lr=0.05 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// One line per epoch even on a terminal, instead of the dashboard.
+    #[arg(long)]
+    plain: bool,
     #[command(flatten)]
     dir: DataDir,
 }
@@ -209,9 +213,16 @@ fn data(command: DataCommand) -> Result<()> {
     Ok(())
 }
 
-/// Plain lines when not on a terminal; a progress bar with the epoch lines above it on one.
+/// How a run shows itself: Burn's dashboard on a terminal, one line per epoch otherwise
+/// (or with `--plain`), with a batch progress bar when plain lines go to a terminal.
+enum View {
+    Dashboard(Box<TuiDashboard>),
+    Bar(ProgressBar),
+    Lines,
+}
+
 struct CliProgress {
-    bar: Option<ProgressBar>,
+    view: View,
     interrupted: Arc<AtomicBool>,
     out: PathBuf,
     history: Vec<EpochRecord>,
@@ -236,19 +247,24 @@ fn epoch_line(r: &EpochRecord) -> String {
 
 impl Progress for CliProgress {
     fn batch(&mut self, epoch: usize, batch: usize, batches: usize) {
-        if let Some(bar) = &self.bar {
-            if batch == 1 {
-                bar.set_length(batches as u64);
-                bar.set_message(format!("epoch {epoch}"));
+        match &mut self.view {
+            View::Dashboard(d) => d.batch(epoch, batch, batches),
+            View::Bar(bar) => {
+                if batch == 1 {
+                    bar.set_length(batches as u64);
+                    bar.set_message(format!("epoch {epoch}"));
+                }
+                bar.set_position(batch as u64);
             }
-            bar.set_position(batch as u64);
+            View::Lines => {}
         }
     }
 
     fn epoch(&mut self, record: &EpochRecord) {
-        match &self.bar {
-            Some(bar) => bar.println(epoch_line(record)),
-            None => println!("{}", epoch_line(record)),
+        match &mut self.view {
+            View::Dashboard(d) => d.epoch(record),
+            View::Bar(bar) => bar.println(epoch_line(record)),
+            View::Lines => println!("{}", epoch_line(record)),
         }
         // Keep the history on disk as it grows, so an interruption loses nothing measured.
         self.history.push(record.clone());
@@ -259,7 +275,8 @@ impl Progress for CliProgress {
     }
 
     fn interrupted(&self) -> bool {
-        self.interrupted.load(Ordering::Relaxed)
+        let from_dashboard = matches!(&self.view, View::Dashboard(d) if d.stop_requested());
+        from_dashboard || self.interrupted.load(Ordering::Relaxed)
     }
 }
 
@@ -320,24 +337,35 @@ fn train_command(args: TrainArgs) -> Result<()> {
         }
         eprintln!("\ninterrupt: stopping after this epoch (Ctrl-C again to quit now)");
     });
-    let bar = std::io::stdout().is_terminal().then(|| {
-        let bar = ProgressBar::new(1);
-        bar.set_style(
-            ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} batches  {per_sec}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let view = match (std::io::stdout().is_terminal(), args.plain) {
+        (true, false) => View::Dashboard(Box::new(TuiDashboard::new(
+            &format!("{name} H={}", config.model.hidden),
+            config.train.max_epochs,
+        ))),
+        (true, true) => {
+            let bar = ProgressBar::new(1);
+            bar.set_style(
+                ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} batches  {per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            View::Bar(bar)
+        }
+        (false, _) => View::Lines,
+    };
     let mut progress = CliProgress {
-        bar,
+        view,
         interrupted,
         out: out.clone(),
         history: Vec::new(),
     };
-    let run = train(&config, &data, &device, &mut progress)?;
-    if let Some(bar) = &progress.bar {
-        bar.finish_and_clear();
+    let run = train(&config, &data, &device, &mut progress);
+    // Give the terminal back before printing anything more.
+    match std::mem::replace(&mut progress.view, View::Lines) {
+        View::Dashboard(d) => d.finish(),
+        View::Bar(bar) => bar.finish_and_clear(),
+        View::Lines => {}
     }
+    let run = run?;
     let r = &run.result;
     if r.stop_reason == StopReason::Interrupted {
         println!(
