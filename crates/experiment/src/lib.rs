@@ -4,7 +4,11 @@
 pub mod backend;
 pub mod config;
 pub mod dashboard;
+pub mod experiment;
 pub mod optim;
 pub mod output;
+pub mod plot;
 pub mod preview;
+pub mod summary;
+pub mod sweep;
 pub mod train;

@@ -3,17 +3,21 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use realbias_data::{
     Dataset, DatasetInfo, DatasetSource, FeatureOptions, PAPER_VALIDATION, resolve_data_dir,
 };
 use realbias_experiment::config::TrainConfig;
 use realbias_experiment::dashboard::TuiDashboard;
+use realbias_experiment::experiment::{self, RunOptions};
 use realbias_experiment::output::{history_csv, write_atomic, write_run};
+use realbias_experiment::summary::summarize;
+use realbias_experiment::sweep::{ExperimentConfig, PlannedRun, SweepProgress};
+use realbias_experiment::train::RunResult;
 use realbias_experiment::train::{EpochRecord, Progress, StopReason, prepare_data, train};
 use realbias_experiment::{backend, preview};
 
@@ -37,6 +41,42 @@ enum Command {
     },
     /// One training run of the paper's protocol.
     Train(TrainArgs),
+    /// A whole experiment (a config with a [sweep] section): plan, train, summarize, plot.
+    /// Re-running the same command resumes: finished runs are skipped.
+    Run(RunArgs),
+    /// Redraw the figures of an experiment folder from its saved results.
+    Plot {
+        /// The experiment folder (OUT/<experiment>).
+        dir: PathBuf,
+    },
+    /// Print an experiment folder's summary as a markdown table.
+    Report { dir: PathBuf },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The experiment config (see configs/).
+    config: PathBuf,
+    /// Where experiment folders go.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// Runs trained at once.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Threads per run (default: cores / jobs).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the plan and exit.
+    #[arg(long)]
+    dry_run: bool,
+    /// Reuse a folder made by a different config.
+    #[arg(long)]
+    force: bool,
+    /// Override any config value, e.g. --set sweep.repetitions=2 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    #[command(flatten)]
+    dir: DataDir,
 }
 
 #[derive(Args)]
@@ -115,6 +155,9 @@ fn main() {
     let result = match cli.command {
         Command::Data { command } => data(command),
         Command::Train(args) => train_command(args),
+        Command::Run(args) => run_command(args),
+        Command::Plot { dir } => plot_command(&dir),
+        Command::Report { dir } => report_command(&dir),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -393,5 +436,285 @@ fn train_command(args: TrainArgs) -> Result<()> {
         out.join("result.json").display(),
         out.join("history.csv").display()
     );
+    Ok(())
+}
+
+/// Overall progress bar plus one line per worker on a terminal; one line per run otherwise.
+struct SweepView {
+    multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
+    workers: Vec<ProgressBar>,
+    total: usize,
+    done: AtomicUsize,
+    stop: Arc<AtomicBool>,
+}
+
+impl SweepView {
+    fn new(total: usize, jobs: usize, stop: Arc<AtomicBool>) -> Self {
+        if !std::io::stdout().is_terminal() {
+            return SweepView {
+                multi: None,
+                overall: None,
+                workers: Vec::new(),
+                total,
+                done: AtomicUsize::new(0),
+                stop,
+            };
+        }
+        let multi = MultiProgress::new();
+        let overall = multi.add(ProgressBar::new(total as u64));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "runs {pos}/{len} {bar:40} elapsed {elapsed_precise}, eta {eta_precise}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let workers = (0..jobs)
+            .map(|_| {
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("  {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar
+            })
+            .collect();
+        SweepView {
+            multi: Some(multi),
+            overall: Some(overall),
+            workers,
+            total,
+            done: AtomicUsize::new(0),
+            stop,
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => println!("{text}"),
+        }
+    }
+
+    fn finish(&self) {
+        for w in &self.workers {
+            w.finish_and_clear();
+        }
+        if let Some(o) = &self.overall {
+            o.finish_and_clear();
+        }
+    }
+}
+
+impl SweepProgress for SweepView {
+    fn started(&self, worker: usize, run: &PlannedRun) {
+        if let Some(bar) = self.workers.get(worker) {
+            bar.set_message(format!("{}: starting", run.label()));
+        }
+    }
+
+    fn epoch(
+        &self,
+        worker: usize,
+        run: &PlannedRun,
+        epoch: usize,
+        train_error: f64,
+        validation_error: f64,
+    ) {
+        if let Some(bar) = self.workers.get(worker) {
+            bar.set_message(format!(
+                "{}: epoch {epoch}/{}  train err {:.2}%  val err {:.2}%",
+                run.label(),
+                run.config.train.max_epochs,
+                100.0 * train_error,
+                100.0 * validation_error
+            ));
+        }
+    }
+
+    fn finished(&self, run: &PlannedRun, r: &RunResult, skipped: bool) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(o) = &self.overall {
+            o.set_position(done as u64);
+        }
+        if skipped {
+            return;
+        }
+        self.line(format!(
+            "[{done}/{}] {}: train err {:.2}%  test err {:.2}% (early stop {:.2}%, epoch {})  {} epochs, {:?}, {:.1}s",
+            self.total,
+            run.label(),
+            100.0 * r.train_error,
+            100.0 * r.test_error,
+            100.0 * r.early_stop_test_error,
+            r.early_stop_epoch,
+            r.epochs,
+            r.stop_reason,
+            r.wall_seconds
+        ));
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// The censoring network's training, shown as one line per 10 epochs.
+struct CensorProgress;
+
+impl Progress for CensorProgress {
+    fn epoch(&mut self, r: &EpochRecord) {
+        if r.epoch.is_multiple_of(10) {
+            println!("  censoring network, {}", epoch_line(r));
+        }
+    }
+}
+
+fn ctrl_c_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: stopping the runs in flight (unfinished runs restart next time; Ctrl-C again to quit now)"
+        );
+    });
+    stop
+}
+
+fn run_command(args: RunArgs) -> Result<()> {
+    let config = ExperimentConfig::load(&args.config, &args.sets)?;
+    let (dir, runs) = experiment::plan(&config, &args.out);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = args.jobs.max(1);
+    let threads = args.threads.unwrap_or((cores / jobs).max(1));
+    let done = runs
+        .iter()
+        .filter(|r| realbias_experiment::sweep::finished(&r.dir).is_some())
+        .count();
+    let train_n = |r: &PlannedRun| {
+        r.config
+            .data
+            .subset
+            .map_or(60_000usize.saturating_sub(r.config.data.validation), |s| {
+                s.train
+            })
+    };
+    let total_cost: f64 = runs.iter().map(|r| r.cost(train_n(r))).sum();
+    println!("experiment {} -> {}", config.name, dir.display());
+    println!(
+        "plan: {} runs ({} finished already, {} to train), {} at a time with {} thread(s) each",
+        runs.len(),
+        done,
+        runs.len() - done,
+        jobs,
+        threads
+    );
+    for c in &config.sweep.conditions {
+        let of: Vec<&PlannedRun> = runs.iter().filter(|r| r.condition == *c).collect();
+        let cost: f64 = of.iter().map(|r| r.cost(train_n(r))).sum();
+        println!(
+            "  {:<15} {:>4} runs  H = {:?}  ~{:.0}% of the estimated cost",
+            c.name(),
+            of.len(),
+            config.sweep.hidden,
+            100.0 * cost / total_cost.max(1.0)
+        );
+    }
+    if args.dry_run {
+        for r in &runs {
+            println!(
+                "  {}  {}",
+                r.dir.display(),
+                if realbias_experiment::sweep::finished(&r.dir).is_some() {
+                    "finished"
+                } else {
+                    "to train"
+                }
+            );
+        }
+        return Ok(());
+    }
+    let device = backend::device()?;
+    println!("{}", backend::describe(&device));
+    let stop = ctrl_c_flag();
+    let view = SweepView::new(runs.len(), jobs, stop.clone());
+    let options = RunOptions {
+        data_dir: args.dir.data_dir.clone(),
+        jobs,
+        threads,
+        force: args.force,
+    };
+    let report = experiment::run(
+        &config,
+        &args.out,
+        &options,
+        &device,
+        &view,
+        &mut CensorProgress,
+    );
+    view.finish();
+    let report = report?;
+    if let Some(c) = &report.censor {
+        println!(
+            "censored labels: H0 = {} network ({} epochs, {:?}) disagrees with the true labels on {:.2}% of {} examples",
+            c.censor_hidden,
+            c.epochs,
+            c.stop_reason,
+            100.0 * c.disagreement,
+            c.examples
+        );
+    }
+    let o = report.outcome;
+    if o.unfinished > 0 {
+        println!(
+            "interrupted: {} trained, {} already finished, {} unfinished; run the same command again to resume",
+            o.trained, o.skipped, o.unfinished
+        );
+        std::process::exit(130);
+    }
+    println!("{} runs trained, {} already finished", o.trained, o.skipped);
+    if let Some(s) = &report.summary {
+        println!("\n{}", s.markdown());
+    }
+    if let Some(w) = &report.plot_warning {
+        eprintln!("warning: figures not drawn: {w}");
+    }
+    for f in &report.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+fn plot_command(dir: &Path) -> Result<()> {
+    let config = experiment::load_folder(dir)?;
+    let (_, files, warning) = experiment::finalize(&config, dir)?;
+    if let Some(w) = warning {
+        bail!("figures not drawn: {w}");
+    }
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+fn report_command(dir: &Path) -> Result<()> {
+    let config = experiment::load_folder(dir)?;
+    let runs = config.plan(dir);
+    let results: Vec<_> = runs
+        .iter()
+        .map(|r| realbias_experiment::sweep::finished(&r.dir))
+        .collect();
+    let finished = results.iter().filter(|r| r.is_some()).count();
+    println!(
+        "# {}\n\n{finished} of {} runs finished.\n",
+        config.name,
+        runs.len()
+    );
+    print!("{}", summarize(&runs, &results).markdown());
     Ok(())
 }

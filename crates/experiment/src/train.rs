@@ -44,11 +44,26 @@ pub fn prepare_data(
     data_dir: Option<&Path>,
     seed: u64,
 ) -> Result<Dataset, TrainError> {
+    derive_data(&load_full(config, data_dir)?, config, seed)
+}
+
+/// The paper's full splits of the configured dataset, before any subset, noise or
+/// normalization (what censoring relabels).
+pub fn load_full(config: &DataConfig, data_dir: Option<&Path>) -> Result<Dataset, TrainError> {
     let raw = config.dataset.load(&resolve_data_dir(data_dir))?;
-    let mut data = Dataset::from_raw(&raw, &config.features, config.validation)?;
-    if let Some(s) = config.subset {
-        data = data.subset(s.train, s.validation, seed)?;
-    }
+    Ok(Dataset::from_raw(
+        &raw,
+        &config.features,
+        config.validation,
+    )?)
+}
+
+/// One run's data from the full splits: the seeded subset, label noise, normalization.
+pub fn derive_data(full: &Dataset, config: &DataConfig, seed: u64) -> Result<Dataset, TrainError> {
+    let mut data = match config.subset {
+        Some(s) => full.subset(s.train, s.validation, seed)?,
+        None => full.clone(),
+    };
     if config.label_noise > 0.0 {
         data.add_label_noise(config.label_noise, config.noise_targets, seed)?;
     }
@@ -108,6 +123,20 @@ pub struct Evaluation {
     pub error: f64,
 }
 
+/// The class a row of logits predicts: the first maximum, as argmax does everywhere. It is
+/// the one rule for errors and for censored labels, so a censoring network's own error on
+/// the labels it produced is exactly 0 (a bias-free ReLU net outputs all-zero logits, a tie,
+/// on inputs where every unit is off).
+pub fn predicted_class(row: &[f32]) -> u8 {
+    let mut best = 0;
+    for (c, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = c;
+        }
+    }
+    best as u8
+}
+
 /// A split uploaded once to the evaluation device, in chunks.
 pub struct DeviceSplit {
     chunks: Vec<(Tensor<2>, Vec<u8>)>,
@@ -134,6 +163,17 @@ impl DeviceSplit {
         }
     }
 
+    /// The predicted class of every example, in order (ties go to the lowest class).
+    pub fn predict(&self, net: &TwoLayerNet) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        for (x, labels) in &self.chunks {
+            let logits: Vec<f32> = net.forward(x.clone()).try_into_vec_as().unwrap_or_default();
+            let k = logits.len() / labels.len().max(1);
+            out.extend(logits.chunks_exact(k).map(predicted_class));
+        }
+        out
+    }
+
     /// Evaluates `net` (in inference mode) on the whole split; logits are reduced on the host
     /// in f64 so every backend is measured the same way.
     pub fn evaluate(&self, net: &TwoLayerNet) -> Evaluation {
@@ -150,13 +190,7 @@ impl DeviceSplit {
                         .sum::<f64>()
                         .ln();
                 loss += lse - row[label as usize] as f64;
-                // Ties count as errors: a constant network is not right by luck.
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .filter(|&(c, &v)| c != label as usize && v >= row[label as usize])
-                    .count();
-                errors += usize::from(best > 0);
+                errors += usize::from(predicted_class(row) != label);
             }
         }
         let n = self.len.max(1) as f64;

@@ -1,48 +1,12 @@
 //! The `realbias` binary end to end on tiny generated data.
 
-use std::path::Path;
 use std::process::Command;
+
+mod common;
+use common::write_tiny_idx;
 
 fn realbias() -> Command {
     Command::new(env!("CARGO_BIN_EXE_realbias"))
-}
-
-fn idx(path: &Path, magic: u32, dims: &[u32], body: &[u8]) {
-    let mut b = magic.to_be_bytes().to_vec();
-    for d in dims {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(body);
-    std::fs::write(path, b).unwrap();
-}
-
-/// An IDX folder of 8x8 images: class c is a bright square at position c.
-fn write_tiny_idx(dir: &Path, train: u32, test: u32) {
-    std::fs::create_dir_all(dir).unwrap();
-    for (prefix, n) in [("train", train), ("t10k", test)] {
-        let mut pixels = vec![0u8; (n * 64) as usize];
-        let labels: Vec<u8> = (0..n).map(|i| (i % 4) as u8).collect();
-        for (i, &l) in labels.iter().enumerate() {
-            let (r0, c0) = (4 * (l as usize / 2), 4 * (l as usize % 2));
-            for r in r0..r0 + 4 {
-                for c in c0..c0 + 4 {
-                    pixels[i * 64 + r * 8 + c] = 200 + (i % 50) as u8;
-                }
-            }
-        }
-        idx(
-            &dir.join(format!("{prefix}-images-idx3-ubyte")),
-            2051,
-            &[n, 8, 8],
-            &pixels,
-        );
-        idx(
-            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
-            2049,
-            &[n],
-            &labels,
-        );
-    }
 }
 
 #[test]
