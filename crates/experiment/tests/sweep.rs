@@ -230,18 +230,14 @@ fn weight_decay_selection_picks_the_validation_best_lambda_per_h() {
     let val = |h: usize, lambda: f64, rep: usize| -> f64 {
         // H = 2: λ = 0.01 is best on average; H = 8: λ = 0.1 is best on average though
         // λ = 0.001 wins one repetition.
-        match (h, lambda) {
-            (2, l) if l == 0.01 => 0.10,
-            (2, _) => 0.20,
-            (8, l) if l == 0.1 => 0.05 + 0.04 * rep as f64,
-            (8, l) if l == 0.001 => {
-                if rep == 0 {
-                    0.01
-                } else {
-                    0.30
-                }
-            }
-            _ => 0.25,
+        if h == 2 {
+            if lambda == 0.01 { 0.10 } else { 0.20 }
+        } else if lambda == 0.1 {
+            0.05 + 0.04 * rep as f64
+        } else if lambda == 0.001 {
+            if rep == 0 { 0.01 } else { 0.30 }
+        } else {
+            0.25
         }
     };
     let results: Vec<Option<RunResult>> = plan
