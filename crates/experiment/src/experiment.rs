@@ -27,6 +27,8 @@ pub enum ExperimentError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Train(#[from] TrainError),
+    #[error(transparent)]
+    Plot(#[from] PlotError),
     #[error(
         "{path} was made by a different config; rerun with --force to reuse the folder (finished runs whose config changed are retrained), or choose another --out"
     )]
@@ -130,16 +132,11 @@ pub fn finalize(
     match plot_errors(&dir.join("errors"), &summary, &title) {
         Ok(f) => files.extend(f),
         Err(e @ (PlotError::NoFont | PlotError::Empty)) => warning = Some(e.to_string()),
-        Err(e) => {
-            return Err(ExperimentError::Train(TrainError::Write {
-                path: dir.join("errors.png"),
-                source: std::io::Error::other(e.to_string()),
-            }));
-        }
+        Err(e) => return Err(e.into()),
     }
     let title = format!("{}: {dataset}, norms vs hidden units", config.name);
-    if let Ok(f) = plot_norms(&dir.join("norms"), &summary, &title) {
-        files.extend(f);
+    if warning.is_none() {
+        files.extend(plot_norms(&dir.join("norms"), &summary, &title)?);
     }
     Ok((summary, files, warning))
 }
