@@ -30,6 +30,32 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    pub fn parse(path: &Path, message: impl std::fmt::Display) -> Self {
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A config file's text.
+pub fn read_config(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Parses TOML `text` into a table and applies the `--set` overrides to it.
+pub fn parse_table(text: &str, path: &Path, sets: &[String]) -> Result<toml::Table, ConfigError> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::parse(path, e))?;
+    for s in sets {
+        apply_set(&mut table, s)?;
+    }
+    Ok(table)
+}
+
 /// Figure 2's small subsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,28 +206,19 @@ pub fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<(), Config
 impl TrainConfig {
     /// Reads `path`, applies `--set` overrides, parses and validates.
     pub fn load(path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path, sets)
+        Self::parse(&read_config(path)?, path, sets)
     }
 
     /// Parses TOML `text` (`path` names it in errors), applies overrides and validates.
     pub fn parse(text: &str, path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
-        let parse_err = |e: toml::de::Error| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
+        let parse_err = |e: toml::de::Error| ConfigError::parse(path, e);
         // Without overrides, parse the text itself so errors carry line and column.
         let config: TrainConfig = if sets.is_empty() {
             toml::from_str(text).map_err(parse_err)?
         } else {
-            let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
-            for s in sets {
-                apply_set(&mut table, s)?;
-            }
-            toml::Value::Table(table).try_into().map_err(parse_err)?
+            toml::Value::Table(parse_table(text, path, sets)?)
+                .try_into()
+                .map_err(parse_err)?
         };
         config.validate(path)?;
         Ok(config)

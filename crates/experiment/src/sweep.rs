@@ -11,7 +11,7 @@ use realbias_data::{Dataset, Split};
 use realbias_model::TwoLayerNet;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, TrainConfig, apply_set};
+use crate::config::{ConfigError, TrainConfig, parse_table, read_config};
 use crate::output::{write_atomic, write_run};
 use crate::train::{
     DeviceSplit, Progress, RunResult, StopReason, TrainError, derive_data, load_full, train,
@@ -97,34 +97,23 @@ impl ExperimentConfig {
     /// Reads a config with a `[sweep]` section; `--set` overrides reach both parts
     /// (`sweep.hidden=[4, 8]`, `optim.lr=0.05`).
     pub fn load(path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path, sets)
+        Self::parse(&read_config(path)?, path, sets)
     }
 
     pub fn parse(text: &str, path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
-        let parse_err = |e: toml::de::Error| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
-        let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
-        for s in sets {
-            apply_set(&mut table, s)?;
-        }
-        let sweep = table.remove("sweep").ok_or_else(|| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: "no [sweep] section: use `realbias train` for a single run".into(),
+        let mut table = parse_table(text, path, sets)?;
+        let sweep = table.remove("sweep").ok_or_else(|| {
+            ConfigError::parse(
+                path,
+                "no [sweep] section: use `realbias train` for a single run",
+            )
         })?;
-        let sweep: SweepConfig =
-            sweep
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: format!("in [sweep]: {e}"),
-                })?;
-        let base: TrainConfig = toml::Value::Table(table).try_into().map_err(parse_err)?;
+        let sweep: SweepConfig = sweep
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::parse(path, format!("in [sweep]: {e}")))?;
+        let base: TrainConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| ConfigError::parse(path, e))?;
         let name = base.name.clone().unwrap_or_else(|| {
             path.file_stem()
                 .map_or("experiment".into(), |s| s.to_string_lossy().into_owned())

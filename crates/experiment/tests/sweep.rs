@@ -63,6 +63,12 @@ impl SweepProgress for Counter {
     }
 }
 
+/// Runs a whole experiment to the end.
+fn run_all(config: &ExperimentConfig, out: &Path) -> experiment::RunReport {
+    let progress = Counter::new(usize::MAX);
+    experiment::run(config, out, &options(), &device(), &progress, &mut Quiet).unwrap()
+}
+
 fn summary_bytes(dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join("summary.csv")).unwrap()
 }
@@ -113,15 +119,7 @@ fn an_interrupted_sweep_resumes_to_the_uninterrupted_summary() {
     let config = tiny_config(&data, "");
 
     let whole = tmp.path().join("whole");
-    experiment::run(
-        &config,
-        &whole,
-        &options(),
-        &device(),
-        &Counter::new(usize::MAX),
-        &mut Quiet,
-    )
-    .unwrap();
+    run_all(&config, &whole);
 
     let parts = tmp.path().join("parts");
     let stopper = Counter::new(1);
@@ -167,15 +165,7 @@ fn a_changed_config_is_refused_unless_forced() {
     let config = tiny_config(&data, "");
     let mut short = config.clone();
     short.sweep.hidden = vec![2];
-    experiment::run(
-        &short,
-        &out,
-        &options(),
-        &device(),
-        &Counter::new(usize::MAX),
-        &mut Quiet,
-    )
-    .unwrap();
+    run_all(&short, &out);
     let err = experiment::run(
         &config,
         &out,
@@ -305,30 +295,14 @@ fn censored_labels_are_exactly_learnable_by_the_censoring_network() {
     assert_eq!(err, 0.0);
     // Through a sweep, the censoring is trained once and cached.
     let out = tmp.path().join("runs");
-    let first = experiment::run(
-        &config,
-        &out,
-        &options(),
-        &device(),
-        &Counter::new(usize::MAX),
-        &mut Quiet,
-    )
-    .unwrap();
+    let first = run_all(&config, &out);
     let cached: Vec<PathBuf> = std::fs::read_dir(out.join("tiny/censor"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(cached.len(), 1);
     assert!(cached[0].join("labels.bin").is_file());
-    let again = experiment::run(
-        &config,
-        &out,
-        &options(),
-        &device(),
-        &Counter::new(usize::MAX),
-        &mut Quiet,
-    )
-    .unwrap();
+    let again = run_all(&config, &out);
     assert_eq!(first.censor, again.censor);
     let runs = config.plan(&out.join("tiny"));
     assert!(
@@ -347,15 +321,7 @@ fn plots_are_drawn_from_a_fixed_summary() {
         "conditions = [\"plain\", \"censored\"]\ncensor_hidden = 2\n",
     );
     let out = tmp.path().join("runs");
-    let report = experiment::run(
-        &config,
-        &out,
-        &options(),
-        &device(),
-        &Counter::new(usize::MAX),
-        &mut Quiet,
-    )
-    .unwrap();
+    let report = run_all(&config, &out);
     let summary = report.summary.unwrap();
     for files in [
         plot_errors(&tmp.path().join("e"), &summary, "errors").unwrap(),
