@@ -95,7 +95,7 @@ fn draw<DB: DrawingBackend>(
     y_label: &str,
     log_y: bool,
 ) -> Result<(), String> {
-    // Errors fall with H (upper right is free); norms and counts grow (upper left is free).
+    // Errors fall with H (upper right is free); norms and counts grow (upper left is).
     let legend = if log_y {
         SeriesLabelPosition::UpperLeft
     } else {
@@ -135,10 +135,11 @@ fn draw<DB: DrawingBackend>(
             continue;
         }
         let pad = ((hi - lo) * 0.08).max(if log_y { 0.1 } else { 0.5 });
+        // Headroom above the curves keeps the legend (upper corner) off them.
         let (y0, y1) = if log_y {
-            (lo - pad, hi + pad)
+            (lo - pad, hi + pad + 0.3 * (hi - lo))
         } else {
-            (0.0, hi + pad)
+            (0.0, 1.35 * hi + pad)
         };
         let mut chart = ChartBuilder::on(panel)
             .caption(c.name(), ("sans-serif", 18))
