@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use burn::tensor::Device;
 use realbias_data::{Dataset, Split};
@@ -530,6 +530,3 @@ pub fn prepare(
     };
     Ok((SweepData { full, censored }, info))
 }
-
-/// Shared stop flag for Ctrl-C.
-pub type StopFlag = Arc<AtomicBool>;

@@ -292,10 +292,6 @@ pub struct RunOutput {
     pub final_net: TwoLayerNet,
 }
 
-fn measures(net: &TwoLayerNet) -> NormMeasures {
-    net.norms()
-}
-
 /// Trains one network on `data` as `config` says, on `device` (its autodiff twin for training).
 pub fn train(
     config: &TrainConfig,
@@ -338,7 +334,7 @@ pub fn train(
             .train
             .eval_test_every_epoch
             .then(|| test_eval.evaluate(net).error);
-        let norms = measures(net);
+        let norms = net.norms();
         EpochRecord {
             epoch,
             lr,
@@ -434,7 +430,7 @@ pub fn train(
         .unwrap_or_else(|| unreachable!("epoch 0 is always recorded"));
     let test_error = test_eval.evaluate(&final_net).error;
     let early_stop_test_error = test_eval.evaluate(&best.2).error;
-    let norms = measures(&final_net);
+    let norms = final_net.norms();
     let epochs = last.epoch;
     let wall = start.elapsed().as_secs_f64();
     let result = RunResult {
