@@ -419,7 +419,7 @@ pub fn execute(
     threads: usize,
     progress: &dyn SweepProgress,
 ) -> Result<SweepOutcome, TrainError> {
-    let mut queue = VecDeque::new();
+    let mut pending = Vec::new();
     let mut outcome = SweepOutcome::default();
     for run in plan {
         match finished(&run.dir) {
@@ -427,9 +427,14 @@ pub fn execute(
                 outcome.skipped += 1;
                 progress.finished(run, &result, true);
             }
-            None => queue.push_back(run),
+            None => pending.push(run),
         }
     }
+    // Most expensive first, so the longest runs start at once and the short ones fill the
+    // other workers around them (stable: plan order among equals).
+    let train_examples = data.full.train.len();
+    pending.sort_by(|a, b| b.cost(train_examples).total_cmp(&a.cost(train_examples)));
+    let queue: VecDeque<&PlannedRun> = pending.into_iter().collect();
     let queue = Mutex::new(queue);
     let outcome = Mutex::new(outcome);
     let failure: Mutex<Option<TrainError>> = Mutex::new(None);

@@ -131,22 +131,28 @@ fn an_interrupted_sweep_resumes_to_the_uninterrupted_summary() {
         report.summary.is_none(),
         "no summary while runs are missing"
     );
-    // A run killed part-way (kill -9) leaves a history but no result: it is restarted.
     let (_, plan) = experiment::plan(&config, &parts);
-    std::fs::create_dir_all(&plan[3].dir).unwrap();
-    std::fs::write(plan[3].dir.join("history.csv"), "epoch\n0\n").unwrap();
-    std::fs::write(plan[2].dir.join("result.json"), "{ truncated").unwrap_or_else(|_| {
-        std::fs::create_dir_all(&plan[2].dir).unwrap();
-        std::fs::write(plan[2].dir.join("result.json"), "{ truncated").unwrap();
-    });
-    let kept = std::fs::read(plan[0].dir.join("result.json")).unwrap();
+    let done: Vec<usize> = (0..plan.len())
+        .filter(|&i| finished(&plan[i].dir).is_some())
+        .collect();
+    assert_eq!(done.len(), 1);
+    // The most expensive run goes first: H = 8, repetition 0.
+    assert_eq!((plan[done[0]].hidden, plan[done[0]].rep), (8, 0));
+    let kept = std::fs::read(plan[done[0]].dir.join("result.json")).unwrap();
+    let mut others = (0..plan.len()).filter(|&i| i != done[0]);
+    let (partial, corrupt) = (others.next().unwrap(), others.next().unwrap());
+    // A run killed part-way leaves a history but no result; a torn write, a bad result.
+    std::fs::create_dir_all(&plan[partial].dir).unwrap();
+    std::fs::write(plan[partial].dir.join("history.csv"), "epoch\n0\n").unwrap();
+    std::fs::create_dir_all(&plan[corrupt].dir).unwrap();
+    std::fs::write(plan[corrupt].dir.join("result.json"), "{ truncated").unwrap();
 
     let resume = Counter::new(usize::MAX);
     let report =
         experiment::run(&config, &parts, &options(), &device(), &resume, &mut Quiet).unwrap();
     assert_eq!((report.outcome.trained, report.outcome.skipped), (3, 1));
     assert_eq!(
-        std::fs::read(plan[0].dir.join("result.json")).unwrap(),
+        std::fs::read(plan[done[0]].dir.join("result.json")).unwrap(),
         kept,
         "finished runs are never rewritten"
     );
