@@ -102,24 +102,30 @@ pub fn plan(config: &ExperimentConfig, out: &Path) -> (PathBuf, Vec<PlannedRun>)
     (dir, runs)
 }
 
-/// Summarizes whatever has finished in the folder and writes the tables and figures.
-pub fn finalize(
-    config: &ExperimentConfig,
-    dir: &Path,
-) -> Result<(Summary, Vec<PathBuf>, Option<String>), ExperimentError> {
+/// The summary of whatever has finished in the folder, and its markdown report.
+pub fn report(config: &ExperimentConfig, dir: &Path) -> (Summary, String) {
     let runs = config.plan(dir);
     let results: Vec<_> = runs.iter().map(|r| finished(&r.dir)).collect();
     let summary = summarize(&runs, &results);
-    let mut files = vec![dir.join("summary.csv"), dir.join("report.md")];
-    write_atomic(&files[0], summary.csv().as_bytes())?;
     let finished_runs = results.iter().filter(|r| r.is_some()).count();
-    let report = format!(
+    let text = format!(
         "# {}\n\n{} of {} runs finished. Errors in %, mean ± standard deviation over repetitions.\n\n{}",
         config.name,
         finished_runs,
         runs.len(),
         summary.markdown()
     );
+    (summary, text)
+}
+
+/// Summarizes whatever has finished in the folder and writes the tables and figures.
+pub fn finalize(
+    config: &ExperimentConfig,
+    dir: &Path,
+) -> Result<(Summary, Vec<PathBuf>, Option<String>), ExperimentError> {
+    let (summary, report) = report(config, dir);
+    let mut files = vec![dir.join("summary.csv"), dir.join("report.md")];
+    write_atomic(&files[0], summary.csv().as_bytes())?;
     write_atomic(&files[1], report.as_bytes())?;
     if !summary.grid.is_empty() {
         let grid = dir.join("weight-decay-grid.csv");

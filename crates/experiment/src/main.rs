@@ -15,7 +15,6 @@ use realbias_experiment::config::TrainConfig;
 use realbias_experiment::dashboard::TuiDashboard;
 use realbias_experiment::experiment::{self, RunOptions};
 use realbias_experiment::output::{history_csv, write_atomic, write_run};
-use realbias_experiment::summary::summarize;
 use realbias_experiment::sweep::{ExperimentConfig, PlannedRun, SweepProgress};
 use realbias_experiment::train::RunResult;
 use realbias_experiment::train::{EpochRecord, Progress, StopReason, prepare_data, train};
@@ -704,17 +703,6 @@ fn plot_command(dir: &Path) -> Result<()> {
 
 fn report_command(dir: &Path) -> Result<()> {
     let config = experiment::load_folder(dir)?;
-    let runs = config.plan(dir);
-    let results: Vec<_> = runs
-        .iter()
-        .map(|r| realbias_experiment::sweep::finished(&r.dir))
-        .collect();
-    let finished = results.iter().filter(|r| r.is_some()).count();
-    println!(
-        "# {}\n\n{finished} of {} runs finished.\n",
-        config.name,
-        runs.len()
-    );
-    print!("{}", summarize(&runs, &results).markdown());
+    print!("{}", experiment::report(&config, dir).1);
     Ok(())
 }
