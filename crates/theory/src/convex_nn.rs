@@ -1,0 +1,337 @@
+//! The convex neural net (eq. 8) for squared loss, solved without training any network.
+//!
+//! For a bias-free two-layer ReLU network and `L = ½(f − y)²`, eq. (4) over any number of
+//! units has the same optimum as a convex program over the activation patterns
+//! `D = diag(1[X g ≥ 0])` the data admits (Pilanci & Ergen, 2020):
+//!
+//! `min ½‖Σ_i D_i X (c_i − c'_i) − y‖² + λ Σ_i (‖c_i‖ + ‖c'_i‖)`
+//! `s.t. (2D_i − I) X c_i ≥ 0, (2D_i − I) X c'_i ≥ 0`,
+//!
+//! a second-order cone program, solved here by Clarabel (interior point). A nonzero `c_i`
+//! is a unit with `u = c_i/√‖c_i‖`, `v = +√‖c_i‖` (`c'_i`: `v = −√‖c'_i‖`): the constraints
+//! make `D_i` that unit's real activation pattern, so the network computes exactly the convex
+//! program's predictions at weight-decay cost `Σ‖c‖`.
+//!
+//! With `d = 2` every pattern is enumerated (a line through the origin sorts the points by
+//! angle) and the optimum is the certified global optimum of eq. (4). With larger `d` the
+//! patterns are sampled, the program is a restriction, and its optimum an upper bound.
+
+use clarabel::algebra::CscMatrix;
+use clarabel::solver::{DefaultSettings, DefaultSolver, IPSolver, SolverStatus, SupportedConeT};
+use nalgebra::DMatrix;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::TheoryError;
+use crate::network::Weights;
+
+/// An activation pattern: which examples a unit is active on.
+pub type Pattern = Vec<bool>;
+
+fn pattern_of(x: &DMatrix<f64>, g: &[f64]) -> Pattern {
+    (0..x.nrows())
+        .map(|t| (0..x.ncols()).map(|i| x[(t, i)] * g[i]).sum::<f64>() >= 0.0)
+        .collect()
+}
+
+fn dedup(mut patterns: Vec<Pattern>) -> Vec<Pattern> {
+    patterns.retain(|p| p.iter().any(|&a| a));
+    patterns.sort();
+    patterns.dedup();
+    patterns
+}
+
+/// Every activation pattern of bias-free ReLU units on 2-dimensional inputs (the all-off
+/// pattern left out). A unit direction `g` changes pattern only where it crosses `x_t^⊥`; the
+/// midpoints of the arcs between those `2n` angles give every pattern there is.
+pub fn patterns_exact_2d(x: &DMatrix<f64>) -> Result<Vec<Pattern>, TheoryError> {
+    if x.ncols() != 2 {
+        return Err(TheoryError::InvalidProblem(format!(
+            "exact pattern enumeration needs d = 2, not d = {}",
+            x.ncols()
+        )));
+    }
+    use std::f64::consts::{FRAC_PI_2, TAU};
+    let mut angles: Vec<f64> = (0..x.nrows())
+        .filter(|&t| x[(t, 0)] != 0.0 || x[(t, 1)] != 0.0)
+        .flat_map(|t| {
+            let a = x[(t, 1)].atan2(x[(t, 0)]);
+            [a + FRAC_PI_2, a - FRAC_PI_2]
+        })
+        .map(|a| a.rem_euclid(TAU))
+        .collect();
+    angles.sort_by(f64::total_cmp);
+    angles.dedup_by(|a, b| (*a - *b).abs() < 1e-12);
+    if angles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let patterns = (0..angles.len())
+        .map(|i| {
+            let next = if i + 1 < angles.len() {
+                angles[i + 1]
+            } else {
+                angles[0] + TAU
+            };
+            let mid = 0.5 * (angles[i] + next);
+            pattern_of(x, &[mid.cos(), mid.sin()])
+        })
+        .collect();
+    Ok(dedup(patterns))
+}
+
+/// Patterns of `count` random Gaussian directions (distinct ones kept).
+pub fn patterns_sampled(x: &DMatrix<f64>, count: usize, seed: u64) -> Vec<Pattern> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let patterns = (0..count)
+        .map(|_| {
+            let g: Vec<f64> = (0..x.ncols())
+                .map(|_| StandardNormal.sample(&mut rng))
+                .collect();
+            pattern_of(x, &g)
+        })
+        .collect();
+    dedup(patterns)
+}
+
+/// The solved convex program.
+#[derive(Debug, Clone)]
+pub struct ConvexNnSolution {
+    /// `½‖f − y‖² + λΣ‖c‖`, recomputed from the solution.
+    pub objective: f64,
+    /// Clarabel's primal and dual objective values.
+    pub solver_primal: f64,
+    pub solver_dual: f64,
+    pub status: String,
+    pub iterations: u32,
+    pub patterns: usize,
+    /// One `(c, sign)` per pattern and sign: the unit `sign·[⟨c, x⟩]_+`.
+    pub groups: Vec<(Vec<f64>, f64)>,
+    /// The convex program's predictions on the training inputs.
+    pub predictions: Vec<f64>,
+    /// The largest violation of the cone constraints, recomputed from the solution.
+    pub max_violation: f64,
+}
+
+impl ConvexNnSolution {
+    /// Groups with `‖c‖ > threshold`.
+    pub fn active_units(&self, threshold: f64) -> usize {
+        self.groups
+            .iter()
+            .filter(|(c, _)| norm(c) > threshold)
+            .count()
+    }
+
+    /// The network (`k = 1`) that computes the solution, one balanced unit per group with
+    /// `‖c‖ > threshold`.
+    pub fn to_weights(&self, threshold: f64) -> Weights {
+        let active: Vec<&(Vec<f64>, f64)> = self
+            .groups
+            .iter()
+            .filter(|(c, _)| norm(c) > threshold)
+            .collect();
+        let d = self.groups.first().map_or(0, |g| g.0.len());
+        let h = active.len();
+        let mut w = Weights::zeros(d, h, 1);
+        for (j, (c, sign)) in active.into_iter().enumerate() {
+            let root = norm(c).sqrt();
+            for (i, ci) in c.iter().enumerate() {
+                w.u[i * h + j] = ci / root;
+            }
+            w.v[j] = sign * root;
+        }
+        w
+    }
+}
+
+fn norm(x: &[f64]) -> f64 {
+    x.iter().map(|a| a * a).sum::<f64>().sqrt()
+}
+
+/// Solves the convex program for inputs `x` (`n x d`), targets `y`, penalty `λ` and the given
+/// activation patterns.
+pub fn solve_convex_nn(
+    x: &DMatrix<f64>,
+    y: &[f64],
+    lambda: f64,
+    patterns: &[Pattern],
+) -> Result<ConvexNnSolution, TheoryError> {
+    let (n, d) = (x.nrows(), x.ncols());
+    if y.len() != n {
+        return Err(TheoryError::InvalidProblem(format!(
+            "{} targets for {n} examples",
+            y.len()
+        )));
+    }
+    if !(lambda.is_finite() && lambda > 0.0) {
+        return Err(TheoryError::InvalidProblem(format!(
+            "λ = {lambda} must be positive"
+        )));
+    }
+    if patterns.is_empty() || patterns.iter().any(|p| p.len() != n) {
+        return Err(TheoryError::InvalidProblem(
+            "need at least one activation pattern, each of length n".into(),
+        ));
+    }
+    let groups = 2 * patterns.len();
+    // Variables: [c_1 … c_G (d each) | t_1 … t_G | r (n)], groups 0..P positive, P..2P negative.
+    let t0 = groups * d;
+    let r0 = t0 + groups;
+    let vars = r0 + n;
+    let (mut rows, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+    let mut b = Vec::new();
+    let mut cones = Vec::new();
+    let mut row = 0;
+    // r − Σ_i ±D_i X c_i = −y (zero cone).
+    for t in 0..n {
+        for (g, pattern) in patterns.iter().enumerate() {
+            if !pattern[t] {
+                continue;
+            }
+            for (group, sign) in [(g, 1.0), (g + patterns.len(), -1.0)] {
+                for i in 0..d {
+                    rows.push(row + t);
+                    cols.push(group * d + i);
+                    vals.push(-sign * x[(t, i)]);
+                }
+            }
+        }
+        rows.push(row + t);
+        cols.push(r0 + t);
+        vals.push(1.0);
+        b.push(-y[t]);
+    }
+    row += n;
+    cones.push(SupportedConeT::ZeroConeT(n));
+    // (2D − I) X c ≥ 0 for every group (nonnegative cone: s = −A c ≥ 0).
+    for group in 0..groups {
+        let pattern = &patterns[group % patterns.len()];
+        for t in 0..n {
+            let s = if pattern[t] { 1.0 } else { -1.0 };
+            for i in 0..d {
+                rows.push(row);
+                cols.push(group * d + i);
+                vals.push(-s * x[(t, i)]);
+            }
+            b.push(0.0);
+            row += 1;
+        }
+    }
+    cones.push(SupportedConeT::NonnegativeConeT(groups * n));
+    // (t_g, c_g) in the second-order cone.
+    for group in 0..groups {
+        rows.push(row);
+        cols.push(t0 + group);
+        vals.push(-1.0);
+        b.push(0.0);
+        for i in 0..d {
+            rows.push(row + 1 + i);
+            cols.push(group * d + i);
+            vals.push(-1.0);
+            b.push(0.0);
+        }
+        row += d + 1;
+        cones.push(SupportedConeT::SecondOrderConeT(d + 1));
+    }
+    let a = CscMatrix::new_from_triplets(row, vars, rows, cols, vals);
+    let p = CscMatrix::new_from_triplets(
+        vars,
+        vars,
+        (r0..vars).collect(),
+        (r0..vars).collect(),
+        vec![1.0; n],
+    );
+    let mut q = vec![0.0; vars];
+    q[t0..r0].fill(lambda);
+    let settings = DefaultSettings {
+        verbose: false,
+        max_iter: 500,
+        tol_gap_abs: 1e-10,
+        tol_gap_rel: 1e-10,
+        tol_feas: 1e-10,
+        ..DefaultSettings::default()
+    };
+    let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, settings)
+        .map_err(|e| TheoryError::SolverSetup(format!("{e:?}")))?;
+    solver.solve();
+    let solution = &solver.solution;
+    let status = format!("{:?}", solution.status);
+    if !matches!(
+        solution.status,
+        SolverStatus::Solved | SolverStatus::AlmostSolved
+    ) {
+        return Err(TheoryError::SolverFailed {
+            status,
+            primal: solution.obj_val,
+            dual: solution.obj_val_dual,
+        });
+    }
+    let z = &solution.x;
+    let groups_out: Vec<(Vec<f64>, f64)> = (0..groups)
+        .map(|g| {
+            (
+                z[g * d..(g + 1) * d].to_vec(),
+                if g < patterns.len() { 1.0 } else { -1.0 },
+            )
+        })
+        .collect();
+    // Everything below is recomputed from the solution, not taken from the solver.
+    let mut predictions = vec![0.0; n];
+    let mut violation: f64 = 0.0;
+    for (g, (c, sign)) in groups_out.iter().enumerate() {
+        let pattern = &patterns[g % patterns.len()];
+        for t in 0..n {
+            let a: f64 = (0..d).map(|i| x[(t, i)] * c[i]).sum();
+            if pattern[t] {
+                predictions[t] += sign * a;
+                violation = violation.max(-a);
+            } else {
+                violation = violation.max(a);
+            }
+        }
+    }
+    let fit: f64 = predictions
+        .iter()
+        .zip(y)
+        .map(|(f, t)| 0.5 * (f - t) * (f - t))
+        .sum();
+    let penalty: f64 = groups_out.iter().map(|(c, _)| norm(c)).sum();
+    Ok(ConvexNnSolution {
+        objective: fit + lambda * penalty,
+        solver_primal: solution.obj_val,
+        solver_dual: solution.obj_val_dual,
+        status,
+        iterations: solution.iterations,
+        patterns: patterns.len(),
+        groups: groups_out,
+        predictions,
+        max_violation: violation,
+    })
+}
+
+/// Inputs `(s, 1)` with `s` evenly spread over `[−2, 2]` plus jitter, so a bias-free unit on
+/// `d = 2` is a hinge `[a s + b]_+` on the line, and targets `sin(1.5 s)` plus Gaussian noise.
+/// For `d > 2`, `s` is standard Gaussian in `d − 1` dimensions and the target is
+/// `sin(1.5 s_1) + 0.5 s_2`.
+pub fn toy_regression(n: usize, d: usize, noise: f64, seed: u64) -> (DMatrix<f64>, Vec<f64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut x = DMatrix::zeros(n, d.max(2));
+    let mut y = Vec::with_capacity(n);
+    for t in 0..n {
+        let mut g = || -> f64 { StandardNormal.sample(&mut rng) };
+        if d <= 2 {
+            let s = -2.0 + 4.0 * (t as f64 + 0.5) / n as f64 + 0.1 * g();
+            x[(t, 0)] = s;
+            x[(t, 1)] = 1.0;
+            y.push((1.5 * s).sin() + noise * g());
+        } else {
+            for i in 0..d - 1 {
+                x[(t, i)] = g();
+            }
+            x[(t, d - 1)] = 1.0;
+            let target = (1.5 * x[(t, 0)]).sin() + 0.5 * x[(t, 1)];
+            y.push(target + noise * g());
+        }
+    }
+    (x, y)
+}
