@@ -15,10 +15,11 @@ use realbias_experiment::config::TrainConfig;
 use realbias_experiment::dashboard::TuiDashboard;
 use realbias_experiment::experiment::{self, RunOptions};
 use realbias_experiment::output::{history_csv, write_atomic, write_run};
-use realbias_experiment::sweep::{ExperimentConfig, PlannedRun, SweepProgress};
+use realbias_experiment::study::{AnyConfig, StudyError, StudyProgress};
+use realbias_experiment::sweep::{PlannedRun, SweepProgress};
 use realbias_experiment::train::RunResult;
 use realbias_experiment::train::{EpochRecord, Progress, StopReason, prepare_data, train};
-use realbias_experiment::{backend, preview};
+use realbias_experiment::{backend, convex_nn, factorization, preview};
 
 #[derive(Parser)]
 #[command(
@@ -40,8 +41,9 @@ enum Command {
     },
     /// One training run of the paper's protocol.
     Train(TrainArgs),
-    /// A whole experiment (a config with a [sweep] section): plan, train, summarize, plot.
-    /// Re-running the same command resumes: finished runs are skipped.
+    /// A whole experiment: a width sweep (a config with a [sweep] section), or Section 3's
+    /// matrix factorization / Section 4's convex neural net (`kind = ...`): plan, train,
+    /// summarize, plot. Re-running the same command resumes: finished runs are skipped.
     Run(RunArgs),
     /// Redraw the figures of an experiment folder from its saved results.
     Plot {
@@ -585,8 +587,126 @@ fn ctrl_c_flag() -> Arc<AtomicBool> {
     stop
 }
 
+/// Progress of the theory experiments: one line per fit, a spinner while one trains.
+struct StudyView {
+    bar: ProgressBar,
+    stop: Arc<AtomicBool>,
+}
+
+impl StudyView {
+    fn new(stop: Arc<AtomicBool>) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        StudyView { bar, stop }
+    }
+}
+
+impl StudyProgress for StudyView {
+    fn started(&self, index: usize, total: usize, label: &str) {
+        self.bar.set_message(format!(
+            "[{index}/{total}] {label}: training (Ctrl-C stops; finished fits are kept)"
+        ));
+    }
+
+    fn finished(&self, index: usize, total: usize, label: &str, outcome: &str, cached: bool) {
+        let from = if cached { " (saved earlier)" } else { "" };
+        self.bar
+            .println(format!("[{index}/{total}] {label}: {outcome}{from}"));
+    }
+
+    fn note(&self, text: &str) {
+        self.bar.println(text);
+    }
+
+    fn stop_flag(&self) -> &AtomicBool {
+        &self.stop
+    }
+}
+
+fn print_files(files: &[PathBuf], warning: Option<&String>) {
+    if let Some(w) = warning {
+        eprintln!("warning: figures not drawn: {w}");
+    }
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+}
+
+fn run_study(config: AnyConfig, args: &RunArgs) -> Result<()> {
+    let device = backend::device()?;
+    println!("{}", backend::describe(&device));
+    let view = StudyView::new(ctrl_c_flag());
+    let outcome = match &config {
+        AnyConfig::Factorization(c) => {
+            println!(
+                "experiment {} -> {} ({} fits)",
+                c.name,
+                args.out.join(&c.name).display(),
+                c.plan().len()
+            );
+            factorization::run(c, &args.out, args.force, &device, &view).map(|r| {
+                view.bar.finish_and_clear();
+                println!(
+                    "\n{}",
+                    factorization::report_markdown(&c.name, &r.fits, &r.baselines)
+                );
+                print_files(&r.files, r.plot_warning.as_ref());
+            })
+        }
+        AnyConfig::ConvexNn(c) => {
+            println!(
+                "experiment {} -> {} ({} fits)",
+                c.name,
+                args.out.join(&c.name).display(),
+                c.plan().len()
+            );
+            convex_nn::run(c, &args.out, args.force, &device, &view).map(|r| {
+                view.bar.finish_and_clear();
+                let rows = convex_nn::corollary_rows(&r.fits, &r.convex);
+                let theorem = convex_nn::theorem1_rows(c, &r.fits);
+                println!(
+                    "\n{}",
+                    convex_nn::report_markdown(&c.name, &rows, &theorem, &r.convex)
+                );
+                print_files(&r.files, r.plot_warning.as_ref());
+            })
+        }
+        AnyConfig::Sweep(_) => unreachable!("sweeps run through run_command"),
+    };
+    view.bar.finish_and_clear();
+    match outcome {
+        Err(e @ StudyError::Interrupted { .. }) => {
+            eprintln!("{e}");
+            std::process::exit(130);
+        }
+        other => Ok(other?),
+    }
+}
+
 fn run_command(args: RunArgs) -> Result<()> {
-    let config = ExperimentConfig::load(&args.config, &args.sets)?;
+    let config = match AnyConfig::load(&args.config, &args.sets)? {
+        AnyConfig::Sweep(c) => *c,
+        study => {
+            if args.dry_run {
+                match &study {
+                    AnyConfig::Factorization(c) => {
+                        c.plan().iter().for_each(|f| println!("  {}", f.label()))
+                    }
+                    AnyConfig::ConvexNn(c) => {
+                        c.plan().iter().for_each(|f| println!("  {}", f.label()))
+                    }
+                    AnyConfig::Sweep(_) => {}
+                }
+                return Ok(());
+            }
+            return run_study(study, &args);
+        }
+    };
     let (dir, runs) = experiment::plan(&config, &args.out);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = args.jobs.max(1);
@@ -690,7 +810,27 @@ fn run_command(args: RunArgs) -> Result<()> {
 }
 
 fn plot_command(dir: &Path) -> Result<()> {
-    let config = experiment::load_folder(dir)?;
+    let config = match AnyConfig::load_folder(dir)? {
+        AnyConfig::Sweep(c) => *c,
+        AnyConfig::Factorization(c) => {
+            let (fits, baselines) = factorization::load_results(&c, dir);
+            let (files, warning) = factorization::finalize(dir, &fits, &baselines)?;
+            if let Some(w) = warning {
+                bail!("figures not drawn: {w}");
+            }
+            print_files(&files, None);
+            return Ok(());
+        }
+        AnyConfig::ConvexNn(c) => {
+            let (fits, convex) = convex_nn::load_results(&c, dir);
+            let (files, warning) = convex_nn::finalize(&c, dir, &fits, &convex)?;
+            if let Some(w) = warning {
+                bail!("figures not drawn: {w}");
+            }
+            print_files(&files, None);
+            return Ok(());
+        }
+    };
     let (_, files, warning) = experiment::finalize(&config, dir)?;
     if let Some(w) = warning {
         bail!("figures not drawn: {w}");
@@ -702,7 +842,27 @@ fn plot_command(dir: &Path) -> Result<()> {
 }
 
 fn report_command(dir: &Path) -> Result<()> {
-    let config = experiment::load_folder(dir)?;
+    let config = match AnyConfig::load_folder(dir)? {
+        AnyConfig::Sweep(c) => *c,
+        AnyConfig::Factorization(c) => {
+            let (fits, baselines) = factorization::load_results(&c, dir);
+            print!(
+                "{}",
+                factorization::report_markdown(&c.name, &fits, &baselines)
+            );
+            return Ok(());
+        }
+        AnyConfig::ConvexNn(c) => {
+            let (fits, convex) = convex_nn::load_results(&c, dir);
+            let rows = convex_nn::corollary_rows(&fits, &convex);
+            let theorem = convex_nn::theorem1_rows(&c, &fits);
+            print!(
+                "{}",
+                convex_nn::report_markdown(&c.name, &rows, &theorem, &convex)
+            );
+            return Ok(());
+        }
+    };
     print!("{}", experiment::report(&config, dir).1);
     Ok(())
 }

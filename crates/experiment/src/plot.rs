@@ -29,7 +29,7 @@ const FONT_CANDIDATES: [&str; 4] = [
 ];
 
 /// Registers one font as plotters' "sans-serif", once per process.
-fn ensure_font() -> Result<(), PlotError> {
+pub(crate) fn ensure_font() -> Result<(), PlotError> {
     static FONT: OnceLock<bool> = OnceLock::new();
     let ok = *FONT.get_or_init(|| {
         let mut paths: Vec<PathBuf> = std::env::var_os("REALBIAS_FONT")
