@@ -25,6 +25,9 @@ pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
     pub mark: Mark,
+    /// A fixed palette index (default: the series' position), so that one thing keeps one
+    /// colour across panels.
+    pub color: Option<usize>,
 }
 
 impl Series {
@@ -33,7 +36,13 @@ impl Series {
             label: label.into(),
             points,
             mark,
+            color: None,
         }
+    }
+
+    pub fn colored(mut self, index: usize) -> Self {
+        self.color = Some(index);
+        self
     }
 }
 
@@ -155,7 +164,7 @@ fn draw<DB: DrawingBackend>(
             .draw()
             .map_err(e)?;
         for (i, (series, pts)) in panel.series.iter().zip(&points).enumerate() {
-            let color = COLORS[i % COLORS.len()];
+            let color = COLORS[series.color.unwrap_or(i) % COLORS.len()];
             let width = if series.mark == Mark::Thin { 1 } else { 2 };
             let legend_color = color;
             let anno = if series.mark == Mark::Points {
@@ -180,7 +189,8 @@ fn draw<DB: DrawingBackend>(
             }
         }
         for (i, (label, y)) in refs.iter().enumerate() {
-            let color = COLORS[(panel.series.len() + i) % COLORS.len()];
+            // From the end of the palette: series take it from the start.
+            let color = COLORS[COLORS.len() - 1 - i % COLORS.len()];
             let (a, b) = (x0 - xpad, x1 + xpad);
             let dashes: Vec<PathElement<(f64, f64)>> = (0..40)
                 .filter(|j| j % 2 == 0)

@@ -787,8 +787,9 @@ pub fn finalize(
             Panel {
                 title: format!("d = {}", c.d),
                 x_label: "hidden units H".into(),
-                y_label: "objective of eq. (4)".into(),
+                y_label: "objective of eq. (4) (log)".into(),
                 log2_x: true,
+                log_y: true,
                 series: vec![
                     Series::new(
                         "best of the inits",
@@ -904,6 +905,8 @@ pub fn finalize(
             let grid: Vec<f64> = (0..=300)
                 .map(|i| lo + (hi - lo) * i as f64 / 300.0)
                 .collect();
+            let coarse: Vec<f64> = (0..=30).map(|i| lo + (hi - lo) * i as f64 / 30.0).collect();
+            let network = format!("network, H = {}", best.hidden);
             let function = Panel {
                 title: "f(s) on inputs (s, 1)".into(),
                 x_label: "s".into(),
@@ -913,13 +916,12 @@ pub fn finalize(
                         "training data",
                         (0..x.nrows()).map(|t| (x[(t, 0)], y[t])).collect(),
                         Mark::Points,
-                    ),
-                    Series::new(
-                        format!("network, H = {}", best.hidden),
-                        curve(&best.weights, &grid),
-                        Mark::Line,
-                    ),
-                    Series::new("convex solution", curve(&c.weights, &grid), Mark::Thin),
+                    )
+                    .colored(7),
+                    Series::new(network.clone(), curve(&best.weights, &grid), Mark::Thin)
+                        .colored(0),
+                    Series::new("convex solution", curve(&c.weights, &coarse), Mark::Points)
+                        .colored(1),
                 ],
                 ..Panel::default()
             };
@@ -930,15 +932,17 @@ pub fn finalize(
                 y_label: "‖u_h‖ v_h".into(),
                 series: vec![
                     Series::new(
-                        format!("network, H = {}", best.hidden),
+                        network,
                         directions(&best.weights, thr(&best.weights)),
                         Mark::Points,
-                    ),
+                    )
+                    .colored(0),
                     Series::new(
                         "convex solution",
                         directions(&c.weights, thr(&c.weights)),
                         Mark::Points,
-                    ),
+                    )
+                    .colored(1),
                 ],
                 ..Panel::default()
             };

@@ -647,40 +647,58 @@ pub fn finalize(
             log_y: true,
             ..Panel::default()
         };
-        for regime in regimes(fits) {
+        for (ri, regime) in regimes(fits).into_iter().enumerate() {
             let label = regime.label();
-            e.series.push(Series::new(
-                format!("test, {label}"),
-                series_of(fits, m, regime, |r| Some(r.held_out_rmse)),
-                Mark::Line,
-            ));
-            e.series.push(Series::new(
-                format!("train, {label}"),
-                series_of(fits, m, regime, |r| Some(r.observed_rmse)),
-                Mark::Thin,
-            ));
-            t.series.push(Series::new(
-                label.clone(),
-                series_of(fits, m, regime, |r| Some(r.trace_norm)),
-                Mark::Line,
-            ));
-            if let Regime::Penalized { .. } = regime {
-                g.series.push(Series::new(
-                    format!("objective gap, {label}"),
-                    series_of(fits, m, regime, |r| r.objective_gap),
+            e.series.push(
+                Series::new(
+                    format!("test, {label}"),
+                    series_of(fits, m, regime, |r| Some(r.held_out_rmse)),
                     Mark::Line,
-                ));
-                g.series.push(Series::new(
-                    format!("distance to trace-norm solution, {label}"),
-                    series_of(fits, m, regime, |r| Some(r.distance_to_convex)),
+                )
+                .colored(ri),
+            );
+            e.series.push(
+                Series::new(
+                    format!("train, {label}"),
+                    series_of(fits, m, regime, |r| Some(r.observed_rmse)),
                     Mark::Thin,
-                ));
-            } else {
-                g.series.push(Series::new(
-                    format!("distance to min-‖W‖_tr interpolant, {label}"),
-                    series_of(fits, m, regime, |r| Some(r.distance_to_convex)),
+                )
+                .colored(ri),
+            );
+            t.series.push(
+                Series::new(
+                    label.clone(),
+                    series_of(fits, m, regime, |r| Some(r.trace_norm)),
                     Mark::Line,
-                ));
+                )
+                .colored(ri),
+            );
+            if let Regime::Penalized { .. } = regime {
+                g.series.push(
+                    Series::new(
+                        format!("objective gap, {label}"),
+                        series_of(fits, m, regime, |r| r.objective_gap),
+                        Mark::Line,
+                    )
+                    .colored(ri),
+                );
+                g.series.push(
+                    Series::new(
+                        format!("distance to trace-norm solution, {label}"),
+                        series_of(fits, m, regime, |r| Some(r.distance_to_convex)),
+                        Mark::Thin,
+                    )
+                    .colored(ri),
+                );
+            } else {
+                g.series.push(
+                    Series::new(
+                        format!("distance to min-‖W‖_tr interpolant, {label}"),
+                        series_of(fits, m, regime, |r| Some(r.distance_to_convex)),
+                        Mark::Line,
+                    )
+                    .colored(ri),
+                );
             }
         }
         e.references = vec![
