@@ -816,7 +816,6 @@ pub fn finalize(
                     },
                     c.objective,
                 )],
-                ..Panel::default()
             }
         })
         .collect();

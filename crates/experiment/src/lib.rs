@@ -2,6 +2,7 @@
 //! Srebro (2015) on Burn.
 
 pub mod backend;
+pub mod bench;
 pub mod chart;
 pub mod config;
 pub mod convex_nn;

@@ -19,7 +19,7 @@ use realbias_experiment::study::{AnyConfig, StudyError, StudyProgress};
 use realbias_experiment::sweep::{PlannedRun, SweepProgress};
 use realbias_experiment::train::RunResult;
 use realbias_experiment::train::{EpochRecord, Progress, StopReason, prepare_data, train};
-use realbias_experiment::{backend, convex_nn, factorization, preview};
+use realbias_experiment::{backend, bench, convex_nn, factorization, preview};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,31 @@ enum Command {
     },
     /// Print an experiment folder's summary as a markdown table.
     Report { dir: PathBuf },
+    /// Training throughput of the real training path on synthetic data, against this
+    /// machine's measured matrix-multiply peak.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Hidden widths to time.
+    #[arg(long, value_delimiter = ',', default_value = "16,256,1024,4096")]
+    hidden: Vec<usize>,
+    /// Training examples per epoch (the paper's MNIST training split: 50,000).
+    #[arg(long, default_value_t = 50_000)]
+    examples: usize,
+    /// Validation examples evaluated every epoch with the training set (MNIST: 10,000).
+    #[arg(long, default_value_t = 10_000)]
+    validation: usize,
+    /// Epochs per width (the medians are reported).
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Threads (the run's rayon pool).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// One JSON object per line, one per width.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -159,6 +184,7 @@ fn main() {
         Command::Run(args) => run_command(args),
         Command::Plot { dir } => plot_command(&dir),
         Command::Report { dir } => report_command(&dir),
+        Command::Bench(args) => bench_command(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -805,6 +831,55 @@ fn run_command(args: RunArgs) -> Result<()> {
     }
     for f in &report.files {
         println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+fn bench_command(args: BenchArgs) -> Result<()> {
+    let settings = bench::BenchSettings {
+        hidden: args.hidden,
+        examples: args.examples,
+        validation: args.validation,
+        epochs: args.epochs,
+        threads: args.threads,
+        inputs: 100,
+        classes: 10,
+        batch_size: 100,
+    };
+    let device = backend::device()?;
+    if !args.json {
+        println!("{}", backend::describe(&device));
+        println!(
+            "{} examples (+{} validation) per epoch, d = 100, k = 10, batch 100, f32, {} thread(s), median of {} epochs",
+            settings.examples, settings.validation, settings.threads, settings.epochs
+        );
+        println!(
+            "{:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8}",
+            "H", "epoch s", "eval s", "eval/ep", "µs/step", "GFLOP/s", "% peak"
+        );
+    }
+    let json = args.json;
+    let rows = bench::run(&settings, &device, &mut |r| {
+        if json {
+            println!("{}", serde_json::to_string(r).unwrap_or_default());
+        } else {
+            println!(
+                "{:>6} {:>10.4} {:>10.4} {:>8.0}% {:>9.1} {:>9.1} {:>7.1}%",
+                r.hidden,
+                r.epoch_seconds,
+                r.eval_seconds,
+                100.0 * r.eval_overhead,
+                r.step_micros,
+                r.gflops,
+                r.percent_of_peak
+            );
+        }
+    })?;
+    if !json && let Some(r) = rows.first() {
+        println!(
+            "measured matrix-multiply peak (1024³, same backend, best of 5): {:.1} GFLOP/s",
+            r.peak_gflops
+        );
     }
     Ok(())
 }

@@ -168,3 +168,60 @@ fn data_info_json_and_preview() {
     let img = image::open(&png).unwrap();
     assert!(img.width() > 100 && img.height() > 50);
 }
+
+/// `realbias bench --json`: one object per width with the keys the issue names and
+/// consistent arithmetic (GFLOP/s from the FLOP count and the epoch time).
+#[test]
+fn bench_prints_one_json_line_per_width() {
+    let out = realbias()
+        .args([
+            "bench",
+            "--hidden",
+            "4,32",
+            "--examples",
+            "400",
+            "--validation",
+            "100",
+        ])
+        .args(["--epochs", "2", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (row, h) in lines.iter().zip([4.0, 32.0]) {
+        for key in [
+            "hidden",
+            "epoch_seconds",
+            "eval_seconds",
+            "step_micros",
+            "gflops",
+            "peak_gflops",
+            "backend",
+            "threads",
+        ] {
+            assert!(row.get(key).is_some(), "{key} missing in {row}");
+        }
+        assert_eq!(row["hidden"].as_f64(), Some(h));
+        let seconds = row["epoch_seconds"].as_f64().unwrap();
+        let flops = 400.0 * h * (4.0 * 100.0 + 6.0 * 10.0);
+        let gflops = row["gflops"].as_f64().unwrap();
+        assert!((gflops - flops / seconds / 1e9).abs() <= 1e-9 * gflops.max(1.0));
+        assert!((row["step_micros"].as_f64().unwrap() - seconds / 4.0 * 1e6).abs() < 1e-6);
+        assert!(row["peak_gflops"].as_f64().unwrap() > 0.0);
+        assert_eq!(row["threads"].as_f64(), Some(1.0));
+    }
+    let bad = realbias()
+        .args(["bench", "--epochs", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--epochs"));
+}

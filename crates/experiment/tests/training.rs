@@ -197,3 +197,28 @@ fn mnist_small_subset_h256_fits_and_generalizes() {
         r.early_stop_test_error
     );
 }
+
+/// The evaluation batch is a speed knob only: the same seed gives the same history whether
+/// the splits are evaluated 7 or 500 examples at a time.
+#[test]
+fn eval_batch_does_not_change_the_history() {
+    let data = teacher_data(3);
+    let run = |eval_batch: usize| {
+        let c = config(&format!(
+            "[data]\ndataset = {{ kind = \"mnist\" }}\n[model]\nhidden = 32\n[optim]\nbatch_size = 20\n[train]\nmax_epochs = 15\neval_batch = {eval_batch}\n"
+        ));
+        train(&c, &data, &device(), &mut Quiet).unwrap()
+    };
+    let (a, b) = (run(7), run(500));
+    assert_eq!(a.history.len(), b.history.len());
+    for (x, y) in a.history.iter().zip(&b.history) {
+        assert_eq!(x.train_error, y.train_error, "epoch {}", x.epoch);
+        assert_eq!(x.validation_error, y.validation_error, "epoch {}", x.epoch);
+        assert!((x.train_loss - y.train_loss).abs() <= 1e-6 * x.train_loss.abs().max(1.0));
+        assert!(
+            (x.validation_loss - y.validation_loss).abs()
+                <= 1e-6 * x.validation_loss.abs().max(1.0)
+        );
+    }
+    assert_eq!(a.result.test_error, b.result.test_error);
+}
