@@ -27,7 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::chart::{Mark, Panel, Series, draw_panels};
 use crate::config::ConfigError;
 use crate::oracle::BurnOracle;
-use crate::study::{StudyError, StudyProgress, cached, claim, save, save_text};
+use crate::study::{
+    FitSlot, StudyError, StudyProgress, cached, claim, fit_once, parse_checked, save, save_text,
+};
 
 pub const KIND: &str = "convex-nn";
 
@@ -80,15 +82,7 @@ pub struct ConvexNnConfig {
 
 impl ConvexNnConfig {
     pub fn parse(table: toml::Table, path: &Path) -> Result<Self, ConfigError> {
-        let config: ConvexNnConfig = table
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::parse(path, e))?;
-        let problems = config.problems();
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::parse(path, problems.join("; ")))
-        }
+        parse_checked(table, path, Self::problems)
     }
 
     pub fn problems(&self) -> Vec<String> {
@@ -457,33 +451,23 @@ pub fn run(
     let total = plan.len();
     let mut results = Vec::new();
     for (i, planned) in plan.iter().enumerate() {
-        let path = planned.path(&dir);
-        let label = planned.label();
         let optimum = solved
             .iter()
             .find(|c| c.d == planned.d)
             .map(|c| c.objective);
-        if let Some(r) = cached::<FitResult>(&path) {
-            progress.finished(i + 1, total, &label, &outcome(&r, optimum), true);
-            results.push(r);
-            continue;
-        }
-        progress.started(i + 1, total, &label);
-        let r = match fit(config, planned, device, progress) {
-            Err(StudyError::Theory {
-                source: realbias_theory::TheoryError::Interrupted,
-                ..
-            }) => {
-                return Err(StudyError::Interrupted {
-                    finished: results.len(),
-                    total,
-                });
-            }
-            other => other?,
+        let slot = FitSlot {
+            index: i + 1,
+            total,
+            label: planned.label(),
+            path: planned.path(&dir),
+            finished: results.len(),
+            progress,
         };
-        save(&path, &r)?;
-        progress.finished(i + 1, total, &label, &outcome(&r, optimum), false);
-        results.push(r);
+        results.push(fit_once(
+            slot,
+            |r| outcome(r, optimum),
+            || fit(config, planned, device, progress),
+        )?);
     }
     let (files, plot_warning) = finalize(config, &dir, &results, &solved)?;
     Ok(ConvexNnReport {

@@ -24,7 +24,10 @@ use serde::{Deserialize, Serialize};
 use crate::chart::{Mark, Panel, Series, draw_panels};
 use crate::config::ConfigError;
 use crate::oracle::BurnOracle;
-use crate::study::{StudyError, StudyProgress, cached, claim, save, save_text, tag};
+use crate::study::{
+    FitSlot, StudyError, StudyProgress, cached, claim, fit_once, parse_checked, save, save_text,
+    tag,
+};
 
 pub const KIND: &str = "matrix-factorization";
 
@@ -88,15 +91,7 @@ pub struct FactorizationConfig {
 
 impl FactorizationConfig {
     pub fn parse(table: toml::Table, path: &Path) -> Result<Self, ConfigError> {
-        let config: FactorizationConfig = table
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::parse(path, e))?;
-        let problems = config.problems();
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::parse(path, problems.join("; ")))
-        }
+        parse_checked(table, path, Self::problems)
     }
 
     pub fn problems(&self) -> Vec<String> {
@@ -441,29 +436,17 @@ pub fn run(
         ));
         for planned in plan.iter().filter(|f| f.observed == observed) {
             index += 1;
-            let path = planned.path(&dir);
-            let label = planned.label();
-            if let Some(r) = cached::<FitResult>(&path) {
-                progress.finished(index, total, &label, &outcome(&r), true);
-                results.push(r);
-                continue;
-            }
-            progress.started(index, total, &label);
-            let r = match fit(config, planned, &setting, device, progress) {
-                Err(StudyError::Theory {
-                    source: realbias_theory::TheoryError::Interrupted,
-                    ..
-                }) => {
-                    return Err(StudyError::Interrupted {
-                        finished: results.len(),
-                        total,
-                    });
-                }
-                other => other?,
+            let slot = FitSlot {
+                index,
+                total,
+                label: planned.label(),
+                path: planned.path(&dir),
+                finished: results.len(),
+                progress,
             };
-            save(&path, &r)?;
-            progress.finished(index, total, &label, &outcome(&r), false);
-            results.push(r);
+            results.push(fit_once(slot, outcome, || {
+                fit(config, planned, &setting, device, progress)
+            })?);
         }
         baselines.push(setting.baselines);
     }

@@ -170,3 +170,65 @@ impl AnyConfig {
         }
     }
 }
+
+/// Parses a theory experiment's table and checks it, all problems reported at once.
+pub fn parse_checked<T: DeserializeOwned>(
+    table: toml::Table,
+    path: &Path,
+    problems: impl Fn(&T) -> Vec<String>,
+) -> Result<T, ConfigError> {
+    let config: T = table
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::parse(path, e))?;
+    let found = problems(&config);
+    if found.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::parse(path, found.join("; ")))
+    }
+}
+
+/// Where a fit stands in the plan.
+pub struct FitSlot<'a> {
+    /// 1-based position and plan length, for the progress lines.
+    pub index: usize,
+    pub total: usize,
+    pub label: String,
+    /// The fit's result file.
+    pub path: PathBuf,
+    /// Fits finished before this one (for the interruption message).
+    pub finished: usize,
+    pub progress: &'a dyn StudyProgress,
+}
+
+/// One fit, resumably: the saved result if there is one, else `train` it and save it. An
+/// interruption inside `train` becomes [`StudyError::Interrupted`].
+pub fn fit_once<T: Serialize + DeserializeOwned>(
+    slot: FitSlot<'_>,
+    outcome: impl Fn(&T) -> String,
+    train: impl FnOnce() -> Result<T, StudyError>,
+) -> Result<T, StudyError> {
+    let FitSlot {
+        index,
+        total,
+        label,
+        path,
+        finished,
+        progress,
+    } = slot;
+    if let Some(r) = cached::<T>(&path) {
+        progress.finished(index, total, &label, &outcome(&r), true);
+        return Ok(r);
+    }
+    progress.started(index, total, &label);
+    let r = match train() {
+        Err(StudyError::Theory {
+            source: realbias_theory::TheoryError::Interrupted,
+            ..
+        }) => return Err(StudyError::Interrupted { finished, total }),
+        other => other?,
+    };
+    save(&path, &r)?;
+    progress.finished(index, total, &label, &outcome(&r), false);
+    Ok(r)
+}

@@ -238,3 +238,34 @@ fn theory_configs_are_checked_before_anything_runs() {
         AnyConfig::load(Path::new(path), &[]).unwrap();
     }
 }
+
+/// Ctrl-C during a fit: the run stops with `Interrupted`, keeps the fits already saved and
+/// writes none for the interrupted one; the next run finishes the rest.
+#[test]
+fn an_interrupted_theory_run_resumes() {
+    use std::sync::atomic::Ordering;
+    let AnyConfig::Factorization(config) = parse(SEC3) else {
+        panic!("not a factorization config")
+    };
+    let out = tempfile::tempdir().unwrap();
+    let stopped = Quiet::default();
+    stopped.0.store(true, Ordering::Relaxed);
+    let err = factorization::run(&config, out.path(), false, &device(), &stopped)
+        .err()
+        .expect("a stopped run must not succeed");
+    assert!(
+        matches!(
+            err,
+            realbias_experiment::study::StudyError::Interrupted {
+                finished: 0,
+                total: 4
+            }
+        ),
+        "{err}"
+    );
+    let fits = out.path().join("sec3").join("fits");
+    assert_eq!(std::fs::read_dir(&fits).map_or(0, |d| d.count()), 0);
+    let done =
+        factorization::run(&config, out.path(), false, &device(), &Quiet::default()).unwrap();
+    assert_eq!(done.fits.len(), 4);
+}
