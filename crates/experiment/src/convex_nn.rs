@@ -657,11 +657,12 @@ fn theorem1_csv(rows: &[Theorem1Row]) -> String {
 }
 
 pub fn report_markdown(
-    name: &str,
+    config: &ConvexNnConfig,
     rows: &[CorollaryRow],
     theorem: &[Theorem1Row],
     convex: &[ConvexSummary],
 ) -> String {
+    let name = &config.name;
     let mut s = format!(
         "# {name}\n\n## The convex neural net (eq. 8)\n\n| d | patterns | optimum | Clarabel primal / dual | max violation | active units |\n|---|---|---|---|---|---|\n"
     );
@@ -701,7 +702,10 @@ pub fn report_markdown(
             r.inits
         ));
     }
-    s.push_str("\nActive units: ‖u_h‖|v_h| above 0.1% of Σ‖u_h‖|v_h|; merged: active units with the same activation pattern on the training set and the same sign of v_h counted once (on the data they are one unit of no larger norm; at the optimum at most n + 1 remain).\n");
+    s.push_str(&format!(
+        "\nActive units: ‖u_h‖|v_h| above {}% of Σ‖u_h‖|v_h| (`network.active_fraction`); merged: active units with the same activation pattern on the training set and the same sign of v_h counted once (on the data they are one unit of no larger norm; at the optimum at most n + 1 remain).\n",
+        100.0 * config.network.active_fraction
+    ));
     s.push_str("\n## Theorem 1: eq. (4) and eq. (5) from the same start (d = 2)\n\n| loss | H | objective (4) | (5) at rescaled (4) | (5) trained | max prediction difference | balance gap of (4) |\n|---|---|---|---|---|---|---|\n");
     for r in theorem {
         s.push_str(&format!(
@@ -752,7 +756,7 @@ pub fn finalize(
         save_text(dir.join("theorem1.csv"), &theorem1_csv(&theorem))?,
         save_text(
             dir.join("report.md"),
-            &report_markdown(&config.name, &rows, &theorem, convex),
+            &report_markdown(config, &rows, &theorem, convex),
         )?,
     ];
     let mut figures: Vec<(&str, String, Vec<Panel>)> = Vec::new();

@@ -697,7 +697,7 @@ fn run_study(config: AnyConfig, args: &RunArgs) -> Result<()> {
                 let theorem = convex_nn::theorem1_rows(c, &r.fits);
                 println!(
                     "\n{}",
-                    convex_nn::report_markdown(&c.name, &rows, &theorem, &r.convex)
+                    convex_nn::report_markdown(c, &rows, &theorem, &r.convex)
                 );
                 print_files(&r.files, r.plot_warning.as_ref());
             })
@@ -933,7 +933,7 @@ fn report_command(dir: &Path) -> Result<()> {
             let theorem = convex_nn::theorem1_rows(&c, &fits);
             print!(
                 "{}",
-                convex_nn::report_markdown(&c.name, &rows, &theorem, &convex)
+                convex_nn::report_markdown(&c, &rows, &theorem, &convex)
             );
             return Ok(());
         }
