@@ -156,7 +156,8 @@ fn draw<DB: DrawingBackend>(
             })
             .y_label_formatter(&|y| {
                 if log_y {
-                    format!("{:.0e}", 10f64.powf(*y))
+                    // Two significant digits: log ticks rarely fall on round numbers.
+                    format!("{:.1e}", 10f64.powf(*y))
                 } else {
                     format!("{y:.3}")
                 }

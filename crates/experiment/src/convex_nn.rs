@@ -16,7 +16,8 @@ use std::time::Instant;
 use burn::tensor::Device;
 use nalgebra::DMatrix;
 use realbias_theory::convex_nn::{
-    ConvexNnSolution, patterns_exact_2d, patterns_sampled, solve_convex_nn, toy_regression,
+    ConvexNnSolution, patterns_exact_2d, patterns_sampled, random_library, solve_convex_nn,
+    solve_library_l1, toy_regression,
 };
 use realbias_theory::network::{
     Activation, Descent, DescentSettings, Loss, TracePoint, Weights, l1_objective,
@@ -77,7 +78,32 @@ pub struct ConvexNnConfig {
     pub problem: ProblemSpec,
     pub network: NetworkSpec,
     pub theorem1: Theorem1Spec,
+    #[serde(default)]
+    pub selecting: SelectingSpec,
     pub optim: DescentSettings,
+}
+
+/// The "selecting" view: `ℓ1` over fixed random libraries of unit vectors (nested, growing).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectingSpec {
+    /// Library sizes; empty leaves the view out.
+    pub library_sizes: Vec<usize>,
+    pub seed: u64,
+}
+
+/// One library size's `ℓ1` fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectingRow {
+    pub library: usize,
+    pub objective: f64,
+    /// `(objective − convex) / convex`: ≥ 0 up to solver accuracy when the convex value is
+    /// exact.
+    pub relative_gap: f64,
+    /// Library units with `|v_j|` above `network.active_fraction` of `Σ|v_j|`.
+    pub used_units: usize,
+    pub status: String,
+    pub seconds: f64,
 }
 
 impl ConvexNnConfig {
@@ -280,6 +306,9 @@ pub struct ConvexSummary {
     /// The network read off the solution (one balanced unit per nonzero group).
     pub weights: Weights,
     pub predictions: Vec<f64>,
+    /// The selecting view on the same data, by library size.
+    #[serde(default)]
+    pub selecting: Vec<SelectingRow>,
 }
 
 fn convex(config: &ConvexNnConfig, d: usize) -> Result<ConvexSummary, StudyError> {
@@ -298,6 +327,7 @@ fn convex(config: &ConvexNnConfig, d: usize) -> Result<ConvexSummary, StudyError
     };
     let s: ConvexNnSolution = solve_convex_nn(&x, &y, config.problem.lambda, &patterns)
         .map_err(StudyError::theory(format!("the convex program, d = {d}")))?;
+    let selecting = selecting(config, &x, &y, s.objective, d)?;
     let path: f64 = s
         .groups
         .iter()
@@ -318,7 +348,38 @@ fn convex(config: &ConvexNnConfig, d: usize) -> Result<ConvexSummary, StudyError
         seconds: t.elapsed().as_secs_f64(),
         weights: s.to_weights(threshold),
         predictions: s.predictions.clone(),
+        selecting,
     })
+}
+
+fn selecting(
+    config: &ConvexNnConfig,
+    x: &DMatrix<f64>,
+    y: &[f64],
+    convex_objective: f64,
+    d: usize,
+) -> Result<Vec<SelectingRow>, StudyError> {
+    let sizes = &config.selecting.library_sizes;
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let library = random_library(d, largest, config.selecting.seed);
+    sizes
+        .iter()
+        .map(|&m| {
+            let t = Instant::now();
+            let s = solve_library_l1(x, y, config.problem.lambda, &library[..m]).map_err(
+                StudyError::theory(format!("the ℓ1 fit over {m} library units, d = {d}")),
+            )?;
+            let total: f64 = s.weights.iter().map(|w| w.abs()).sum();
+            Ok(SelectingRow {
+                library: m,
+                objective: s.objective,
+                relative_gap: (s.objective - convex_objective) / convex_objective,
+                used_units: s.used(config.network.active_fraction * total),
+                status: s.status.clone(),
+                seconds: t.elapsed().as_secs_f64(),
+            })
+        })
+        .collect()
 }
 
 fn fit(
@@ -706,6 +767,22 @@ pub fn report_markdown(
         "\nActive units: ‖u_h‖|v_h| above {}% of Σ‖u_h‖|v_h| (`network.active_fraction`); merged: active units with the same activation pattern on the training set and the same sign of v_h counted once (on the data they are one unit of no larger norm; at the optimum at most n + 1 remain).\n",
         100.0 * config.network.active_fraction
     ));
+    if convex.iter().any(|c| !c.selecting.is_empty()) {
+        s.push_str("\n## Selecting instead of learning: ℓ1 over a fixed random library of unit vectors\n\n| d | library size | objective | relative gap to the convex value | units used |\n|---|---|---|---|---|\n");
+        for c in convex {
+            for r in &c.selecting {
+                s.push_str(&format!(
+                    "| {} | {} | {:.6} | {:+.1e}{} | {} |\n",
+                    c.d,
+                    r.library,
+                    r.objective,
+                    r.relative_gap,
+                    if c.exact { "" } else { " (to the bound)" },
+                    r.used_units
+                ));
+            }
+        }
+    }
     s.push_str("\n## Theorem 1: eq. (4) and eq. (5) from the same start (d = 2)\n\n| loss | H | objective (4) | (5) at rescaled (4) | (5) trained | max prediction difference | balance gap of (4) |\n|---|---|---|---|---|---|---|\n");
     for r in theorem {
         s.push_str(&format!(
@@ -939,6 +1016,41 @@ pub fn finalize(
                 vec![function, units],
             ));
         }
+    }
+    if convex.iter().any(|c| !c.selecting.is_empty()) {
+        let panels = convex
+            .iter()
+            .filter(|c| !c.selecting.is_empty())
+            .map(|c| Panel {
+                title: format!("d = {}", c.d),
+                x_label: "library size (random unit vectors)".into(),
+                y_label: "ℓ1 objective (log)".into(),
+                log2_x: true,
+                log_y: true,
+                series: vec![Series::new(
+                    "selecting: ℓ1 over the library",
+                    c.selecting
+                        .iter()
+                        .map(|r| (r.library as f64, r.objective))
+                        .collect(),
+                    Mark::Line,
+                )],
+                references: vec![(
+                    if c.exact {
+                        "convex optimum (certified)".to_string()
+                    } else {
+                        "convex, sampled patterns (upper bound)".to_string()
+                    },
+                    c.objective,
+                )],
+            })
+            .collect();
+        figures.push((
+            "selecting",
+            "Selecting units from a growing random library approaches the convex net from above"
+                .into(),
+            panels,
+        ));
     }
     let mut warning = None;
     for (stem, title, panels) in figures {

@@ -142,6 +142,9 @@ inits = 3
 init_std = 0.5
 seed = 0
 active_fraction = 0.001
+[selecting]
+library_sizes = [8, 512]
+seed = 1
 [theorem1]
 hidden = [20]
 losses = ["squared", "logistic"]
@@ -167,6 +170,11 @@ fn weight_decay_network_reaches_the_certified_convex_optimum() {
     let c = &report.convex[0];
     assert!(c.exact && c.max_violation < 1e-7);
     assert!(((c.solver_primal - c.solver_dual) / c.objective).abs() < 1e-6);
+    // The selecting view only bounds the optimum from above, closer with the larger library.
+    let sel = &c.selecting;
+    assert_eq!(sel.len(), 2);
+    assert!(sel.iter().all(|r| r.relative_gap > -1e-6));
+    assert!(sel[1].objective <= sel[0].objective * (1.0 + 1e-7));
     let rows = convex_nn::corollary_rows(&report.fits, &report.convex);
     for r in &rows {
         assert!(
@@ -206,6 +214,7 @@ fn weight_decay_network_reaches_the_certified_convex_optimum() {
         "corollary.png",
         "training.png",
         "function.svg",
+        "selecting.png",
     ] {
         assert!(
             out.path().join("sec4").join(file).exists(),

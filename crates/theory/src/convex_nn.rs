@@ -335,3 +335,146 @@ pub fn toy_regression(n: usize, d: usize, noise: f64, seed: u64) -> (DMatrix<f64
     }
     (x, y)
 }
+
+/// `count` directions drawn uniformly from the unit sphere of `R^d`. The first `m` of a draw are
+/// the draw of `m` with the same seed, so libraries of growing size are nested.
+pub fn random_library(d: usize, count: usize, seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            loop {
+                let g: Vec<f64> = (0..d).map(|_| StandardNormal.sample(&mut rng)).collect();
+                let n = norm(&g);
+                if n > 1e-12 {
+                    break g.into_iter().map(|a| a / n).collect();
+                }
+            }
+        })
+        .collect()
+}
+
+/// The "selecting" view of eq. (8): the units are fixed to a library of unit vectors and only
+/// their output weights are learned, `min ½‖Φv − y‖² + λ‖v‖₁` with `Φ_tj = [⟨u_j, x_t⟩]_+`
+/// (a lasso, solved by Clarabel as a QP with `v = p − q`, `p, q ≥ 0`). Every library is a
+/// restriction of the convex neural net, so its optimum bounds eq. (8)'s from above.
+#[derive(Debug, Clone)]
+pub struct LibrarySolution {
+    pub objective: f64,
+    pub status: String,
+    /// Library units with `|v_j|` above the threshold given to [`LibrarySolution::used`].
+    pub weights: Vec<f64>,
+}
+
+impl LibrarySolution {
+    pub fn used(&self, threshold: f64) -> usize {
+        self.weights.iter().filter(|w| w.abs() > threshold).count()
+    }
+}
+
+pub fn solve_library_l1(
+    x: &DMatrix<f64>,
+    y: &[f64],
+    lambda: f64,
+    library: &[Vec<f64>],
+) -> Result<LibrarySolution, TheoryError> {
+    let (n, d) = (x.nrows(), x.ncols());
+    let m = library.len();
+    if y.len() != n || m == 0 || library.iter().any(|u| u.len() != d) {
+        return Err(TheoryError::InvalidProblem(format!(
+            "library of {m} units for {n} examples of dimension {d} ({} targets)",
+            y.len()
+        )));
+    }
+    if !(lambda.is_finite() && lambda > 0.0) {
+        return Err(TheoryError::InvalidProblem(format!(
+            "λ = {lambda} must be positive"
+        )));
+    }
+    // Variables [p (m) | q (m) | r (n)].
+    let r0 = 2 * m;
+    let vars = r0 + n;
+    let features: Vec<Vec<f64>> = library
+        .iter()
+        .map(|u| {
+            (0..n)
+                .map(|t| (0..d).map(|i| x[(t, i)] * u[i]).sum::<f64>().max(0.0))
+                .collect()
+        })
+        .collect();
+    let (mut rows, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+    // r − Φ(p − q) = −y.
+    for (j, phi) in features.iter().enumerate() {
+        for (t, &f) in phi.iter().enumerate() {
+            if f != 0.0 {
+                rows.extend([t, t]);
+                cols.extend([j, m + j]);
+                vals.extend([-f, f]);
+            }
+        }
+    }
+    for t in 0..n {
+        rows.push(t);
+        cols.push(r0 + t);
+        vals.push(1.0);
+    }
+    // p, q ≥ 0.
+    for j in 0..r0 {
+        rows.push(n + j);
+        cols.push(j);
+        vals.push(-1.0);
+    }
+    let a = CscMatrix::new_from_triplets(n + r0, vars, rows, cols, vals);
+    let mut b: Vec<f64> = y.iter().map(|v| -v).collect();
+    b.extend(std::iter::repeat_n(0.0, r0));
+    let p = CscMatrix::new_from_triplets(
+        vars,
+        vars,
+        (r0..vars).collect(),
+        (r0..vars).collect(),
+        vec![1.0; n],
+    );
+    let mut q = vec![0.0; vars];
+    q[..r0].fill(lambda);
+    let cones = [
+        SupportedConeT::ZeroConeT(n),
+        SupportedConeT::NonnegativeConeT(r0),
+    ];
+    let settings = DefaultSettings {
+        verbose: false,
+        max_iter: 500,
+        tol_gap_abs: 1e-10,
+        tol_gap_rel: 1e-10,
+        tol_feas: 1e-10,
+        ..DefaultSettings::default()
+    };
+    let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, settings)
+        .map_err(|e| TheoryError::SolverSetup(format!("{e:?}")))?;
+    solver.solve();
+    let s = &solver.solution;
+    let status = format!("{:?}", s.status);
+    if !matches!(s.status, SolverStatus::Solved | SolverStatus::AlmostSolved) {
+        return Err(TheoryError::SolverFailed {
+            status,
+            primal: s.obj_val,
+            dual: s.obj_val_dual,
+        });
+    }
+    let weights: Vec<f64> = (0..m).map(|j| s.x[j] - s.x[m + j]).collect();
+    // Recomputed from the weights, not taken from the solver.
+    let fit: f64 = (0..n)
+        .map(|t| {
+            let f: f64 = features
+                .iter()
+                .zip(&weights)
+                .map(|(phi, w)| phi[t] * w)
+                .sum();
+            0.5 * (f - y[t]).powi(2)
+        })
+        .sum();
+    let penalty: f64 = weights.iter().map(|w| w.abs()).sum();
+    Ok(LibrarySolution {
+        objective: fit + lambda * penalty,
+        status,
+        weights,
+    })
+}

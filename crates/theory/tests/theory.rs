@@ -341,3 +341,32 @@ fn l1_constrained_network_reaches_the_same_optimum() {
         assert!((p - q).abs() < 1e-2, "{p} vs {q}");
     }
 }
+
+/// The "selecting" view: ℓ1 over nested random libraries of unit vectors bounds the convex
+/// optimum from above and closes in on it as the library grows.
+#[test]
+fn random_libraries_approach_the_convex_optimum_from_above() {
+    use realbias_theory::convex_nn::{random_library, solve_library_l1};
+    let (_, x, y) = regression_oracle(12, 4);
+    let lambda = 0.1;
+    let exact = solve_convex_nn(&x, &y, lambda, &patterns_exact_2d(&x).unwrap()).unwrap();
+    let library = random_library(2, 2000, 9);
+    let mut previous = f64::INFINITY;
+    for m in [10, 100, 2000] {
+        let s = solve_library_l1(&x, &y, lambda, &library[..m]).unwrap();
+        assert!(
+            s.objective >= exact.objective * (1.0 - 1e-7),
+            "m = {m} below the optimum"
+        );
+        assert!(
+            s.objective <= previous * (1.0 + 1e-7),
+            "m = {m}: larger library, worse fit"
+        );
+        previous = s.objective;
+    }
+    assert!(
+        (previous - exact.objective) / exact.objective < 1e-3,
+        "{previous} vs {}",
+        exact.objective
+    );
+}
