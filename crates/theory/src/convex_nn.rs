@@ -148,6 +148,66 @@ fn norm(x: &[f64]) -> f64 {
     x.iter().map(|a| a * a).sum::<f64>().sqrt()
 }
 
+/// What Clarabel returned for a solved problem.
+struct Solved {
+    x: Vec<f64>,
+    status: String,
+    iterations: u32,
+    primal: f64,
+    dual: f64,
+}
+
+/// `min ½‖r‖² + qᵀz s.t. A z + s = b, s ∈ cones`, where `r` is the block `residual` of `z`:
+/// both programs here are least squares on a residual plus a linear penalty. Anything but a
+/// (possibly reduced-accuracy) solution is an error.
+fn solve_residual_qp(
+    a: &CscMatrix<f64>,
+    b: &[f64],
+    q: &[f64],
+    cones: &[SupportedConeT<f64>],
+    residual: std::ops::Range<usize>,
+) -> Result<Solved, TheoryError> {
+    let vars = q.len();
+    let n = residual.len();
+    let p = CscMatrix::new_from_triplets(
+        vars,
+        vars,
+        residual.clone().collect(),
+        residual.collect(),
+        vec![1.0; n],
+    );
+    let settings = DefaultSettings {
+        verbose: false,
+        max_iter: 500,
+        tol_gap_abs: 1e-10,
+        tol_gap_rel: 1e-10,
+        tol_feas: 1e-10,
+        ..DefaultSettings::default()
+    };
+    let mut solver = DefaultSolver::new(&p, q, a, b, cones, settings)
+        .map_err(|e| TheoryError::SolverSetup(format!("{e:?}")))?;
+    solver.solve();
+    let solution = &solver.solution;
+    let status = format!("{:?}", solution.status);
+    if !matches!(
+        solution.status,
+        SolverStatus::Solved | SolverStatus::AlmostSolved
+    ) {
+        return Err(TheoryError::SolverFailed {
+            status,
+            primal: solution.obj_val,
+            dual: solution.obj_val_dual,
+        });
+    }
+    Ok(Solved {
+        x: solution.x.clone(),
+        status,
+        iterations: solution.iterations,
+        primal: solution.obj_val,
+        dual: solution.obj_val_dual,
+    })
+}
+
 /// Solves the convex program for inputs `x` (`n x d`), targets `y`, penalty `λ` and the given
 /// activation patterns.
 pub fn solve_convex_nn(
@@ -234,38 +294,9 @@ pub fn solve_convex_nn(
         cones.push(SupportedConeT::SecondOrderConeT(d + 1));
     }
     let a = CscMatrix::new_from_triplets(row, vars, rows, cols, vals);
-    let p = CscMatrix::new_from_triplets(
-        vars,
-        vars,
-        (r0..vars).collect(),
-        (r0..vars).collect(),
-        vec![1.0; n],
-    );
     let mut q = vec![0.0; vars];
     q[t0..r0].fill(lambda);
-    let settings = DefaultSettings {
-        verbose: false,
-        max_iter: 500,
-        tol_gap_abs: 1e-10,
-        tol_gap_rel: 1e-10,
-        tol_feas: 1e-10,
-        ..DefaultSettings::default()
-    };
-    let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, settings)
-        .map_err(|e| TheoryError::SolverSetup(format!("{e:?}")))?;
-    solver.solve();
-    let solution = &solver.solution;
-    let status = format!("{:?}", solution.status);
-    if !matches!(
-        solution.status,
-        SolverStatus::Solved | SolverStatus::AlmostSolved
-    ) {
-        return Err(TheoryError::SolverFailed {
-            status,
-            primal: solution.obj_val,
-            dual: solution.obj_val_dual,
-        });
-    }
+    let solution = solve_residual_qp(&a, &b, &q, &cones, r0..vars)?;
     let z = &solution.x;
     let groups_out: Vec<(Vec<f64>, f64)> = (0..groups)
         .map(|g| {
@@ -298,9 +329,9 @@ pub fn solve_convex_nn(
     let penalty: f64 = groups_out.iter().map(|(c, _)| norm(c)).sum();
     Ok(ConvexNnSolution {
         objective: fit + lambda * penalty,
-        solver_primal: solution.obj_val,
-        solver_dual: solution.obj_val_dual,
-        status,
+        solver_primal: solution.primal,
+        solver_dual: solution.dual,
+        status: solution.status,
         iterations: solution.iterations,
         patterns: patterns.len(),
         groups: groups_out,
@@ -426,39 +457,13 @@ pub fn solve_library_l1(
     let a = CscMatrix::new_from_triplets(n + r0, vars, rows, cols, vals);
     let mut b: Vec<f64> = y.iter().map(|v| -v).collect();
     b.extend(std::iter::repeat_n(0.0, r0));
-    let p = CscMatrix::new_from_triplets(
-        vars,
-        vars,
-        (r0..vars).collect(),
-        (r0..vars).collect(),
-        vec![1.0; n],
-    );
     let mut q = vec![0.0; vars];
     q[..r0].fill(lambda);
     let cones = [
         SupportedConeT::ZeroConeT(n),
         SupportedConeT::NonnegativeConeT(r0),
     ];
-    let settings = DefaultSettings {
-        verbose: false,
-        max_iter: 500,
-        tol_gap_abs: 1e-10,
-        tol_gap_rel: 1e-10,
-        tol_feas: 1e-10,
-        ..DefaultSettings::default()
-    };
-    let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, settings)
-        .map_err(|e| TheoryError::SolverSetup(format!("{e:?}")))?;
-    solver.solve();
-    let s = &solver.solution;
-    let status = format!("{:?}", s.status);
-    if !matches!(s.status, SolverStatus::Solved | SolverStatus::AlmostSolved) {
-        return Err(TheoryError::SolverFailed {
-            status,
-            primal: s.obj_val,
-            dual: s.obj_val_dual,
-        });
-    }
+    let s = solve_residual_qp(&a, &b, &q, &cones, r0..vars)?;
     let weights: Vec<f64> = (0..m).map(|j| s.x[j] - s.x[m + j]).collect();
     // Recomputed from the weights, not taken from the solver.
     let fit: f64 = (0..n)
@@ -474,7 +479,7 @@ pub fn solve_library_l1(
     let penalty: f64 = weights.iter().map(|w| w.abs()).sum();
     Ok(LibrarySolution {
         objective: fit + lambda * penalty,
-        status,
+        status: s.status,
         weights,
     })
 }
