@@ -402,6 +402,60 @@ fn norm(x: &[f64]) -> f64 {
     x.iter().map(|a| a * a).sum::<f64>().sqrt()
 }
 
+/// `w += scale·(g_u, g_v)`.
+fn step_along(w: &mut Weights, grad_u: &[f64], grad_v: &[f64], scale: f64) {
+    for (x, g) in w.u.iter_mut().zip(grad_u).chain(w.v.iter_mut().zip(grad_v)) {
+        *x += scale * g;
+    }
+}
+
+/// What both optimizers do after evaluating an iterate: record it every `record_every`
+/// iterations, finish once converged or out of iterations, stop when asked.
+struct Recorder<'a> {
+    settings: &'a DescentSettings,
+    history: Vec<TracePoint>,
+}
+
+impl Recorder<'_> {
+    /// `Some` when the optimization is over (with `w` as its result).
+    fn after(
+        &mut self,
+        iteration: usize,
+        w: &Weights,
+        objective: f64,
+        loss: f64,
+        gradient_norm: f64,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Descent>, TheoryError> {
+        let converged = gradient_norm <= self.settings.gradient_tolerance;
+        let done = converged || iteration >= self.settings.max_iterations;
+        if iteration.is_multiple_of(self.settings.record_every) || done {
+            self.history.push(TracePoint {
+                iteration,
+                objective,
+                loss,
+                balance_gap: w.balance_gap(),
+                gradient_norm,
+            });
+        }
+        if done {
+            return Ok(Some(Descent {
+                weights: w.clone(),
+                objective,
+                loss,
+                iterations: iteration,
+                converged,
+                gradient_norm,
+                history: std::mem::take(&mut self.history),
+            }));
+        }
+        if stop() {
+            return Err(TheoryError::Interrupted);
+        }
+        Ok(None)
+    }
+}
+
 /// Eq. (4) by gradient descent with heavy-ball momentum on `loss + λ/2 Σ‖w‖²` (with `λ = 0`,
 /// plain unregularized training). `stop` is polled every iteration.
 pub fn train_weight_decay(
@@ -413,53 +467,29 @@ pub fn train_weight_decay(
 ) -> Result<Descent, TheoryError> {
     let mut w = start.clone();
     let (mut gu, mut gv) = (vec![0.0; w.u.len()], vec![0.0; w.v.len()]);
-    let (mut mu, mut mv) = (vec![0.0; w.u.len()], vec![0.0; w.v.len()]);
-    let mut history = Vec::new();
+    // The heavy-ball velocity, laid out like the weights.
+    let mut velocity = Weights::zeros(w.d, w.h, w.k);
+    let mut recorder = Recorder {
+        settings,
+        history: Vec::new(),
+    };
     let mut iteration = 0;
     loop {
         let loss = oracle.loss_and_gradient(&w, &mut gu, &mut gv)?;
         let objective = weight_decay_objective(loss, &w, lambda);
         check_finite(iteration, objective)?;
-        for (g, x) in gu.iter_mut().zip(&w.u) {
-            *g += lambda * x;
-        }
-        for (g, x) in gv.iter_mut().zip(&w.v) {
+        for (g, x) in gu.iter_mut().zip(&w.u).chain(gv.iter_mut().zip(&w.v)) {
             *g += lambda * x;
         }
         let gradient_norm = (norm(&gu).powi(2) + norm(&gv).powi(2)).sqrt();
-        let converged = gradient_norm <= settings.gradient_tolerance;
-        let done = converged || iteration >= settings.max_iterations;
-        if iteration % settings.record_every == 0 || done {
-            history.push(TracePoint {
-                iteration,
-                objective,
-                loss,
-                balance_gap: w.balance_gap(),
-                gradient_norm,
-            });
+        if let Some(done) = recorder.after(iteration, &w, objective, loss, gradient_norm, stop)? {
+            return Ok(done);
         }
-        if done {
-            return Ok(Descent {
-                weights: w,
-                objective,
-                loss,
-                iterations: iteration,
-                converged,
-                gradient_norm,
-                history,
-            });
+        for m in velocity.u.iter_mut().chain(velocity.v.iter_mut()) {
+            *m *= settings.momentum;
         }
-        if stop() {
-            return Err(TheoryError::Interrupted);
-        }
-        for ((x, m), g) in w.u.iter_mut().zip(&mut mu).zip(&gu) {
-            *m = settings.momentum * *m - settings.lr * g;
-            *x += *m;
-        }
-        for ((x, m), g) in w.v.iter_mut().zip(&mut mv).zip(&gv) {
-            *m = settings.momentum * *m - settings.lr * g;
-            *x += *m;
-        }
+        step_along(&mut velocity, &gu, &gv, -settings.lr);
+        step_along(&mut w, &velocity.u, &velocity.v, 1.0);
         iteration += 1;
     }
 }
@@ -502,7 +532,10 @@ pub fn train_l1_constrained(
     prox_l1_ball(&mut x, 0.0);
     let mut previous = x.clone();
     let (mut gu, mut gv) = (vec![0.0; x.u.len()], vec![0.0; x.v.len()]);
-    let mut history = Vec::new();
+    let mut recorder = Recorder {
+        settings,
+        history: Vec::new(),
+    };
     let mut iteration = 0;
     let eta = settings.lr;
     loop {
@@ -511,12 +544,7 @@ pub fn train_l1_constrained(
         let objective = l1_objective(loss, &x, lambda);
         check_finite(iteration, objective)?;
         let mut probe = x.clone();
-        for (p, g) in probe.u.iter_mut().zip(&gu) {
-            *p -= eta * g;
-        }
-        for (p, g) in probe.v.iter_mut().zip(&gv) {
-            *p -= eta * g;
-        }
+        step_along(&mut probe, &gu, &gv, -eta);
         prox_l1_ball(&mut probe, eta * lambda);
         let mapping: f64 = probe
             .u
@@ -527,46 +555,17 @@ pub fn train_l1_constrained(
             .sum::<f64>()
             .sqrt()
             / eta;
-        let converged = mapping <= settings.gradient_tolerance;
-        let done = converged || iteration >= settings.max_iterations;
-        if iteration % settings.record_every == 0 || done {
-            history.push(TracePoint {
-                iteration,
-                objective,
-                loss,
-                balance_gap: x.balance_gap(),
-                gradient_norm: mapping,
-            });
-        }
-        if done {
-            return Ok(Descent {
-                weights: x,
-                objective,
-                loss,
-                iterations: iteration,
-                converged,
-                gradient_norm: mapping,
-                history,
-            });
-        }
-        if stop() {
-            return Err(TheoryError::Interrupted);
+        if let Some(done) = recorder.after(iteration, &x, objective, loss, mapping, stop)? {
+            return Ok(done);
         }
         let next = if settings.momentum > 0.0 {
             let mut y = x.clone();
-            for (a, (b, c)) in y.u.iter_mut().zip(x.u.iter().zip(&previous.u)) {
-                *a = b + settings.momentum * (b - c);
-            }
-            for (a, (b, c)) in y.v.iter_mut().zip(x.v.iter().zip(&previous.v)) {
+            let pairs = y.u.iter_mut().zip(x.u.iter().zip(&previous.u));
+            for (a, (b, c)) in pairs.chain(y.v.iter_mut().zip(x.v.iter().zip(&previous.v))) {
                 *a = b + settings.momentum * (b - c);
             }
             oracle.loss_and_gradient(&y, &mut gu, &mut gv)?;
-            for (p, g) in y.u.iter_mut().zip(&gu) {
-                *p -= eta * g;
-            }
-            for (p, g) in y.v.iter_mut().zip(&gv) {
-                *p -= eta * g;
-            }
+            step_along(&mut y, &gu, &gv, -eta);
             prox_l1_ball(&mut y, eta * lambda);
             y
         } else {
