@@ -287,6 +287,13 @@ pub struct FitResult {
     pub history: Vec<TracePoint>,
 }
 
+impl FitResult {
+    /// A fit of the Corollary 1 sweep: squared loss, eq. (4), input dimension `d`.
+    fn in_sweep(&self, d: usize) -> bool {
+        self.d == d && self.loss == Loss::Squared && self.formulation == Formulation::WeightDecay
+    }
+}
+
 /// The convex program of one dimension, summarized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConvexSummary {
@@ -309,6 +316,18 @@ pub struct ConvexSummary {
     /// The selecting view on the same data, by library size.
     #[serde(default)]
     pub selecting: Vec<SelectingRow>,
+}
+
+impl ConvexSummary {
+    /// The convex value as a figure's reference line, labelled by what it certifies.
+    fn reference_line(&self) -> (String, f64) {
+        let label = if self.exact {
+            "convex optimum (certified)"
+        } else {
+            "convex, sampled patterns (upper bound)"
+        };
+        (label.to_string(), self.objective)
+    }
 }
 
 fn convex(config: &ConvexNnConfig, d: usize) -> Result<ConvexSummary, StudyError> {
@@ -585,9 +604,7 @@ pub fn corollary_rows(fits: &[FitResult], convex: &[ConvexSummary]) -> Vec<Corol
     for c in convex {
         let mut hs: Vec<usize> = fits
             .iter()
-            .filter(|f| {
-                f.d == c.d && f.loss == Loss::Squared && f.formulation == Formulation::WeightDecay
-            })
+            .filter(|f| f.in_sweep(c.d))
             .map(|f| f.hidden)
             .collect();
         hs.sort();
@@ -595,12 +612,7 @@ pub fn corollary_rows(fits: &[FitResult], convex: &[ConvexSummary]) -> Vec<Corol
         for h in hs {
             let of: Vec<&FitResult> = fits
                 .iter()
-                .filter(|f| {
-                    f.d == c.d
-                        && f.hidden == h
-                        && f.loss == Loss::Squared
-                        && f.formulation == Formulation::WeightDecay
-                })
+                .filter(|f| f.in_sweep(c.d) && f.hidden == h)
                 .collect();
             let Some(best) = of.iter().min_by(|a, b| a.objective.total_cmp(&b.objective)) else {
                 continue;
@@ -841,14 +853,7 @@ pub fn finalize(
     let panels = convex
         .iter()
         .map(|c| {
-            let sweep: Vec<&FitResult> = fits
-                .iter()
-                .filter(|f| {
-                    f.d == c.d
-                        && f.loss == Loss::Squared
-                        && f.formulation == Formulation::WeightDecay
-                })
-                .collect();
+            let sweep: Vec<&FitResult> = fits.iter().filter(|f| f.in_sweep(c.d)).collect();
             Panel {
                 title: format!("d = {}", c.d),
                 x_label: "hidden units H".into(),
@@ -873,14 +878,7 @@ pub fn finalize(
                         Mark::Points,
                     ),
                 ],
-                references: vec![(
-                    if c.exact {
-                        "convex optimum (certified)".to_string()
-                    } else {
-                        "convex, sampled patterns (upper bound)".to_string()
-                    },
-                    c.objective,
-                )],
+                references: vec![c.reference_line()],
             }
         })
         .collect();
@@ -896,12 +894,7 @@ pub fn finalize(
     if let Some(c) = convex.iter().find(|c| c.d == 2) {
         let chosen: Vec<&FitResult> = fits
             .iter()
-            .filter(|f| {
-                f.d == 2
-                    && f.init == 0
-                    && f.loss == Loss::Squared
-                    && f.formulation == Formulation::WeightDecay
-            })
+            .filter(|f| f.in_sweep(2) && f.init == 0)
             .collect();
         let gap = Panel {
             title: "objective − convex optimum".into(),
@@ -952,9 +945,7 @@ pub fn finalize(
         let (x, y) = config.data(2);
         let best = fits
             .iter()
-            .filter(|f| {
-                f.d == 2 && f.loss == Loss::Squared && f.formulation == Formulation::WeightDecay
-            })
+            .filter(|f| f.in_sweep(2))
             .filter(|f| f.hidden == config.network.hidden.iter().copied().max().unwrap_or(0))
             .min_by(|a, b| a.objective.total_cmp(&b.objective));
         if let Some(best) = best {
@@ -1035,14 +1026,7 @@ pub fn finalize(
                         .collect(),
                     Mark::Line,
                 )],
-                references: vec![(
-                    if c.exact {
-                        "convex optimum (certified)".to_string()
-                    } else {
-                        "convex, sampled patterns (upper bound)".to_string()
-                    },
-                    c.objective,
-                )],
+                references: vec![c.reference_line()],
             })
             .collect();
         figures.push((
