@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::plot::{PlotError, ensure_font};
+use crate::plot::{Figure, PlotError, render};
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -221,9 +221,19 @@ fn draw<DB: DrawingBackend>(
     root.present().map_err(e)
 }
 
+struct Panels<'a> {
+    title: &'a str,
+    panels: &'a [Panel],
+}
+
+impl Figure for Panels<'_> {
+    fn draw_on<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw(root, self.title, self.panels)
+    }
+}
+
 /// Draws `stem.png` and `stem.svg`, panels side by side.
 pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<PathBuf>, PlotError> {
-    ensure_font()?;
     if panels
         .iter()
         .all(|p| p.series.iter().all(|s| s.points.is_empty()))
@@ -231,23 +241,5 @@ pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<Pat
         return Err(PlotError::Empty);
     }
     let size = (520 * panels.len().max(1) as u32, 440);
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
-    let fail = |path: &PathBuf, message: String| PlotError::Draw {
-        path: path.clone(),
-        message,
-    };
-    draw(
-        BitMapBackend::new(&png, size).into_drawing_area(),
-        title,
-        panels,
-    )
-    .map_err(|m| fail(&png, m))?;
-    draw(
-        SVGBackend::new(&svg, size).into_drawing_area(),
-        title,
-        panels,
-    )
-    .map_err(|m| fail(&svg, m))?;
-    Ok(vec![png, svg])
+    render(stem, size, &Panels { title, panels })
 }

@@ -29,7 +29,7 @@ const FONT_CANDIDATES: [&str; 4] = [
 ];
 
 /// Registers one font as plotters' "sans-serif", once per process.
-pub(crate) fn ensure_font() -> Result<(), PlotError> {
+fn ensure_font() -> Result<(), PlotError> {
     static FONT: OnceLock<bool> = OnceLock::new();
     let ok = *FONT.get_or_init(|| {
         let mut paths: Vec<PathBuf> = std::env::var_os("REALBIAS_FONT")
@@ -211,6 +211,55 @@ fn draw<DB: DrawingBackend>(
     root.present().map_err(e)
 }
 
+/// A figure that can draw itself on any plotters backend (so one drawing makes both files).
+pub(crate) trait Figure {
+    fn draw_on<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+/// Draws `figure` into `stem.png` and `stem.svg`, `size` pixels.
+pub(crate) fn render(
+    stem: &Path,
+    size: (u32, u32),
+    figure: &impl Figure,
+) -> Result<Vec<PathBuf>, PlotError> {
+    ensure_font()?;
+    let png = stem.with_extension("png");
+    let svg = stem.with_extension("svg");
+    let fail = |path: &PathBuf, message: String| PlotError::Draw {
+        path: path.clone(),
+        message,
+    };
+    figure
+        .draw_on(BitMapBackend::new(&png, size).into_drawing_area())
+        .map_err(|m| fail(&png, m))?;
+    figure
+        .draw_on(SVGBackend::new(&svg, size).into_drawing_area())
+        .map_err(|m| fail(&svg, m))?;
+    Ok(vec![png, svg])
+}
+
+/// One of the sweep figures: `series` against H, one panel per condition.
+struct SummaryFigure<'a> {
+    summary: &'a Summary,
+    title: &'a str,
+    series: &'a [Series],
+    y_label: &'a str,
+    log_y: bool,
+}
+
+impl Figure for SummaryFigure<'_> {
+    fn draw_on<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw(
+            root,
+            self.summary,
+            self.title,
+            self.series,
+            self.y_label,
+            self.log_y,
+        )
+    }
+}
+
 /// Draws `stem.png` and `stem.svg`.
 fn both(
     stem: &Path,
@@ -220,36 +269,18 @@ fn both(
     y_label: &str,
     log_y: bool,
 ) -> Result<Vec<PathBuf>, PlotError> {
-    ensure_font()?;
     if summary.rows.is_empty() {
         return Err(PlotError::Empty);
     }
     let width = 560 * conditions(summary).len().max(1) as u32;
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
-    let fail = |path: &PathBuf, message: String| PlotError::Draw {
-        path: path.clone(),
-        message,
+    let figure = SummaryFigure {
+        summary,
+        title,
+        series,
+        y_label,
+        log_y,
     };
-    draw(
-        BitMapBackend::new(&png, (width, 460)).into_drawing_area(),
-        summary,
-        title,
-        series,
-        y_label,
-        log_y,
-    )
-    .map_err(|m| fail(&png, m))?;
-    draw(
-        SVGBackend::new(&svg, (width, 460)).into_drawing_area(),
-        summary,
-        title,
-        series,
-        y_label,
-        log_y,
-    )
-    .map_err(|m| fail(&svg, m))?;
-    Ok(vec![png, svg])
+    render(stem, (width, 460), &figure)
 }
 
 /// The paper's figure: training error and test errors (at convergence, with early stopping)
