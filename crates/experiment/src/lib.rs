@@ -9,6 +9,7 @@ pub mod convex_nn;
 pub mod dashboard;
 pub mod experiment;
 pub mod factorization;
+pub mod fused;
 pub mod optim;
 pub mod oracle;
 pub mod output;

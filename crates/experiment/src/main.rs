@@ -77,6 +77,10 @@ struct BenchArgs {
     /// One JSON object per line, one per width.
     #[arg(long)]
     json: bool,
+    /// The loss implementation: `fused` (one autodiff node, what training uses) or
+    /// `composed` (Burn's operations one by one, the reference).
+    #[arg(long, default_value = "fused")]
+    loss: realbias_experiment::train::LossPath,
 }
 
 #[derive(Args)]
@@ -845,13 +849,18 @@ fn bench_command(args: BenchArgs) -> Result<()> {
         inputs: 100,
         classes: 10,
         batch_size: 100,
+        loss: args.loss,
     };
     let device = backend::device()?;
     if !args.json {
         println!("{}", backend::describe(&device));
         println!(
-            "{} examples (+{} validation) per epoch, d = 100, k = 10, batch 100, f32, {} thread(s), median of {} epochs",
-            settings.examples, settings.validation, settings.threads, settings.epochs
+            "{} examples (+{} validation) per epoch, d = 100, k = 10, batch 100, f32, {} thread(s), median of {} epochs, {} loss",
+            settings.examples,
+            settings.validation,
+            settings.threads,
+            settings.epochs,
+            settings.loss.name()
         );
         println!(
             "{:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8}",
@@ -877,7 +886,12 @@ fn bench_command(args: BenchArgs) -> Result<()> {
     })?;
     if !json && let Some(r) = rows.first() {
         println!(
-            "measured matrix-multiply peak (1024³, same backend, best of 5): {:.1} GFLOP/s",
+            "measured matrix-multiply peak (same backend, best of 5 over {} shapes; {}x{} by {}x{}): {:.1} GFLOP/s",
+            bench::PEAK_SHAPES.len(),
+            r.peak_shape[0],
+            r.peak_shape[1],
+            r.peak_shape[1],
+            r.peak_shape[2],
             r.peak_gflops
         );
     }

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, ExecutionError, Tensor, TensorData};
+use burn::train::metric::ItemLazy;
 use burn::train::{ClassificationOutput, InferenceStep, Learner, TrainOutput, TrainStep};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -75,35 +76,104 @@ pub fn derive_data(full: &Dataset, config: &DataConfig, seed: u64) -> Result<Dat
 #[derive(Module, Debug)]
 pub struct Classifier {
     pub net: TwoLayerNet,
+    /// Which implementation of the loss the training step differentiates.
+    #[module(skip)]
+    pub loss: LossPath,
 }
 
-/// A mini-batch: features `B x d` and class indices.
+/// How a training step computes the loss and its gradient. Both give the same numbers up to
+/// floating-point rounding (`tests/training.rs` trains both on a fixed seed and compares).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossPath {
+    /// One autodiff node with a hand-written backward pass ([`crate::fused`]): what every run
+    /// uses.
+    #[default]
+    Fused,
+    /// Burn's own operations and `CrossEntropyLoss`, differentiated operation by operation:
+    /// the reference the fused path is checked against.
+    Composed,
+}
+
+impl LossPath {
+    pub fn name(self) -> &'static str {
+        match self {
+            LossPath::Fused => "fused",
+            LossPath::Composed => "composed",
+        }
+    }
+}
+
+impl std::str::FromStr for LossPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fused" => Ok(LossPath::Fused),
+            "composed" => Ok(LossPath::Composed),
+            _ => Err(format!("unknown loss path {s:?}: use fused or composed")),
+        }
+    }
+}
+
+/// A mini-batch: features `B x d` and one-hot targets `B x k`.
 pub struct Batch {
     pub x: Tensor<2>,
-    pub y: Tensor<1, Int>,
+    pub targets: Tensor<2>,
+}
+
+impl Batch {
+    /// The rows `rows` of `split`, on `device`.
+    pub fn gather(split: &Split, rows: &[usize], classes: usize, device: &Device) -> Batch {
+        let dim = split.dim;
+        let mut xs = Vec::with_capacity(rows.len() * dim);
+        let mut targets = vec![0f32; rows.len() * classes];
+        for (r, &i) in rows.iter().enumerate() {
+            xs.extend_from_slice(split.row(i));
+            targets[r * classes + split.labels[i] as usize] = 1.0;
+        }
+        Batch {
+            x: Tensor::from_data(TensorData::new(xs, [rows.len(), dim]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [rows.len(), classes]), device),
+        }
+    }
+}
+
+/// A training step's output: the mini-batch loss.
+pub struct StepOutput {
+    pub loss: Tensor<1>,
+}
+
+impl ItemLazy for StepOutput {
+    fn sync(self) -> Result<Self, ExecutionError> {
+        self.loss.device().flush()?;
+        Ok(StepOutput {
+            loss: self.loss.without_autodiff(),
+        })
+    }
 }
 
 impl Classifier {
-    fn classify(&self, batch: Batch) -> ClassificationOutput {
-        let logits = self.net.forward(batch.x);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits.clone(), batch.y.clone());
-        ClassificationOutput {
-            loss,
-            output: logits,
-            targets: batch.y,
+    /// The mean loss of a batch, by the configured path.
+    pub fn loss(&self, batch: Batch) -> Tensor<1> {
+        match self.loss {
+            LossPath::Fused => crate::fused::two_layer_loss(&self.net, batch.x, batch.targets),
+            LossPath::Composed => {
+                let labels = batch.targets.argmax(1).squeeze_dim::<1>(1);
+                CrossEntropyLossConfig::new()
+                    .init(&batch.x.device())
+                    .forward(self.net.forward(batch.x), labels)
+            }
         }
     }
 }
 
 impl TrainStep for Classifier {
     type Input = Batch;
-    type Output = ClassificationOutput;
+    type Output = StepOutput;
 
-    fn step(&self, batch: Batch) -> TrainOutput<ClassificationOutput> {
-        let out = self.classify(batch);
-        TrainOutput::new(self, out.loss.backward(), out)
+    fn step(&self, batch: Batch) -> TrainOutput<StepOutput> {
+        let loss = self.loss(batch);
+        TrainOutput::new(self, loss.backward(), StepOutput { loss })
     }
 }
 
@@ -112,7 +182,13 @@ impl InferenceStep for Classifier {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: Batch) -> ClassificationOutput {
-        self.classify(batch)
+        let targets = batch.targets.clone().argmax(1).squeeze_dim::<1>(1);
+        let output = self.net.forward(batch.x.clone());
+        ClassificationOutput {
+            loss: self.loss(batch),
+            output,
+            targets,
+        }
     }
 }
 
@@ -299,12 +375,24 @@ pub fn train(
     device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<RunOutput, TrainError> {
+    train_with(config, data, device, progress, LossPath::Fused)
+}
+
+/// [`train`] with the loss computed by `loss` (the composed path is the fused one's reference).
+pub fn train_with(
+    config: &TrainConfig,
+    data: &Dataset,
+    device: &Device,
+    progress: &mut dyn Progress,
+    loss: LossPath,
+) -> Result<RunOutput, TrainError> {
     let start = Instant::now();
     let seed = config.train.seed;
     let net_config = config.model.network(data.dim(), data.classes);
     let train_device = device.clone().autodiff();
     let model = Classifier {
         net: net_config.init(seed, &train_device)?,
+        loss,
     };
 
     let n = data.train.len();
@@ -323,7 +411,6 @@ pub fn train(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(STREAM_BATCHES);
     let mut order: Vec<usize> = (0..n).collect();
-    let dim = data.dim();
 
     let mut history = Vec::new();
     let evaluate = |net: &TwoLayerNet, epoch: usize, lr: f64, m: f64, train_seconds: f64| {
@@ -380,16 +467,7 @@ pub fn train(
         );
         order.shuffle(&mut rng);
         for (b, chunk) in order.chunks(batch_size).enumerate() {
-            let mut xs = Vec::with_capacity(chunk.len() * dim);
-            let mut ys = Vec::with_capacity(chunk.len());
-            for &i in chunk {
-                xs.extend_from_slice(data.train.row(i));
-                ys.push(data.train.labels[i] as i64);
-            }
-            let batch = Batch {
-                x: Tensor::from_data(TensorData::new(xs, [chunk.len(), dim]), &train_device),
-                y: Tensor::from_data(TensorData::new(ys, [chunk.len()]), &train_device),
-            };
+            let batch = Batch::gather(&data.train, chunk, data.classes, &train_device);
             learner.lr_step();
             let out = learner.train_step(batch);
             learner.optimizer_step(out.grads);

@@ -222,3 +222,44 @@ fn eval_batch_does_not_change_the_history() {
     }
     assert_eq!(a.result.test_error, b.result.test_error);
 }
+
+/// The fused loss node (what every run trains with) follows the same trajectory as Burn's
+/// composed operations on a fixed seed: the optimized path does not change results.
+#[test]
+fn fused_and_composed_losses_give_the_same_history() {
+    use realbias_experiment::train::{LossPath, train_with};
+    let data = teacher_data(4);
+    for activation in ["relu", "linear"] {
+        let c = config(&format!(
+            "[data]\ndataset = {{ kind = \"mnist\" }}\n[model]\nhidden = 48\nactivation = \"{activation}\"\n[optim]\nbatch_size = 20\nweight_decay = 0.001\n[train]\nmax_epochs = 25\n"
+        ));
+        let run = |path| train_with(&c, &data, &device(), &mut Quiet, path).unwrap();
+        let (fused, composed) = (run(LossPath::Fused), run(LossPath::Composed));
+        assert_eq!(fused.history.len(), composed.history.len());
+        // 25 epochs of 10 steps in f32: the two paths round differently, so the trajectories
+        // drift apart by rounding error only.
+        for (f, c) in fused.history.iter().zip(&composed.history) {
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * b.abs().max(1e-2);
+            assert!(
+                close(f.train_loss, c.train_loss) && close(f.validation_loss, c.validation_loss),
+                "{activation}, epoch {}: losses {} / {} vs {} / {}",
+                f.epoch,
+                f.train_loss,
+                f.validation_loss,
+                c.train_loss,
+                c.validation_loss
+            );
+            // At most one of 200 examples may sit on a decision boundary.
+            assert!((f.train_error - c.train_error).abs() <= 0.005 + 1e-12);
+            assert!((f.validation_error - c.validation_error).abs() <= 0.005 + 1e-12);
+            assert!(close(f.u_frobenius, c.u_frobenius) && close(f.v_frobenius, c.v_frobenius));
+        }
+        let last = fused.history.last().unwrap();
+        assert!(
+            last.train_loss < 0.7 * fused.history[0].train_loss,
+            "{activation}: the run trained ({} -> {})",
+            fused.history[0].train_loss,
+            last.train_loss
+        );
+    }
+}
