@@ -473,6 +473,9 @@ pub fn train_with(
             learner.optimizer_step(out.grads);
             progress.batch(epoch, b + 1, batches_per_epoch);
         }
+        // On a GPU the steps are queued: wait for them so the epoch's time is its own (a failed
+        // step shows up in the evaluation's read-back).
+        let _ = train_device.sync();
         let train_seconds = t.elapsed().as_secs_f64();
         let net = learner.model().net.valid();
         let record = evaluate(&net, epoch, lr, m, train_seconds);
