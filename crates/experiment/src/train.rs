@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::{Device, ExecutionError, Tensor, TensorData};
+use burn::tensor::{Device, ExecutionError, Int, Tensor, TensorData};
 use burn::train::metric::ItemLazy;
 use burn::train::{ClassificationOutput, InferenceStep, Learner, TrainOutput, TrainStep};
 use rand::SeedableRng;
@@ -107,11 +107,10 @@ impl LossPath {
 impl std::str::FromStr for LossPath {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "fused" => Ok(LossPath::Fused),
-            "composed" => Ok(LossPath::Composed),
-            _ => Err(format!("unknown loss path {s:?}: use fused or composed")),
-        }
+        [LossPath::Fused, LossPath::Composed]
+            .into_iter()
+            .find(|path| path.name() == s)
+            .ok_or_else(|| format!("unknown loss path {s:?}: use fused or composed"))
     }
 }
 
@@ -158,13 +157,23 @@ impl Classifier {
         match self.loss {
             LossPath::Fused => crate::fused::two_layer_loss(&self.net, batch.x, batch.targets),
             LossPath::Composed => {
-                let labels = batch.targets.argmax(1).squeeze_dim::<1>(1);
-                CrossEntropyLossConfig::new()
-                    .init(&batch.x.device())
-                    .forward(self.net.forward(batch.x), labels)
+                let labels = class_indices(&batch.targets);
+                cross_entropy(self.net.forward(batch.x), labels)
             }
         }
     }
+}
+
+/// The class of each one-hot row of `targets`.
+fn class_indices(targets: &Tensor<2>) -> Tensor<1, Int> {
+    targets.clone().argmax(1).squeeze_dim::<1>(1)
+}
+
+/// Burn's `CrossEntropyLoss` of `logits` against class indices.
+fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    CrossEntropyLossConfig::new()
+        .init(&logits.device())
+        .forward(logits, labels)
 }
 
 impl TrainStep for Classifier {
@@ -181,11 +190,12 @@ impl InferenceStep for Classifier {
     type Input = Batch;
     type Output = ClassificationOutput;
 
+    // No gradient here, so nothing to fuse: one forward pass serves both loss and logits.
     fn step(&self, batch: Batch) -> ClassificationOutput {
-        let targets = batch.targets.clone().argmax(1).squeeze_dim::<1>(1);
-        let output = self.net.forward(batch.x.clone());
+        let targets = class_indices(&batch.targets);
+        let output = self.net.forward(batch.x);
         ClassificationOutput {
-            loss: self.loss(batch),
+            loss: cross_entropy(output.clone(), targets.clone()),
             output,
             targets,
         }
