@@ -9,6 +9,18 @@ fn realbias() -> Command {
     Command::new(env!("CARGO_BIN_EXE_realbias"))
 }
 
+/// Runs `command` and asserts it succeeded, showing its output if not.
+fn succeed(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[test]
 fn train_writes_result_and_history_and_refuses_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();
@@ -24,20 +36,15 @@ fn train_writes_result_and_history_and_refuses_to_overwrite() {
     )
     .unwrap();
     let out = tmp.path().join("run");
-    let status = realbias()
-        .args(["train", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .args(["--seed", "3"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&status.stdout);
-    assert!(
-        status.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&status.stderr)
+    let status = succeed(
+        realbias()
+            .args(["train", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out)
+            .args(["--seed", "3"]),
     );
+    let stdout = String::from_utf8_lossy(&status.stdout);
     assert!(
         stdout.contains("backend flex") || stdout.contains("backend "),
         "{stdout}"
@@ -138,15 +145,7 @@ fn data_info_json_and_preview() {
     let data = tmp.path().join("tiny");
     write_tiny_idx(&data, 12_000, 40);
     let source = format!("idx:{}", data.display());
-    let out = realbias()
-        .args(["data", "info", &source, "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(realbias().args(["data", "info", &source, "--json"]));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["train"]["size"], 2000);
     assert_eq!(info["validation"]["size"], 10_000);
@@ -155,15 +154,10 @@ fn data_info_json_and_preview() {
     assert_eq!(info["classes"], 4);
 
     let png = tmp.path().join("preview.png");
-    let out = realbias()
-        .args(["data", "preview", &source, "--count", "8", "--out"])
-        .arg(&png)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        realbias()
+            .args(["data", "preview", &source, "--count", "8", "--out"])
+            .arg(&png),
     );
     let img = image::open(&png).unwrap();
     assert!(img.width() > 100 && img.height() > 50);
@@ -173,24 +167,18 @@ fn data_info_json_and_preview() {
 /// consistent arithmetic (GFLOP/s from the FLOP count and the epoch time).
 #[test]
 fn bench_prints_one_json_line_per_width() {
-    let out = realbias()
-        .args([
-            "bench",
-            "--hidden",
-            "4,32",
-            "--examples",
-            "400",
-            "--validation",
-            "100",
-        ])
-        .args(["--epochs", "2", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(realbias().args([
+        "bench",
+        "--hidden",
+        "4,32",
+        "--examples",
+        "400",
+        "--validation",
+        "100",
+        "--epochs",
+        "2",
+        "--json",
+    ]));
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
