@@ -216,87 +216,18 @@ pub fn solve_convex_nn(
     lambda: f64,
     patterns: &[Pattern],
 ) -> Result<ConvexNnSolution, TheoryError> {
+    check_problem(x, y, lambda, patterns)?;
     let (n, d) = (x.nrows(), x.ncols());
-    if y.len() != n {
-        return Err(TheoryError::InvalidProblem(format!(
-            "{} targets for {n} examples",
-            y.len()
-        )));
-    }
-    if !(lambda.is_finite() && lambda > 0.0) {
-        return Err(TheoryError::InvalidProblem(format!(
-            "λ = {lambda} must be positive"
-        )));
-    }
-    if patterns.is_empty() || patterns.iter().any(|p| p.len() != n) {
-        return Err(TheoryError::InvalidProblem(
-            "need at least one activation pattern, each of length n".into(),
-        ));
-    }
     let groups = 2 * patterns.len();
     // Variables: [c_1 … c_G (d each) | t_1 … t_G | r (n)], groups 0..P positive, P..2P negative.
     let t0 = groups * d;
     let r0 = t0 + groups;
     let vars = r0 + n;
-    let (mut rows, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
-    let mut b = Vec::new();
-    let mut cones = Vec::new();
-    let mut row = 0;
-    // r − Σ_i ±D_i X c_i = −y (zero cone).
-    for t in 0..n {
-        for (g, pattern) in patterns.iter().enumerate() {
-            if !pattern[t] {
-                continue;
-            }
-            for (group, sign) in [(g, 1.0), (g + patterns.len(), -1.0)] {
-                for i in 0..d {
-                    rows.push(row + t);
-                    cols.push(group * d + i);
-                    vals.push(-sign * x[(t, i)]);
-                }
-            }
-        }
-        rows.push(row + t);
-        cols.push(r0 + t);
-        vals.push(1.0);
-        b.push(-y[t]);
-    }
-    row += n;
-    cones.push(SupportedConeT::ZeroConeT(n));
-    // (2D − I) X c ≥ 0 for every group (nonnegative cone: s = −A c ≥ 0).
-    for group in 0..groups {
-        let pattern = &patterns[group % patterns.len()];
-        for t in 0..n {
-            let s = if pattern[t] { 1.0 } else { -1.0 };
-            for i in 0..d {
-                rows.push(row);
-                cols.push(group * d + i);
-                vals.push(-s * x[(t, i)]);
-            }
-            b.push(0.0);
-            row += 1;
-        }
-    }
-    cones.push(SupportedConeT::NonnegativeConeT(groups * n));
-    // (t_g, c_g) in the second-order cone.
-    for group in 0..groups {
-        rows.push(row);
-        cols.push(t0 + group);
-        vals.push(-1.0);
-        b.push(0.0);
-        for i in 0..d {
-            rows.push(row + 1 + i);
-            cols.push(group * d + i);
-            vals.push(-1.0);
-            b.push(0.0);
-        }
-        row += d + 1;
-        cones.push(SupportedConeT::SecondOrderConeT(d + 1));
-    }
-    let a = CscMatrix::new_from_triplets(row, vars, rows, cols, vals);
+    let program = constraints(x, y, patterns, t0, r0);
+    let a = CscMatrix::new_from_triplets(program.rows, vars, program.i, program.j, program.v);
     let mut q = vec![0.0; vars];
     q[t0..r0].fill(lambda);
-    let solution = solve_residual_qp(&a, &b, &q, &cones, r0..vars)?;
+    let solution = solve_residual_qp(&a, &program.b, &q, &program.cones, r0..vars)?;
     let z = &solution.x;
     let groups_out: Vec<(Vec<f64>, f64)> = (0..groups)
         .map(|g| {
@@ -307,20 +238,7 @@ pub fn solve_convex_nn(
         })
         .collect();
     // Everything below is recomputed from the solution, not taken from the solver.
-    let mut predictions = vec![0.0; n];
-    let mut violation: f64 = 0.0;
-    for (g, (c, sign)) in groups_out.iter().enumerate() {
-        let pattern = &patterns[g % patterns.len()];
-        for t in 0..n {
-            let a: f64 = (0..d).map(|i| x[(t, i)] * c[i]).sum();
-            if pattern[t] {
-                predictions[t] += sign * a;
-                violation = violation.max(-a);
-            } else {
-                violation = violation.max(a);
-            }
-        }
-    }
+    let (predictions, violation) = predictions_and_violation(x, patterns, &groups_out);
     let fit: f64 = predictions
         .iter()
         .zip(y)
@@ -338,6 +256,136 @@ pub fn solve_convex_nn(
         predictions,
         max_violation: violation,
     })
+}
+
+fn check_problem(
+    x: &DMatrix<f64>,
+    y: &[f64],
+    lambda: f64,
+    patterns: &[Pattern],
+) -> Result<(), TheoryError> {
+    let n = x.nrows();
+    if y.len() != n {
+        return Err(TheoryError::InvalidProblem(format!(
+            "{} targets for {n} examples",
+            y.len()
+        )));
+    }
+    if !(lambda.is_finite() && lambda > 0.0) {
+        return Err(TheoryError::InvalidProblem(format!(
+            "λ = {lambda} must be positive"
+        )));
+    }
+    if patterns.is_empty() || patterns.iter().any(|p| p.len() != n) {
+        return Err(TheoryError::InvalidProblem(
+            "need at least one activation pattern, each of length n".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The cone program's constraints as triplets `(i, j, v)` of `A`, with `b` and the cones.
+struct Constraints {
+    i: Vec<usize>,
+    j: Vec<usize>,
+    v: Vec<f64>,
+    b: Vec<f64>,
+    cones: Vec<SupportedConeT<f64>>,
+    rows: usize,
+}
+
+impl Constraints {
+    fn push(&mut self, i: usize, j: usize, v: f64) {
+        self.i.push(i);
+        self.j.push(j);
+        self.v.push(v);
+    }
+}
+
+fn constraints(
+    x: &DMatrix<f64>,
+    y: &[f64],
+    patterns: &[Pattern],
+    t0: usize,
+    r0: usize,
+) -> Constraints {
+    let (n, d) = (x.nrows(), x.ncols());
+    let groups = 2 * patterns.len();
+    let mut c = Constraints {
+        i: Vec::new(),
+        j: Vec::new(),
+        v: Vec::new(),
+        b: Vec::new(),
+        cones: Vec::new(),
+        rows: 0,
+    };
+    // r − Σ_i ±D_i X c_i = −y (zero cone).
+    for t in 0..n {
+        for (g, pattern) in patterns.iter().enumerate() {
+            if !pattern[t] {
+                continue;
+            }
+            for (group, sign) in [(g, 1.0), (g + patterns.len(), -1.0)] {
+                for i in 0..d {
+                    c.push(t, group * d + i, -sign * x[(t, i)]);
+                }
+            }
+        }
+        c.push(t, r0 + t, 1.0);
+        c.b.push(-y[t]);
+    }
+    c.rows = n;
+    c.cones.push(SupportedConeT::ZeroConeT(n));
+    // (2D − I) X c ≥ 0 for every group (nonnegative cone: s = −A c ≥ 0).
+    for group in 0..groups {
+        let pattern = &patterns[group % patterns.len()];
+        for t in 0..n {
+            let s = if pattern[t] { 1.0 } else { -1.0 };
+            for i in 0..d {
+                c.push(c.rows, group * d + i, -s * x[(t, i)]);
+            }
+            c.b.push(0.0);
+            c.rows += 1;
+        }
+    }
+    c.cones.push(SupportedConeT::NonnegativeConeT(groups * n));
+    // (t_g, c_g) in the second-order cone.
+    for group in 0..groups {
+        c.push(c.rows, t0 + group, -1.0);
+        c.b.push(0.0);
+        for i in 0..d {
+            c.push(c.rows + 1 + i, group * d + i, -1.0);
+            c.b.push(0.0);
+        }
+        c.rows += d + 1;
+        c.cones.push(SupportedConeT::SecondOrderConeT(d + 1));
+    }
+    c
+}
+
+/// The solution's predictions on the training set and its largest violation of the pattern
+/// constraints.
+fn predictions_and_violation(
+    x: &DMatrix<f64>,
+    patterns: &[Pattern],
+    groups: &[(Vec<f64>, f64)],
+) -> (Vec<f64>, f64) {
+    let (n, d) = (x.nrows(), x.ncols());
+    let mut predictions = vec![0.0; n];
+    let mut violation: f64 = 0.0;
+    for (g, (c, sign)) in groups.iter().enumerate() {
+        let pattern = &patterns[g % patterns.len()];
+        for t in 0..n {
+            let a: f64 = (0..d).map(|i| x[(t, i)] * c[i]).sum();
+            if pattern[t] {
+                predictions[t] += sign * a;
+                violation = violation.max(-a);
+            } else {
+                violation = violation.max(a);
+            }
+        }
+    }
+    (predictions, violation)
 }
 
 /// Inputs `(s, 1)` with `s` evenly spread over `[−2, 2]` plus jitter, so a bias-free unit on
