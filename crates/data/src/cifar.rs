@@ -23,6 +23,9 @@ pub const TRAIN_BATCHES: [&str; 5] = [
     "data_batch_5.bin",
 ];
 pub const TEST_BATCH: &str = "test_batch.bin";
+/// Records in each of the official batch files; more is an error, as trailing bytes are in an
+/// IDX file (fewer are allowed so tests can use small files).
+pub const RECORDS_PER_BATCH: usize = 10_000;
 
 /// Parses one batch file's bytes into images; `path` names it in errors.
 pub fn parse_batch(bytes: &[u8], path: &Path) -> Result<RawImages> {
@@ -40,6 +43,14 @@ pub fn parse_batch(bytes: &[u8], path: &Path) -> Result<RawImages> {
         ));
     }
     let count = bytes.len() / RECORD_SIZE;
+    if count > RECORDS_PER_BATCH {
+        return Err(DataError::format(
+            path,
+            format!(
+                "{count} records: a CIFAR-10 batch holds {RECORDS_PER_BATCH} (extra data appended?)"
+            ),
+        ));
+    }
     let mut labels = Vec::with_capacity(count);
     let mut pixels = Vec::with_capacity(count * (RECORD_SIZE - 1));
     for (i, record) in bytes.chunks_exact(RECORD_SIZE).enumerate() {

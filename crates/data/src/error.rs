@@ -8,7 +8,7 @@ pub enum DataError {
     /// The data folder (or the dataset's sub-folder) does not hold the files.
     #[error(
         "{dataset} not found: looked for {looked_for} in {dir}\n  \
-         fetch it with `realbias data fetch {fetch_name}` or point --data-dir / REALBIAS_DATA at a folder that has it"
+         fetch it with `realbias data fetch {fetch_name}` (or add --fetch to this command), or point --data-dir / REALBIAS_DATA at a folder that has it"
     )]
     NotFound {
         dataset: String,

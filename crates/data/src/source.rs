@@ -50,13 +50,23 @@ impl DatasetSource {
                 let name = path
                     .file_name()
                     .map_or("idx".into(), |n| n.to_string_lossy().into_owned());
+                if path.is_file() {
+                    return Err(DataError::invalid(
+                        "dataset",
+                        format!(
+                            "{} is a file: idx:PATH takes the folder that holds the four IDX files (train-images-idx3-ubyte, ...)",
+                            path.display()
+                        ),
+                    ));
+                }
                 if !path.is_dir() {
-                    return Err(DataError::NotFound {
-                        dataset: name,
-                        dir: path.clone(),
-                        looked_for: "a folder of IDX files".into(),
-                        fetch_name: "mnist".into(),
-                    });
+                    return Err(DataError::invalid(
+                        "dataset",
+                        format!(
+                            "{}: no such folder (idx:PATH takes a folder of the four MNIST-named IDX files)",
+                            path.display()
+                        ),
+                    ));
                 }
                 read_idx_dir(path, &name, None, "mnist")
             }

@@ -1,7 +1,7 @@
 //! Downloads against a local HTTP server on 127.0.0.1 serving files from a temp dir.
 #![cfg(feature = "fetch")]
 
-mod common;
+use realbias_fixtures as common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,6 +1,6 @@
 //! Every failure mode of the readers names the file and the problem; arbitrary bytes never panic.
 
-mod common;
+use realbias_fixtures as common;
 
 use std::path::Path;
 
@@ -251,4 +251,42 @@ proptest::proptest! {
         std::fs::write(cifar.join(cifar::ARCHIVE), &bytes).unwrap();
         let _ = DatasetSource::Cifar10.load(dir.path());
     }
+}
+
+#[test]
+fn a_cifar_batch_with_more_than_10000_records_is_refused() {
+    let bytes = cifar_records(cifar::RECORDS_PER_BATCH + 1, 3);
+    let e = cifar::parse_batch(&bytes, Path::new("data_batch_1.bin")).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("data_batch_1.bin") && text.contains("10001 records"),
+        "{text}"
+    );
+    let ok = cifar_records(3, 3);
+    assert_eq!(
+        cifar::parse_batch(&ok, Path::new("b"))
+            .unwrap()
+            .labels
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn idx_with_a_file_or_a_missing_folder_says_what_idx_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("train-images-idx3-ubyte");
+    std::fs::write(&file, idx_images(1, 2, 2, &[0; 4])).unwrap();
+    let source: realbias_data::DatasetSource = format!("idx:{}", file.display()).parse().unwrap();
+    let e = source.load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("is a file") && !e.contains("data fetch"), "{e}");
+    let missing: realbias_data::DatasetSource =
+        format!("idx:{}", dir.path().join("nope").display())
+            .parse()
+            .unwrap();
+    let e = missing.load(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("no such folder") && !e.contains("data fetch"),
+        "{e}"
+    );
 }

@@ -1,6 +1,6 @@
 //! The paper's splits, subsets, relabeling and label noise.
 
-mod common;
+use realbias_fixtures as common;
 
 use std::collections::HashSet;
 

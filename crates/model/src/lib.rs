@@ -18,6 +18,9 @@ pub use norms::{NormMeasures, balance_units, norm_measures, unit_norms};
 pub enum ModelError {
     #[error("invalid model config: {0}")]
     InvalidConfig(String),
+    /// Reading the weights back from the device failed or returned the wrong amount of data.
+    #[error("reading the weights back from the device failed: {0}")]
+    ReadBack(String),
 }
 
 /// The hidden units' activation.
@@ -166,15 +169,33 @@ impl TwoLayerNet {
     }
 
     /// The weights on the host: (`U` as `d x H`, `V` as `H x k`), row-major.
-    pub fn weights(&self) -> (Vec<f32>, Vec<f32>) {
-        let read = |t: Tensor<2>| t.try_into_vec_as::<f32>().unwrap_or_default();
-        (read(self.u.val()), read(self.v.val()))
+    pub fn weights(&self) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+        let (d, h, k) = self.dims();
+        let u = checked_read(self.u.val().try_into_vec_as::<f32>(), d * h)?;
+        let v = checked_read(self.v.val().try_into_vec_as::<f32>(), h * k)?;
+        Ok((u, v))
     }
 
     /// The norm measures of the current weights.
-    pub fn norms(&self) -> NormMeasures {
+    pub fn norms(&self) -> Result<NormMeasures, ModelError> {
         let (d, h, k) = self.dims();
-        let (u, v) = self.weights();
-        norm_measures(&u, &v, d, h, k)
+        let (u, v) = self.weights()?;
+        Ok(norm_measures(&u, &v, d, h, k))
+    }
+}
+
+/// A read-back of `expected` values: a failure or a wrong length is an error, never an empty
+/// vector that a later computation would trip over.
+pub fn checked_read<E: std::fmt::Debug>(
+    read: Result<Vec<f32>, E>,
+    expected: usize,
+) -> Result<Vec<f32>, ModelError> {
+    match read {
+        Ok(values) if values.len() == expected => Ok(values),
+        Ok(values) => Err(ModelError::ReadBack(format!(
+            "{} values where {expected} were expected",
+            values.len()
+        ))),
+        Err(e) => Err(ModelError::ReadBack(format!("{e:?}"))),
     }
 }

@@ -35,14 +35,14 @@ fn initialization_is_seeded_gaussian_with_fan_in_scales() {
     let a = config.init(7, &device()).unwrap();
     let b = config.init(7, &device()).unwrap();
     let c = config.init(8, &device()).unwrap();
-    assert_eq!(a.weights(), b.weights());
-    assert_ne!(a.weights().0, c.weights().0);
-    let (u, v) = a.weights();
+    assert_eq!(a.weights().unwrap(), b.weights().unwrap());
+    assert_ne!(a.weights().unwrap().0, c.weights().unwrap().0);
+    let (u, v) = a.weights().unwrap();
     let std =
         |w: &[f32]| (w.iter().map(|&x| x as f64 * x as f64).sum::<f64>() / w.len() as f64).sqrt();
     assert!((std(&u) - 0.1).abs() < 0.002, "U std {}", std(&u));
     assert!((std(&v) - 1.0 / 64.0).abs() < 0.0005, "V std {}", std(&v));
-    assert_eq!(a.norms().parameters, 4096 * 110);
+    assert_eq!(a.norms().unwrap().parameters, 4096 * 110);
     assert_eq!(a.dims(), (100, 4096, 10));
 }
 
@@ -53,4 +53,20 @@ fn invalid_configs_are_refused() {
     c.init_std_u = Some(f64::NAN);
     let err = c.validate().unwrap_err().to_string();
     assert!(err.contains("init_std_u"), "{err}");
+}
+
+#[test]
+fn a_failed_or_short_read_back_is_an_error() {
+    use realbias_model::{ModelError, checked_read};
+    let failed: Result<Vec<f32>, &str> = Err("device lost");
+    assert!(
+        matches!(checked_read(failed, 4), Err(ModelError::ReadBack(m)) if m.contains("device lost"))
+    );
+    let empty: Result<Vec<f32>, &str> = Ok(Vec::new());
+    assert!(matches!(
+        checked_read(empty, 4),
+        Err(ModelError::ReadBack(_))
+    ));
+    let whole: Result<Vec<f32>, &str> = Ok(vec![1.0; 4]);
+    assert_eq!(checked_read(whole, 4).unwrap(), vec![1.0; 4]);
 }

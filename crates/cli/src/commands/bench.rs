@@ -1,0 +1,99 @@
+//! `realbias bench`: training throughput of the real training path against this machine's
+//! measured matrix-multiply peak.
+
+use anyhow::Result;
+use clap::Args;
+use realbias_train::backend;
+use realbias_train::bench::{self, BenchRow, BenchSettings};
+use realbias_train::classifier::LossPath;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Hidden widths to time.
+    #[arg(long, value_delimiter = ',', default_value = "16,256,1024,4096")]
+    hidden: Vec<usize>,
+    /// Training examples per epoch (the paper's MNIST training split: 50,000).
+    #[arg(long, default_value_t = 50_000)]
+    examples: usize,
+    /// Validation examples evaluated every epoch with the training set (MNIST: 10,000).
+    #[arg(long, default_value_t = 10_000)]
+    validation: usize,
+    /// Epochs per width (the medians are reported).
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Threads (the run's rayon pool).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// One JSON object per line, one per width.
+    #[arg(long)]
+    json: bool,
+    /// The loss implementation: `fused` (one autodiff node, what training uses) or
+    /// `composed` (Burn's operations one by one, the reference).
+    #[arg(long, default_value = "fused")]
+    loss: LossPath,
+}
+
+fn print_header(settings: &BenchSettings, device: &burn::tensor::Device) {
+    println!("{}", backend::describe(device));
+    println!(
+        "{} examples (+{} validation) per epoch, d = 100, k = 10, batch 100, f32, {} thread(s), median of {} epochs, {} loss",
+        settings.examples,
+        settings.validation,
+        settings.threads,
+        settings.epochs,
+        settings.loss.name()
+    );
+    println!(
+        "{:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8}",
+        "H", "epoch s", "eval s", "eval/ep", "µs/step", "GFLOP/s", "% peak"
+    );
+}
+
+fn print_row(r: &BenchRow, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{:>6} {:>10.4} {:>10.4} {:>8.0}% {:>9.1} {:>9.1} {:>7.1}%",
+        r.hidden,
+        r.epoch_seconds,
+        r.eval_seconds,
+        100.0 * r.eval_overhead,
+        r.step_micros,
+        r.gflops,
+        r.percent_of_peak
+    );
+}
+
+pub fn command(args: BenchArgs) -> Result<()> {
+    let settings = BenchSettings {
+        hidden: args.hidden,
+        examples: args.examples,
+        validation: args.validation,
+        epochs: args.epochs,
+        threads: args.threads,
+        inputs: 100,
+        classes: 10,
+        batch_size: 100,
+        loss: args.loss,
+    };
+    let device = backend::device()?;
+    if !args.json {
+        print_header(&settings, &device);
+    }
+    let json = args.json;
+    let rows = bench::run(&settings, &device, &mut |r| print_row(r, json))?;
+    if !json && let Some(r) = rows.first() {
+        println!(
+            "measured matrix-multiply peak (same backend, best of 5 over {} shapes; {}x{} by {}x{}): {:.1} GFLOP/s",
+            bench::PEAK_SHAPES.len(),
+            r.peak_shape[0],
+            r.peak_shape[1],
+            r.peak_shape[1],
+            r.peak_shape[2],
+            r.peak_gflops
+        );
+    }
+    Ok(())
+}

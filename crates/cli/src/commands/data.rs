@@ -1,0 +1,205 @@
+//! `realbias data info | preview | fetch`, the `--data-dir` / `--fetch` arguments every
+//! data-reading command takes, and fetching on first use.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use realbias_data::fetch::{Fetched, default_bases, fetch_dataset};
+use realbias_data::{
+    Dataset, DatasetInfo, DatasetSource, FeatureOptions, PAPER_VALIDATION, resolve_data_dir,
+};
+
+#[derive(Args, Clone)]
+pub struct DataDir {
+    /// Data folder (default: $REALBIAS_DATA, else ./datasets).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Download a missing dataset from its publisher (checksummed) before starting.
+    #[arg(long, global = true)]
+    pub fetch: bool,
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Split sizes, feature count, class histograms and feature statistics.
+    Info {
+        /// mnist, cifar10 or idx:PATH
+        dataset: DatasetSource,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Keep colour (d = 300) instead of grayscale.
+        #[arg(long)]
+        color: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// A PNG of original images beside their 10x10 versions.
+    Preview {
+        dataset: DatasetSource,
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of examples.
+        #[arg(long, default_value_t = 24)]
+        count: usize,
+        #[arg(long)]
+        color: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Download from the publishers' sites, checksummed and resumable.
+    Fetch {
+        /// mnist or cifar10
+        dataset: String,
+        /// Base URL to download from instead of the publishers' (repeatable; tried in order).
+        #[arg(long)]
+        mirror: Vec<String>,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+pub fn command(command: DataCommand) -> Result<()> {
+    match command {
+        DataCommand::Info {
+            dataset,
+            json,
+            color,
+            dir,
+        } => info(&dataset, &dir, json, color),
+        DataCommand::Preview {
+            dataset,
+            out,
+            count,
+            color,
+            dir,
+        } => preview(&dataset, &dir, &out, count, color),
+        DataCommand::Fetch {
+            dataset,
+            mirror,
+            dir,
+        } => fetch(&dataset, dir.data_dir.as_deref(), mirror),
+    }
+}
+
+fn features(color: bool) -> FeatureOptions {
+    FeatureOptions {
+        color,
+        ..FeatureOptions::default()
+    }
+}
+
+fn info(source: &DatasetSource, dir: &DataDir, json: bool, color: bool) -> Result<()> {
+    let raw = with_fetch(dir, || {
+        Ok(source.load(&resolve_data_dir(dir.data_dir.as_deref()))?)
+    })?;
+    let dataset = Dataset::from_raw(&raw, &features(color), PAPER_VALIDATION)?;
+    let info = DatasetInfo::of(&dataset);
+    if json {
+        println!("{}", serde_json::to_string(&info)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {} features, {} classes",
+        info.dataset, info.features, info.classes
+    );
+    for (name, s) in [
+        ("train", &info.train),
+        ("validation", &info.validation),
+        ("test", &info.test),
+    ] {
+        println!(
+            "  {name:<10} {:>6} examples  mean {:.4}  std {:.4}  classes {:?}",
+            s.size, s.feature_mean, s.feature_std, s.class_histogram
+        );
+    }
+    Ok(())
+}
+
+fn preview(
+    source: &DatasetSource,
+    dir: &DataDir,
+    out: &Path,
+    count: usize,
+    color: bool,
+) -> Result<()> {
+    let raw = with_fetch(dir, || {
+        Ok(source.load(&resolve_data_dir(dir.data_dir.as_deref()))?)
+    })?;
+    let features = features(color);
+    let img = crate::preview::preview_grid(&raw.train, &features, count, 6);
+    img.save(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "wrote {} ({} examples: original | {}x{} as the network sees it)",
+        out.display(),
+        count.min(raw.train.len()),
+        features.side,
+        features.side
+    );
+    Ok(())
+}
+
+fn fetch(dataset: &str, data_dir: Option<&Path>, mirror: Vec<String>) -> Result<()> {
+    let data_dir = resolve_data_dir(data_dir);
+    let bases = if mirror.is_empty() {
+        default_bases(dataset)
+    } else {
+        mirror
+            .into_iter()
+            .map(|m| if m.ends_with('/') { m } else { format!("{m}/") })
+            .collect()
+    };
+    let progress = std::io::stderr().is_terminal();
+    for f in fetch_dataset(dataset, &data_dir, &bases, progress)? {
+        match f {
+            Fetched::AlreadyPresent(p) => println!("present, checksum ok: {}", p.display()),
+            Fetched::Downloaded(p) => println!("downloaded, checksum ok: {}", p.display()),
+        }
+    }
+    Ok(())
+}
+
+/// The dataset a "not found" error asks to fetch, anywhere in the error's chain.
+fn missing_dataset(e: &anyhow::Error) -> Option<String> {
+    e.chain().find_map(|cause| {
+        let data = cause
+            .downcast_ref::<realbias_data::DataError>()
+            .or_else(
+                || match cause.downcast_ref::<realbias_train::TrainError>() {
+                    Some(realbias_train::TrainError::Data(d)) => Some(d),
+                    _ => None,
+                },
+            )
+            .or_else(
+                || match cause.downcast_ref::<realbias_experiments::ExperimentError>() {
+                    Some(realbias_experiments::ExperimentError::Train(
+                        realbias_train::TrainError::Data(d),
+                    )) => Some(d),
+                    _ => None,
+                },
+            );
+        match data {
+            Some(realbias_data::DataError::NotFound { fetch_name, .. }) => Some(fetch_name.clone()),
+            _ => None,
+        }
+    })
+}
+
+/// Runs `work`; with `--fetch`, a dataset it finds missing is downloaded (with a progress bar)
+/// and `work` runs again.
+pub fn with_fetch<T>(dir: &DataDir, mut work: impl FnMut() -> Result<T>) -> Result<T> {
+    match work() {
+        Err(e) if dir.fetch => {
+            let Some(name) = missing_dataset(&e) else {
+                return Err(e);
+            };
+            println!("{name} is not in the data folder: fetching it (--fetch)");
+            fetch(&name, dir.data_dir.as_deref(), Vec::new())?;
+            work()
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,7 @@
+//! One file per command.
+
+pub mod bench;
+pub mod data;
+pub mod inspect;
+pub mod run;
+pub mod train;

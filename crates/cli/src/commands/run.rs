@@ -1,0 +1,160 @@
+//! `realbias run`: any experiment config from plan to summary and figures, resumably.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use realbias_experiments::experiment::{self, Context, DryRun, Experiment, RunOptions};
+use realbias_experiments::progress::Quiet;
+use realbias_experiments::registry;
+use realbias_experiments::store::Claim;
+use realbias_train::backend;
+
+use super::data::{DataDir, with_fetch};
+use crate::views::experiment::ExperimentView;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The experiment config (see configs/).
+    config: PathBuf,
+    /// Where experiment folders go.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// Runs trained at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: u32,
+    /// Threads per run (default: cores / jobs).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
+    /// Check everything and print what the run would do, then exit.
+    #[arg(long)]
+    dry_run: bool,
+    /// Reuse a folder made by a different config (results it would not produce are retrained).
+    #[arg(long)]
+    force: bool,
+    /// Override any config value, e.g. --set sweep.repetitions=2 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    #[command(flatten)]
+    dir: DataDir,
+}
+
+impl RunArgs {
+    fn options(&self) -> RunOptions {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let jobs = self.jobs as usize;
+        RunOptions {
+            out: self.out.clone(),
+            data_dir: self.dir.data_dir.clone(),
+            jobs,
+            threads: self.threads.map_or((cores / jobs).max(1), |t| t as usize),
+            force: self.force,
+        }
+    }
+}
+
+pub fn command(args: RunArgs) -> Result<()> {
+    let mut exp = registry::load(&args.config, &args.sets)?;
+    let options = args.options();
+    let device = backend::device()?;
+    let dir = options.out.join(exp.name());
+    if args.dry_run {
+        let ctx = Context {
+            dir: dir.clone(),
+            device: &device,
+            data_dir: options.data_dir.as_deref(),
+            progress: &Quiet,
+        };
+        let plan = with_fetch(&args.dir, || {
+            Ok(experiment::dry_run(exp.as_mut(), &options, &ctx)?)
+        })?;
+        return print_dry_run(exp.as_ref(), &plan, &options);
+    }
+    println!("experiment {} -> {}", exp.name(), dir.display());
+    println!("{}", backend::describe(&device));
+    let units = exp.plan(&dir).len();
+    let view = ExperimentView::new(units, options.jobs);
+    let ctx = Context {
+        dir,
+        device: &device,
+        data_dir: options.data_dir.as_deref(),
+        progress: &view,
+    };
+    let report = with_fetch(&args.dir, || {
+        Ok(experiment::run(exp.as_mut(), &options, &ctx)?)
+    });
+    view.finish();
+    let report = report?;
+    let o = report.outcome;
+    let Some(finalized) = report.finalized else {
+        println!(
+            "interrupted: {} trained, {} already finished, {} unfinished; run the same command again to resume",
+            o.trained, o.skipped, o.unfinished
+        );
+        std::process::exit(130);
+    };
+    println!("{} trained, {} already finished", o.trained, o.skipped);
+    println!("\n{}", exp.report(&report.dir)?);
+    for w in finalized.skipped.iter().chain(&finalized.warnings) {
+        eprintln!("warning: {w}");
+    }
+    for f in &finalized.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+/// Prints the plan; a closed pipe (`| head`) ends the listing quietly.
+fn print_dry_run(exp: &dyn Experiment, plan: &DryRun, options: &RunOptions) -> Result<()> {
+    match write_dry_run(&mut std::io::stdout().lock(), exp, plan, options) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn write_dry_run(
+    out: &mut impl Write,
+    exp: &dyn Experiment,
+    plan: &DryRun,
+    options: &RunOptions,
+) -> std::io::Result<()> {
+    let claim = match plan.claim {
+        Claim::New => "a new folder",
+        Claim::Same => "resuming the folder made by this config",
+        Claim::Replaced => "taking over a folder made by another config (--force)",
+    };
+    writeln!(
+        out,
+        "experiment {} -> {} ({claim})",
+        exp.name(),
+        plan.dir.display()
+    )?;
+    let total_cost: f64 = plan.units.iter().map(|(u, _)| u.cost).sum();
+    let to_train: f64 = plan
+        .units
+        .iter()
+        .filter(|(_, k)| !k)
+        .map(|(u, _)| u.cost)
+        .sum();
+    writeln!(
+        out,
+        "plan: {} units ({} finished already, {} to train, ~{:.0}% of the estimated cost), {} at a time with {} thread(s) each",
+        plan.units.len(),
+        plan.units.len() - plan.to_train(),
+        plan.to_train(),
+        100.0 * to_train / total_cost.max(f64::MIN_POSITIVE),
+        options.jobs,
+        options.threads
+    )?;
+    for (unit, kept) in &plan.units {
+        let status = if *kept { "finished" } else { "to train" };
+        writeln!(
+            out,
+            "  {}  {status}  ({})",
+            unit.label,
+            unit.result.display()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! `realbias train`: one run of the paper's protocol, on Burn's dashboard or as epoch lines.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use realbias_train::config::TrainConfig;
+use realbias_train::data::prepare_data;
+use realbias_train::record::write_run;
+use realbias_train::{RunResult, StopReason, backend, train};
+
+use super::data::{DataDir, with_fetch};
+use crate::views::run::RunView;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// The run's TOML config (see configs/).
+    #[arg(long)]
+    config: PathBuf,
+    /// Hidden units H (overrides model.hidden).
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Seed (overrides train.seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output folder (default: runs/<config name>/h<H>-seed<S>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override any config value, e.g. --set optim.lr=0.05 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// One line per epoch even on a terminal, instead of the dashboard.
+    #[arg(long)]
+    plain: bool,
+    #[command(flatten)]
+    dir: DataDir,
+}
+
+/// The config with `--hidden` / `--seed` applied, its name and its output folder.
+fn resolve(args: &TrainArgs) -> Result<(TrainConfig, String, PathBuf)> {
+    let mut sets = args.sets.clone();
+    sets.extend(args.hidden.map(|h| format!("model.hidden={h}")));
+    sets.extend(args.seed.map(|s| format!("train.seed={s}")));
+    let config = TrainConfig::load(&args.config, &sets)?;
+    let name = config.name.clone().unwrap_or_else(|| {
+        args.config
+            .file_stem()
+            .map_or("run".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(&name).join(format!(
+            "h{}-seed{}",
+            config.model.hidden, config.train.seed
+        ))
+    });
+    Ok((config, name, out))
+}
+
+pub fn command(args: TrainArgs) -> Result<()> {
+    let (config, name, out) = resolve(&args)?;
+    if out.join("result.json").exists() {
+        bail!(
+            "{} already holds a finished run (result.json); choose another --out or remove it",
+            out.display()
+        );
+    }
+    let device = backend::device()?;
+    println!(
+        "realbias train: {name}, H = {}, seed {}, {}",
+        config.model.hidden,
+        config.train.seed,
+        backend::describe(&device)
+    );
+    let data = with_fetch(&args.dir, || {
+        Ok(prepare_data(
+            &config.data,
+            args.dir.data_dir.as_deref(),
+            config.train.seed,
+        )?)
+    })?;
+    println!(
+        "data: {} with {} train / {} validation / {} test examples, d = {}; results in {}",
+        data.name,
+        data.train.len(),
+        data.validation.len(),
+        data.test.len(),
+        data.dim(),
+        out.display()
+    );
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let title = format!("{name} H={}", config.model.hidden);
+    let mut view = RunView::new(&title, config.train.max_epochs, args.plain, out.clone());
+    let run = train(&config, &data, &device, &mut view);
+    view.finish(); // give the terminal back before printing anything more
+    let run = run?;
+    if run.result.stop_reason == StopReason::Interrupted {
+        println!(
+            "interrupted after {} epochs; history so far in {}",
+            run.result.epochs,
+            out.join("history.csv").display()
+        );
+        std::process::exit(130);
+    }
+    write_run(&out, &run)?;
+    print_result(&run.result);
+    println!(
+        "wrote {} and {}",
+        out.join("result.json").display(),
+        out.join("history.csv").display()
+    );
+    Ok(())
+}
+
+fn print_result(r: &RunResult) {
+    println!(
+        "stopped ({:?}) after {} epochs in {:.1}s: train error {:.2}%, test error {:.2}% at convergence, {:.2}% with early stopping (epoch {}); zero training error first at epoch {}",
+        r.stop_reason,
+        r.epochs,
+        r.wall_seconds,
+        100.0 * r.train_error,
+        100.0 * r.test_error,
+        100.0 * r.early_stop_test_error,
+        r.early_stop_epoch,
+        r.epochs_to_zero_train_error
+            .map_or("never".into(), |e| e.to_string())
+    );
+}

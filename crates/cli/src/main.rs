@@ -1,0 +1,76 @@
+//! `realbias`: the command line. Argument definitions and dispatch; each command lives in
+//! `commands/`, the terminal views in `views/`.
+
+mod commands;
+mod preview;
+mod views;
+
+use clap::{Parser, Subcommand};
+
+use commands::{bench, data, inspect, run, train};
+
+#[derive(Parser)]
+#[command(
+    name = "realbias",
+    version,
+    about = "Reproduce and extend Neyshabur, Tomioka & Srebro (2015), \"In Search of the Real Inductive Bias\""
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect, preview and download datasets.
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
+    },
+    /// One training run of the paper's protocol.
+    Train(train::TrainArgs),
+    /// A whole experiment: a width sweep (a config with a [sweep] section), or Section 3's
+    /// matrix factorization / Section 4's convex neural net (`kind = ...`): plan, train,
+    /// summarize, plot. Re-running the same command resumes: finished runs are skipped.
+    Run(run::RunArgs),
+    /// Redraw the figures and tables of an experiment folder from its saved results.
+    Plot {
+        /// The experiment folder (OUT/<experiment>).
+        dir: std::path::PathBuf,
+    },
+    /// Print an experiment folder's report (markdown).
+    Report { dir: std::path::PathBuf },
+    /// Training throughput of the real training path on synthetic data, against this
+    /// machine's measured matrix-multiply peak.
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data { command } => data::command(command),
+        Command::Train(args) => train::command(args),
+        Command::Run(args) => run::command(args),
+        Command::Plot { dir } => inspect::plot(&dir),
+        Command::Report { dir } => inspect::report(&dir),
+        Command::Bench(args) => bench::command(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {}", error_chain(&e));
+        std::process::exit(1);
+    }
+}
+
+/// The error and its causes in one line, each cause once: many errors already print their
+/// source in their own message ("...: cannot read: No such file (os error 2)").
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}

@@ -1,0 +1,386 @@
+//! The `realbias` binary end to end on tiny generated data.
+
+use std::process::Command;
+
+use common::write_tiny_idx;
+use realbias_fixtures as common;
+
+fn realbias() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_realbias"))
+}
+
+/// Runs `command` and asserts it succeeded, showing its output if not.
+fn succeed(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn train_writes_result_and_history_and_refuses_to_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("tiny");
+    write_tiny_idx(&data, 120, 40);
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\n[model]\nhidden = 8\n[optim]\nbatch_size = 10\n[train]\nmax_epochs = 5\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let status = succeed(
+        realbias()
+            .args(["train", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out)
+            .args(["--seed", "3"]),
+    );
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        stdout.contains("backend flex") || stdout.contains("backend "),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("epoch ")).count(),
+        6,
+        "one line per epoch, epoch 0 included:\n{stdout}"
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    for key in [
+        "train_error",
+        "train_loss",
+        "validation_error",
+        "test_error",
+        "early_stop_epoch",
+        "early_stop_test_error",
+        "epochs",
+        "stop_reason",
+        "wall_seconds",
+        "hidden",
+        "seed",
+        "backend",
+        "config",
+        "git_revision",
+        "u_frobenius",
+        "v_frobenius",
+        "weight_decay_penalty",
+        "group_norm",
+        "parameters",
+    ] {
+        assert!(result.get(key).is_some(), "result.json lacks {key}");
+    }
+    assert_eq!(result["seed"], 3);
+    assert_eq!(result["hidden"], 8);
+    assert_eq!(
+        result["config"]["train"]["seed"], 3,
+        "the resolved config is saved"
+    );
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 1 + 6);
+
+    let before = std::fs::read(out.join("result.json")).unwrap();
+    let again = realbias()
+        .args(["train", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a finished run"));
+    assert_eq!(
+        std::fs::read(out.join("result.json")).unwrap(),
+        before,
+        "a finished result is never rewritten"
+    );
+}
+
+#[test]
+fn user_errors_are_one_clear_line_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[data]\ndataset = { kind = \"mnist\" }\n[model]\nhidden = -3\n",
+    )
+    .unwrap();
+    let out = realbias()
+        .args(["train", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.starts_with("error: ") && err.contains("bad.toml") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let out = realbias()
+        .args(["data", "info", "mnist", "--data-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("realbias data fetch mnist") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+#[test]
+fn data_info_json_and_preview() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("tiny");
+    write_tiny_idx(&data, 12_000, 40);
+    let source = format!("idx:{}", data.display());
+    let out = succeed(realbias().args(["data", "info", &source, "--json"]));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["train"]["size"], 2000);
+    assert_eq!(info["validation"]["size"], 10_000);
+    assert_eq!(info["test"]["size"], 40);
+    assert_eq!(info["features"], 100);
+    assert_eq!(info["classes"], 4);
+
+    let png = tmp.path().join("preview.png");
+    succeed(
+        realbias()
+            .args(["data", "preview", &source, "--count", "8", "--out"])
+            .arg(&png),
+    );
+    let img = image::open(&png).unwrap();
+    assert!(img.width() > 100 && img.height() > 50);
+}
+
+/// `realbias bench --json`: one object per width with the keys the issue names and
+/// consistent arithmetic (GFLOP/s from the FLOP count and the epoch time).
+#[test]
+fn bench_prints_one_json_line_per_width() {
+    let out = succeed(realbias().args([
+        "bench",
+        "--hidden",
+        "4,32",
+        "--examples",
+        "400",
+        "--validation",
+        "100",
+        "--epochs",
+        "2",
+        "--json",
+    ]));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (row, h) in lines.iter().zip([4.0, 32.0]) {
+        for key in [
+            "hidden",
+            "epoch_seconds",
+            "eval_seconds",
+            "step_micros",
+            "gflops",
+            "peak_gflops",
+            "backend",
+            "threads",
+        ] {
+            assert!(row.get(key).is_some(), "{key} missing in {row}");
+        }
+        assert_eq!(row["hidden"].as_f64(), Some(h));
+        let seconds = row["epoch_seconds"].as_f64().unwrap();
+        let flops = 400.0 * h * (4.0 * 100.0 + 6.0 * 10.0);
+        let gflops = row["gflops"].as_f64().unwrap();
+        assert!((gflops - flops / seconds / 1e9).abs() <= 1e-9 * gflops.max(1.0));
+        assert!((row["step_micros"].as_f64().unwrap() - seconds / 4.0 * 1e6).abs() < 1e-6);
+        assert!(row["peak_gflops"].as_f64().unwrap() > 0.0);
+        assert_eq!(row["threads"].as_f64(), Some(1.0));
+    }
+    let bad = realbias()
+        .args(["bench", "--epochs", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--epochs"));
+}
+
+/// Writes a tiny sweep config over `data` and returns its path.
+fn tiny_sweep(dir: &std::path::Path, data: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let config = dir.join("sweep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"tiny\"\n[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\nsubset = {{ train = 60, validation = 30 }}\n[optim]\nbatch_size = 10\n[train]\nmax_epochs = 3\n[sweep]\nhidden = [2, 4]\n{extra}",
+            data.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn fails(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: ") && !err.contains("panicked"),
+        "{err}"
+    );
+    err
+}
+
+#[test]
+fn the_dry_run_says_what_the_run_would_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_idx(&data, 200, 40);
+    let runs = tmp.path().join("runs");
+    let config = tiny_sweep(tmp.path(), &data, "");
+    let run = |extra: &[&str]| {
+        let mut c = realbias();
+        c.arg("run")
+            .arg(&config)
+            .arg("--out")
+            .arg(&runs)
+            .args(extra);
+        c
+    };
+    let dry = succeed(&mut run(&["--dry-run"]));
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(text.contains("0 finished already, 2 to train"), "{text}");
+    assert!(!runs.exists(), "a dry run writes nothing");
+    succeed(&mut run(&[]));
+    // A different config against the same folder: the dry run refuses as the run would.
+    let changed = ["--set", "sweep.hidden=[2, 8]"];
+    let err = fails(&mut run(&[&changed[..], &["--dry-run"]].concat()));
+    assert!(err.contains("different config"), "{err}");
+    let err = fails(&mut run(&changed));
+    assert!(err.contains("different config"), "{err}");
+    // With --force it keeps the unchanged run and trains the new one, and says so.
+    let forced = succeed(&mut run(&[&changed[..], &["--dry-run", "--force"]].concat()));
+    let text = String::from_utf8_lossy(&forced.stdout);
+    assert!(text.contains("1 finished already, 1 to train"), "{text}");
+    let really = succeed(&mut run(&[&changed[..], &["--force"]].concat()));
+    let text = String::from_utf8_lossy(&really.stdout);
+    assert!(text.contains("1 trained, 1 already finished"), "{text}");
+}
+
+#[test]
+fn a_run_that_fails_on_its_data_leaves_no_claim_and_sizes_are_checked_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_idx(&data, 200, 40);
+    let runs = tmp.path().join("runs");
+    let config = tiny_sweep(tmp.path(), &data, "");
+    let too_big = ["--set", "data.subset={ train = 5000, validation = 30 }"];
+    for extra in [&["--dry-run"][..], &[]] {
+        let err = fails(
+            realbias()
+                .arg("run")
+                .arg(&config)
+                .arg("--out")
+                .arg(&runs)
+                .args(too_big)
+                .args(extra),
+        );
+        assert!(err.contains("5000") || err.contains("subset"), "{err}");
+    }
+    assert!(
+        !runs.join("tiny/experiment.toml").exists(),
+        "nothing is claimed before the data loads"
+    );
+    // The corrected run is not refused as "a different config".
+    succeed(realbias().arg("run").arg(&config).arg("--out").arg(&runs));
+}
+
+#[test]
+fn plot_names_corrupt_results_and_writes_nothing_when_none_is_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_idx(&data, 200, 40);
+    let runs = tmp.path().join("runs");
+    let config = tiny_sweep(tmp.path(), &data, "");
+    succeed(realbias().arg("run").arg(&config).arg("--out").arg(&runs));
+    let dir = runs.join("tiny");
+    let corrupt = dir.join("plain/h2/rep0/result.json");
+    std::fs::write(&corrupt, "{ torn").unwrap();
+    let out = succeed(realbias().arg("plot").arg(&dir));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&corrupt.display().to_string()), "{err}");
+    let summary = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    assert_eq!(
+        summary.lines().count(),
+        2,
+        "the readable run only:\n{summary}"
+    );
+    std::fs::write(dir.join("plain/h4/rep0/result.json"), "").unwrap();
+    let err = fails(realbias().arg("plot").arg(&dir));
+    assert!(err.contains("no finished results"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("summary.csv")).unwrap(),
+        summary,
+        "a failed plot leaves the summary as it was"
+    );
+}
+
+#[test]
+fn hostile_arguments_get_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_idx(&data, 200, 40);
+    let config = tiny_sweep(tmp.path(), &data, "");
+    for flag in [["--jobs", "0"], ["--threads", "0"]] {
+        let out = realbias()
+            .arg("run")
+            .arg(&config)
+            .args(flag)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag[0]), "{err}");
+    }
+    let train = tmp.path().join("train.toml");
+    std::fs::write(
+        &train,
+        format!(
+            "[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let err = fails(
+        realbias()
+            .args(["train", "--config"])
+            .arg(&train)
+            .args(["--hidden", "100000000000", "--plain", "--out"])
+            .arg(tmp.path().join("huge")),
+    );
+    assert!(
+        err.contains("H = 100000000000") && err.contains("GiB"),
+        "{err}"
+    );
+    let err = fails(
+        realbias()
+            .args(["train", "--config"])
+            .arg(tmp.path().join("missing.toml")),
+    );
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+    let bogus = tmp.path().join("bogus.toml");
+    std::fs::write(&bogus, "kind = \"bogus\"\n").unwrap();
+    let err = fails(realbias().arg("run").arg(&bogus));
+    assert!(
+        err.contains("unknown kind \"bogus\"") && !err.contains("Some("),
+        "{err}"
+    );
+}

@@ -1,0 +1,392 @@
+//! The one chart engine every figure uses: panels side by side, each with lines, points, error
+//! bars and dashed horizontal reference lines, on linear, log2 (x) or log10 (y) axes, drawn
+//! once on each of PNG and SVG (plotters).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error(
+        "no TrueType font found for the plot labels: install fonts-dejavu-core (Debian/Ubuntu) or set REALBIAS_FONT to a .ttf file"
+    )]
+    NoFont,
+    #[error("{path}: cannot draw: {message}")]
+    Draw { path: PathBuf, message: String },
+    #[error("nothing to plot: no finished results")]
+    Empty,
+}
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mark {
+    /// Line with dots at the points.
+    Line,
+    /// Dots only.
+    Points,
+    /// A thin line without dots.
+    Thin,
+}
+
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    /// Half-widths of vertical error bars, one per point (empty: none).
+    pub errors: Vec<f64>,
+    pub mark: Mark,
+    /// A fixed palette index (default: the series' position), so that one thing keeps one
+    /// colour across panels.
+    pub color: Option<usize>,
+}
+
+impl Series {
+    pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>, mark: Mark) -> Self {
+        Series {
+            label: label.into(),
+            points,
+            errors: Vec::new(),
+            mark,
+            color: None,
+        }
+    }
+
+    pub fn colored(mut self, index: usize) -> Self {
+        self.color = Some(index);
+        self
+    }
+
+    /// Error bars of ±`errors[i]` around point `i`.
+    pub fn with_errors(mut self, errors: Vec<f64>) -> Self {
+        self.errors = errors;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Panel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// x on a log2 axis (H, k).
+    pub log2_x: bool,
+    /// y on a log10 axis.
+    pub log_y: bool,
+    pub series: Vec<Series>,
+    /// Horizontal reference lines `(label, y)`, dashed.
+    pub references: Vec<(String, f64)>,
+    /// The legend in the upper left corner (for curves that rise) instead of the right.
+    pub legend_left: bool,
+}
+
+/// Pixels of one panel; a figure of n panels is n panels wide.
+pub const PANEL_SIZE: (u32, u32) = (540, 450);
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(40, 90, 200),
+    RGBColor(210, 50, 40),
+    RGBColor(40, 150, 60),
+    RGBColor(230, 130, 20),
+    RGBColor(120, 40, 170),
+    RGBColor(20, 160, 170),
+    RGBColor(180, 60, 140),
+    RGBColor(110, 110, 110),
+];
+
+const FONT_CANDIDATES: [&str; 4] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/System/Library/Fonts/Supplemental/Arial.ttf",
+];
+
+/// Registers one font as plotters' "sans-serif", once per process.
+fn ensure_font() -> Result<(), ChartError> {
+    static FONT: OnceLock<bool> = OnceLock::new();
+    let ok = *FONT.get_or_init(|| {
+        let mut paths: Vec<PathBuf> = std::env::var_os("REALBIAS_FONT")
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
+        paths.extend(FONT_CANDIDATES.iter().map(PathBuf::from));
+        paths.into_iter().any(|p| {
+            std::fs::read(&p).is_ok_and(|bytes| {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+            })
+        })
+    });
+    if ok { Ok(()) } else { Err(ChartError::NoFont) }
+}
+
+fn transform(panel: &Panel, (x, y): (f64, f64)) -> Option<(f64, f64)> {
+    let x = if panel.log2_x {
+        (x > 0.0).then(|| x.log2())?
+    } else {
+        x
+    };
+    let y = if panel.log_y {
+        (y > 0.0).then(|| y.log10())?
+    } else {
+        y
+    };
+    (x.is_finite() && y.is_finite()).then_some((x, y))
+}
+
+/// A series in plot coordinates: the point and, where it has one, its error bar's ends.
+type Plotted = Vec<((f64, f64), Option<(f64, f64)>)>;
+
+fn plotted(panel: &Panel, series: &Series) -> Plotted {
+    series
+        .points
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &(x, y))| {
+            let p = transform(panel, (x, y))?;
+            let bar = series.errors.get(i).filter(|e| **e > 0.0).and_then(|e| {
+                let lo = transform(panel, (x, y - e)).map_or(p.1, |q| q.1);
+                transform(panel, (x, y + e)).map(|hi| (lo, hi.1))
+            });
+            Some((p, bar))
+        })
+        .collect()
+}
+
+/// The plot ranges: the data with padding, and headroom above for the legend.
+fn ranges(panel: &Panel, series: &[Plotted], refs: &[(String, f64)]) -> Option<[f64; 4]> {
+    let points = series.iter().flatten();
+    let xs = points.clone().map(|(p, _)| p.0);
+    let ys = points
+        .flat_map(|(p, bar)| [Some(p.1), bar.map(|b| b.0), bar.map(|b| b.1)])
+        .flatten()
+        .chain(refs.iter().map(|r| r.1));
+    let fold = |it: &mut dyn Iterator<Item = f64>| {
+        it.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        })
+    };
+    let (x0, x1) = fold(&mut xs.into_iter());
+    let (y0, y1) = fold(&mut ys.into_iter());
+    if !(x0.is_finite() && y0.is_finite()) {
+        return None;
+    }
+    let xpad = ((x1 - x0) * 0.05).max(0.3);
+    let ypad = ((y1 - y0) * 0.08).max(if panel.log_y { 0.1 } else { 1e-3 });
+    Some([
+        x0 - xpad,
+        x1 + xpad,
+        y0 - ypad,
+        y1 + ypad + 0.35 * (y1 - y0 + ypad),
+    ])
+}
+
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+fn mesh<DB: DrawingBackend>(chart: &mut Chart<DB>, panel: &Panel) -> Result<(), String> {
+    let (log2_x, log_y) = (panel.log2_x, panel.log_y);
+    let x_range = chart.x_range();
+    let y_range = chart.y_range();
+    // Enough decimals to tell the ticks apart, no more.
+    let span = y_range.end - y_range.start;
+    let decimals = if span >= 20.0 {
+        0
+    } else if span >= 2.0 {
+        1
+    } else {
+        3
+    };
+    chart
+        .configure_mesh()
+        .x_desc(panel.x_label.as_str())
+        .y_desc(panel.y_label.as_str())
+        .x_labels(if log2_x {
+            ((x_range.end - x_range.start) as usize + 1).min(14)
+        } else {
+            8
+        })
+        .x_label_formatter(&|x| match log2_x {
+            true => format!("{}", 2f64.powf(x.round()) as u64),
+            false => format!("{x:.2}"),
+        })
+        .y_label_formatter(&|y| match log_y {
+            // Two significant digits: log ticks rarely fall on round numbers.
+            true => format!("{:.1e}", 10f64.powf(*y)),
+            false => format!("{y:.decimals$}"),
+        })
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+fn draw_series<DB: DrawingBackend>(
+    chart: &mut Chart<DB>,
+    series: &Series,
+    pts: &Plotted,
+    color: RGBColor,
+) -> Result<(), String> {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
+    let dots = || {
+        pts.iter()
+            .map(move |&(p, _)| Circle::new(p, 3, color.filled()))
+    };
+    let anno = match series.mark {
+        Mark::Points => chart.draw_series(dots()).map_err(e)?,
+        mark => {
+            let width = if mark == Mark::Thin { 1 } else { 2 };
+            let line = LineSeries::new(pts.iter().map(|&(p, _)| p), color.stroke_width(width));
+            chart.draw_series(line).map_err(e)?
+        }
+    };
+    anno.label(series.label.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    if series.mark == Mark::Line {
+        chart.draw_series(dots()).map_err(e)?;
+    }
+    let bars = pts.iter().filter_map(|&(p, bar)| {
+        bar.map(|(lo, hi)| ErrorBar::new_vertical(p.0, lo, p.1, hi, color.stroke_width(1), 6))
+    });
+    chart.draw_series(bars).map_err(e)?;
+    Ok(())
+}
+
+fn draw_reference<DB: DrawingBackend>(
+    chart: &mut Chart<DB>,
+    (label, y): &(String, f64),
+    color: RGBColor,
+) -> Result<(), String> {
+    let range = chart.x_range();
+    let (a, b) = (range.start, range.end);
+    let dashes: Vec<PathElement<(f64, f64)>> = (0..40)
+        .filter(|j| j % 2 == 0)
+        .map(|j| {
+            let s = a + (b - a) * j as f64 / 40.0;
+            let t = a + (b - a) * (j + 1) as f64 / 40.0;
+            PathElement::new(vec![(s, *y), (t, *y)], color.stroke_width(2))
+        })
+        .collect();
+    chart
+        .draw_series(dashes)
+        .map_err(|e| e.to_string())?
+        .label(label.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    Ok(())
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+) -> Result<(), String> {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
+    let series: Vec<Plotted> = panel.series.iter().map(|s| plotted(panel, s)).collect();
+    let refs: Vec<(String, f64)> = panel
+        .references
+        .iter()
+        .filter_map(|(l, y)| transform(panel, (1.0, *y)).map(|p| (l.clone(), p.1)))
+        .collect();
+    let Some([x0, x1, y0, y1]) = ranges(panel, &series, &refs) else {
+        return Ok(());
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 17))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(e)?;
+    mesh(&mut chart, panel)?;
+    for (i, (s, pts)) in panel.series.iter().zip(&series).enumerate() {
+        draw_series(
+            &mut chart,
+            s,
+            pts,
+            COLORS[s.color.unwrap_or(i) % COLORS.len()],
+        )?;
+    }
+    for (i, r) in refs.iter().enumerate() {
+        // From the end of the palette: series take it from the start.
+        draw_reference(&mut chart, r, COLORS[COLORS.len() - 1 - i % COLORS.len()])?;
+    }
+    let corner = match panel.legend_left {
+        true => SeriesLabelPosition::UpperLeft,
+        false => SeriesLabelPosition::UpperRight,
+    };
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 12))
+        .position(corner)
+        .draw()
+        .map_err(e)
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    panels: &[Panel],
+) -> Result<(), String> {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, panel) in areas.iter().zip(panels) {
+        draw_panel(area, panel)?;
+    }
+    root.present().map_err(e)
+}
+
+/// Draws `stem.png` and `stem.svg`, panels side by side.
+pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<PathBuf>, ChartError> {
+    if panels
+        .iter()
+        .all(|p| p.series.iter().all(|s| s.points.is_empty()))
+    {
+        return Err(ChartError::Empty);
+    }
+    ensure_font()?;
+    let size = (PANEL_SIZE.0 * panels.len().max(1) as u32, PANEL_SIZE.1);
+    let png = stem.with_extension("png");
+    let svg = stem.with_extension("svg");
+    let fail = |path: &PathBuf, message: String| ChartError::Draw {
+        path: path.clone(),
+        message,
+    };
+    draw(
+        BitMapBackend::new(&png, size).into_drawing_area(),
+        title,
+        panels,
+    )
+    .map_err(|m| fail(&png, m))?;
+    draw(
+        SVGBackend::new(&svg, size).into_drawing_area(),
+        title,
+        panels,
+    )
+    .map_err(|m| fail(&svg, m))?;
+    Ok(vec![png, svg])
+}
+
+/// A figure: the file stem, the title and the panels.
+pub type Figure = (&'static str, String, Vec<Panel>);
+
+/// Draws every figure into `dir` and returns the files written and, for each figure that could
+/// not be drawn (no font, nothing to plot), why; other failures are errors.
+pub fn draw_figures(
+    dir: &Path,
+    figures: Vec<Figure>,
+) -> Result<(Vec<PathBuf>, Vec<String>), ChartError> {
+    let (mut files, mut warnings) = (Vec::new(), Vec::new());
+    for (stem, title, panels) in figures {
+        match draw_panels(&dir.join(stem), &title, &panels) {
+            Ok(written) => files.extend(written),
+            Err(e @ (ChartError::NoFont | ChartError::Empty)) => {
+                warnings.push(format!("{stem}: {e}"))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((files, warnings))
+}

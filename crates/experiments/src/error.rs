@@ -1,0 +1,58 @@
+//! The errors of the experiments layer.
+
+use std::path::PathBuf;
+
+use realbias_train::TrainError;
+use realbias_train::config::ConfigError;
+
+use crate::chart::ChartError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+    #[error(
+        "{path} was made by a different config; rerun with --force to reuse the folder (finished results the new config would not produce are retrained), or choose another --out"
+    )]
+    ConfigChanged { path: PathBuf },
+    #[error(
+        "{0}: no experiment here (no experiment.toml); give the folder `realbias run` wrote, e.g. runs/<experiment>"
+    )]
+    NotAnExperiment(PathBuf),
+    #[error("{what}: {source}")]
+    Theory {
+        what: String,
+        #[source]
+        source: realbias_theory::TheoryError,
+    },
+    #[error("{path}: cannot encode: {message}")]
+    Encode { path: PathBuf, message: String },
+    /// Nothing to summarize: no unit has a readable result.
+    #[error("{dir}: no finished results to summarize{}", broken_list(.broken))]
+    NothingFinished { dir: PathBuf, broken: Vec<String> },
+    /// The censoring network could not provide the labels a censored condition needs.
+    #[error("censoring: {0}")]
+    Censoring(String),
+    #[error("cannot build a pool of {threads} threads: {message}")]
+    Pool { threads: usize, message: String },
+}
+
+fn broken_list(broken: &[String]) -> String {
+    if broken.is_empty() {
+        String::new()
+    } else {
+        format!(" (unreadable: {})", broken.join("; "))
+    }
+}
+
+impl ExperimentError {
+    /// Wraps a theory-crate error with what was being computed.
+    pub fn theory(what: impl Into<String>) -> impl FnOnce(realbias_theory::TheoryError) -> Self {
+        let what = what.into();
+        move |source| ExperimentError::Theory { what, source }
+    }
+}

@@ -1,0 +1,264 @@
+//! The one trait every experiment kind implements, and the driver that takes any of them from
+//! plan to figures, resumably: load and check the inputs, claim the folder, do the shared work,
+//! run the unfinished units on `jobs` workers (most expensive first), finalize.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::Device;
+use realbias_train::files::remove;
+
+pub use crate::unit::{Unit, UnitOutcome};
+
+use crate::ExperimentError;
+use crate::progress::ExperimentProgress;
+use crate::store::{Claim, check_claim, claim};
+
+/// Where and with what an experiment runs.
+pub struct Context<'a> {
+    /// The experiment folder (`OUT/<name>`).
+    pub dir: PathBuf,
+    pub device: &'a Device,
+    pub data_dir: Option<&'a Path>,
+    pub progress: &'a dyn ExperimentProgress,
+}
+
+/// The files a finalize wrote, the result files it had to leave out, and why figures are
+/// missing if they are.
+#[derive(Debug, Default)]
+pub struct Finalized {
+    pub files: Vec<PathBuf>,
+    /// Result files that are there but unreadable, each named.
+    pub skipped: Vec<String>,
+    /// Figures not drawn (no font, nothing to plot).
+    pub warnings: Vec<String>,
+}
+
+/// An experiment kind. The driver calls, in order: `load` (read and check the inputs; writes
+/// nothing), `prepare` (shared work that writes into the folder), `run_unit` for every
+/// unfinished unit (from several threads), `finalize`.
+pub trait Experiment: Sync {
+    /// The experiment folder's name.
+    fn name(&self) -> &str;
+    /// The resolved config, as recorded in the folder.
+    fn config_toml(&self) -> String;
+    /// Every unit, in plan order, for the folder `dir`.
+    fn plan(&self, dir: &Path) -> Vec<Unit>;
+    /// A finished unit's outcome line; `None` when it has no readable result.
+    fn finished(&self, unit: &Unit) -> Option<String>;
+    /// Whether a finished unit's result would differ under this config (`config_changed`:
+    /// the folder was made by another config). Stale results are discarded under `--force`.
+    fn stale(&self, unit: &Unit, config_changed: bool) -> bool;
+    fn load(&mut self, ctx: &Context) -> Result<(), ExperimentError>;
+    fn prepare(&mut self, ctx: &Context) -> Result<(), ExperimentError>;
+    fn run_unit(
+        &self,
+        unit: &Unit,
+        worker: usize,
+        ctx: &Context,
+    ) -> Result<UnitOutcome, ExperimentError>;
+    /// Writes the tables and figures of whatever finished in `dir`; writes nothing when
+    /// nothing finished.
+    fn finalize(&self, dir: &Path) -> Result<Finalized, ExperimentError>;
+    /// The markdown report of whatever finished in `dir`.
+    fn report(&self, dir: &Path) -> Result<String, ExperimentError>;
+}
+
+/// How to run an experiment.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where experiment folders go (the experiment's is `out/<name>`).
+    pub out: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    pub jobs: usize,
+    /// Threads per job (each worker's rayon pool).
+    pub threads: usize,
+    pub force: bool,
+}
+
+/// How many units were trained, skipped, or left unfinished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub trained: usize,
+    pub skipped: usize,
+    pub unfinished: usize,
+}
+
+/// What a finished (or interrupted) run leaves.
+#[derive(Debug)]
+pub struct RunReport {
+    pub dir: PathBuf,
+    pub outcome: Outcome,
+    /// Written once every unit finished.
+    pub finalized: Option<Finalized>,
+}
+
+/// What a run would do, without doing it.
+#[derive(Debug)]
+pub struct DryRun {
+    pub dir: PathBuf,
+    pub claim: Claim,
+    /// Each unit with `true` when the run would keep its saved result.
+    pub units: Vec<(Unit, bool)>,
+}
+
+impl DryRun {
+    pub fn to_train(&self) -> usize {
+        self.units.iter().filter(|(_, kept)| !kept).count()
+    }
+}
+
+/// The units whose saved results a run would keep.
+fn kept(exp: &dyn Experiment, units: &[Unit], claim: Claim, force: bool) -> Vec<bool> {
+    let changed = claim == Claim::Replaced;
+    units
+        .iter()
+        .map(|u| exp.finished(u).is_some() && !(force && exp.stale(u, changed)))
+        .collect()
+}
+
+/// Checks everything a run checks (the config, the folder, the data) and says which units it
+/// would train; writes nothing.
+pub fn dry_run(
+    exp: &mut dyn Experiment,
+    options: &RunOptions,
+    ctx: &Context,
+) -> Result<DryRun, ExperimentError> {
+    exp.load(ctx)?;
+    let claim = check_claim(&ctx.dir, &exp.config_toml(), options.force)?;
+    let units = exp.plan(&ctx.dir);
+    let kept = kept(exp, &units, claim, options.force);
+    Ok(DryRun {
+        dir: ctx.dir.clone(),
+        claim,
+        units: units.into_iter().zip(kept).collect(),
+    })
+}
+
+/// Runs (or resumes) a whole experiment.
+pub fn run(
+    exp: &mut dyn Experiment,
+    options: &RunOptions,
+    ctx: &Context,
+) -> Result<RunReport, ExperimentError> {
+    // Inputs first: a config or data problem leaves no trace in the folder.
+    exp.load(ctx)?;
+    let state = claim(&ctx.dir, &exp.config_toml(), options.force)?;
+    let units = exp.plan(&ctx.dir);
+    for (unit, keep) in units.iter().zip(kept(exp, &units, state, options.force)) {
+        if !keep {
+            remove(&unit.result)?;
+        }
+    }
+    exp.prepare(ctx)?;
+    let outcome = execute(exp, &units, ctx, options.jobs, options.threads)?;
+    let finalized = match outcome.unfinished {
+        0 => Some(exp.finalize(&ctx.dir)?),
+        _ => None,
+    };
+    Ok(RunReport {
+        dir: ctx.dir.clone(),
+        outcome,
+        finalized,
+    })
+}
+
+/// The work queue shared by the workers.
+struct Queue<'a> {
+    pending: Mutex<VecDeque<&'a Unit>>,
+    outcome: Mutex<Outcome>,
+    failure: Mutex<Option<ExperimentError>>,
+    failed: AtomicBool,
+}
+
+impl<'a> Queue<'a> {
+    fn next(&self, ctx: &Context) -> Option<&'a Unit> {
+        if self.failed.load(Ordering::Relaxed) || ctx.progress.stop_requested() {
+            return None;
+        }
+        self.pending.lock().ok()?.pop_front()
+    }
+
+    fn record(&self, unit: &Unit, result: Result<UnitOutcome, ExperimentError>, ctx: &Context) {
+        let mut outcome = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(UnitOutcome::Finished(line)) => {
+                outcome.trained += 1;
+                drop(outcome);
+                ctx.progress.finished(unit, &line, false);
+            }
+            Ok(UnitOutcome::Interrupted) => outcome.unfinished += 1,
+            Err(e) => {
+                self.failed.store(true, Ordering::Relaxed);
+                let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+                failure.get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// Runs every unfinished unit on `jobs` workers, each in its own rayon pool of `threads`
+/// threads, the most expensive first so the long units start at once and the short ones fill
+/// in around them (stable: plan order among equals).
+fn execute(
+    exp: &dyn Experiment,
+    units: &[Unit],
+    ctx: &Context,
+    jobs: usize,
+    threads: usize,
+) -> Result<Outcome, ExperimentError> {
+    let mut outcome = Outcome::default();
+    let mut pending = Vec::new();
+    for unit in units {
+        match exp.finished(unit) {
+            Some(line) => {
+                outcome.skipped += 1;
+                ctx.progress.finished(unit, &line, true);
+            }
+            None => pending.push(unit),
+        }
+    }
+    pending.sort_by(|a, b| b.cost.total_cmp(&a.cost));
+    let queue = Queue {
+        pending: Mutex::new(pending.into_iter().collect()),
+        outcome: Mutex::new(outcome),
+        failure: Mutex::new(None),
+        failed: AtomicBool::new(false),
+    };
+    std::thread::scope(|scope| {
+        for worker in 0..jobs.max(1) {
+            let queue = &queue;
+            scope.spawn(move || work(exp, queue, worker, threads, ctx));
+        }
+    });
+    if let Some(e) = queue.failure.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let mut outcome = queue.outcome.into_inner().unwrap_or_default();
+    outcome.unfinished += queue.pending.into_inner().map(|q| q.len()).unwrap_or(0);
+    Ok(outcome)
+}
+
+/// One worker: takes units off the queue until it is empty, stopped or failed.
+fn work(exp: &dyn Experiment, queue: &Queue, worker: usize, threads: usize, ctx: &Context) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| ExperimentError::Pool {
+            threads,
+            message: e.to_string(),
+        });
+    while let Some(unit) = queue.next(ctx) {
+        ctx.progress.started(worker, unit);
+        let result = match &pool {
+            Ok(pool) => pool.install(|| exp.run_unit(unit, worker, ctx)),
+            Err(e) => Err(ExperimentError::Pool {
+                threads,
+                message: e.to_string(),
+            }),
+        };
+        queue.record(unit, result, ctx);
+    }
+}

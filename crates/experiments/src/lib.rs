@@ -1,0 +1,23 @@
+//! The experiments of realbias, each a kind of [`experiment::Experiment`]: width sweeps
+//! (Figures 1 and 2, [`sweep`]), Section 3's matrix factorization ([`factorization`]) and
+//! Section 4's convex neural net ([`convex_nn`]).
+//!
+//! Every kind plans units of work, runs one unit, and finalizes tables and figures; the
+//! [`experiment`] driver does the rest for all of them (folder claims, resume, `--jobs`
+//! workers, most expensive first). [`registry`] is the only place that names every kind,
+//! [`store`] the one result store, [`chart`] the one chart engine.
+
+pub mod chart;
+pub mod convex_nn;
+mod error;
+pub mod experiment;
+pub mod factorization;
+pub mod oracle;
+pub mod progress;
+pub mod registry;
+pub mod store;
+pub mod sweep;
+mod unit;
+
+pub use error::ExperimentError;
+pub use experiment::{Experiment, RunOptions};

@@ -1,0 +1,96 @@
+//! The one place that names every experiment kind: a config's `kind` (none: a width sweep)
+//! picks the [`Experiment`] that runs it. A new kind is a folder beside `sweep/` plus one line
+//! in [`KINDS`].
+
+use std::path::Path;
+
+use realbias_train::config::{ConfigError, parse_table, read_config};
+
+use crate::ExperimentError;
+use crate::convex_nn::{self, ConvexNn, ConvexNnConfig};
+use crate::experiment::Experiment;
+use crate::factorization::{self, Factorization, FactorizationConfig};
+use crate::store::folder_config;
+use crate::sweep::{ExperimentConfig, Sweep};
+
+/// Builds a kind's experiment from its config table (`path` names the file in errors).
+type Build = fn(toml::Table, &Path) -> Result<Box<dyn Experiment>, ConfigError>;
+
+/// Every kind with a `kind = "..."` key, and how to build it.
+const KINDS: [(&str, Build); 2] = [
+    (factorization::KIND, |t, p| {
+        Ok(Box::new(Factorization::new(FactorizationConfig::parse(
+            t, p,
+        )?)))
+    }),
+    (convex_nn::KIND, |t, p| {
+        Ok(Box::new(ConvexNn::new(ConvexNnConfig::parse(t, p)?)))
+    }),
+];
+
+/// Reads an experiment config (with `--set` overrides) and builds its experiment.
+pub fn load(path: &Path, sets: &[String]) -> Result<Box<dyn Experiment>, ConfigError> {
+    parse(&read_config(path)?, path, sets)
+}
+
+/// [`load`] from the config's text.
+pub fn parse(text: &str, path: &Path, sets: &[String]) -> Result<Box<dyn Experiment>, ConfigError> {
+    let table = parse_table(text, path, sets)?;
+    let Some(kind) = table.get("kind") else {
+        let config = ExperimentConfig::parse(text, path, sets)?;
+        return Ok(Box::new(Sweep::new(config)));
+    };
+    let known: Vec<String> = KINDS.iter().map(|(k, _)| format!("\"{k}\"")).collect();
+    let unknown = |what: String| {
+        ConfigError::parse(
+            path,
+            format!(
+                "unknown kind {what}: use {}, or leave kind out for a width sweep",
+                known.join(" or ")
+            ),
+        )
+    };
+    let name = kind.as_str().ok_or_else(|| unknown(kind.to_string()))?;
+    let (_, build) = KINDS
+        .iter()
+        .find(|(k, _)| *k == name)
+        .ok_or_else(|| unknown(format!("\"{name}\"")))?;
+    build(table, path)
+}
+
+/// The experiment of a folder `realbias run` made, from its recorded config.
+pub fn load_folder(dir: &Path) -> Result<Box<dyn Experiment>, ExperimentError> {
+    let (path, text) = folder_config(dir)?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::parse(&path, e))?;
+    if table.contains_key("kind") {
+        return Ok(parse(&text, &path, &[])?);
+    }
+    // Sweep folders record the resolved sweep config, whose layout is the serialized struct.
+    let config: ExperimentConfig =
+        toml::from_str(&text).map_err(|e| ConfigError::parse(&path, e))?;
+    Ok(Box::new(Sweep::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_kind_is_named_plainly() {
+        let e = parse("kind = \"bogus\"\n", Path::new("x.toml"), &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("unknown kind \"bogus\""), "{e}");
+        assert!(!e.contains("Some("), "{e}");
+        assert!(
+            e.contains("\"matrix-factorization\" or \"convex-nn\""),
+            "{e}"
+        );
+        let e = parse("kind = 3\n", Path::new("x.toml"), &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("unknown kind 3"), "{e}");
+    }
+}

@@ -1,0 +1,150 @@
+//! The result store every experiment kind uses: the folder's config (`experiment.toml`), one
+//! `claim` with one meaning of `--force`, atomic writes, and results read back with every
+//! unreadable file named.
+
+use std::path::{Path, PathBuf};
+
+use realbias_train::files::write_atomic;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ExperimentError;
+
+/// The resolved config an experiment folder belongs to.
+pub(crate) const EXPERIMENT_FILE: &str = "experiment.toml";
+
+/// How a folder stands with a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// No experiment here yet.
+    New,
+    /// Made by this very config: resume.
+    Same,
+    /// Made by another config, taken over with `--force`: results the new config would not
+    /// have produced are discarded.
+    Replaced,
+}
+
+/// How `dir` stands with `config_text`, without writing anything. A folder made by another
+/// config is an error unless `force`.
+pub fn check_claim(dir: &Path, config_text: &str, force: bool) -> Result<Claim, ExperimentError> {
+    let path = dir.join(EXPERIMENT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == config_text => Ok(Claim::Same),
+        Ok(_) if force => Ok(Claim::Replaced),
+        Ok(_) => Err(ExperimentError::ConfigChanged { path }),
+        Err(_) => Ok(Claim::New),
+    }
+}
+
+/// [`check_claim`], then records `config_text` as the folder's config.
+pub fn claim(dir: &Path, config_text: &str, force: bool) -> Result<Claim, ExperimentError> {
+    let state = check_claim(dir, config_text, force)?;
+    if state != Claim::Same {
+        write_atomic(&dir.join(EXPERIMENT_FILE), config_text.as_bytes())?;
+    }
+    Ok(state)
+}
+
+/// The text of an experiment folder's config.
+pub fn folder_config(dir: &Path) -> Result<(PathBuf, String), ExperimentError> {
+    let path = dir.join(EXPERIMENT_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|_| ExperimentError::NotAnExperiment(dir.to_path_buf()))?;
+    Ok((path, text))
+}
+
+/// A saved result: `Ok(None)` when the file is not there (not finished), an error naming the
+/// file when it is there but cannot be read or parsed.
+pub fn read_result<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{}: not a valid result: {e}", path.display()))
+}
+
+/// A finished unit's saved result, if it is there and parses.
+pub fn cached<T: DeserializeOwned>(path: &Path) -> Option<T> {
+    read_result(path).ok().flatten()
+}
+
+/// The results saved at `paths` (`None`: not finished), and a line for each file that is
+/// there but unreadable.
+pub fn read_results<T: DeserializeOwned>(paths: &[PathBuf]) -> (Vec<Option<T>>, Vec<String>) {
+    let mut broken = Vec::new();
+    let results = paths
+        .iter()
+        .map(|p| {
+            read_result(p).unwrap_or_else(|e| {
+                broken.push(e);
+                None
+            })
+        })
+        .collect();
+    (results, broken)
+}
+
+/// Writes `value` as pretty JSON, atomically.
+pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), ExperimentError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| ExperimentError::Encode {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Writes text files atomically, all of them or (on the first failure) the ones before it,
+/// and returns their paths.
+pub fn save_texts(files: Vec<(PathBuf, String)>) -> Result<Vec<PathBuf>, ExperimentError> {
+    let mut written = Vec::new();
+    for (path, text) in files {
+        write_atomic(&path, text.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// `x` for a file name (`1e-3` → `0.001`).
+pub fn tag(x: f64) -> String {
+    format!("{x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_refuses_another_config_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(claim(dir.path(), "a", false).unwrap(), Claim::New);
+        assert_eq!(claim(dir.path(), "a", false).unwrap(), Claim::Same);
+        assert!(matches!(
+            check_claim(dir.path(), "b", false),
+            Err(ExperimentError::ConfigChanged { .. })
+        ));
+        assert_eq!(check_claim(dir.path(), "b", true).unwrap(), Claim::Replaced);
+        // Checking writes nothing.
+        assert_eq!(check_claim(dir.path(), "a", false).unwrap(), Claim::Same);
+        assert_eq!(claim(dir.path(), "b", true).unwrap(), Claim::Replaced);
+        assert_eq!(folder_config(dir.path()).unwrap().1, "b");
+    }
+
+    #[test]
+    fn unreadable_results_are_named_and_missing_ones_are_unfinished() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.json");
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&good, "[1.0]").unwrap();
+        std::fs::write(&bad, "{ not json").unwrap();
+        let missing = dir.path().join("missing.json");
+        let (results, broken) = read_results::<Vec<f64>>(&[good, bad.clone(), missing]);
+        assert_eq!(results, vec![Some(vec![1.0]), None, None]);
+        assert_eq!(broken.len(), 1);
+        assert!(broken[0].contains(&bad.display().to_string()), "{broken:?}");
+    }
+}

@@ -1,0 +1,196 @@
+//! A sweep's config: a training config plus a `[sweep]` section (widths, repetitions, the
+//! conditions of Figure 2, the weight-decay grid, the censoring network), validated whole.
+
+use std::path::Path;
+
+use realbias_train::config::{ConfigError, TrainConfig, parse_table, read_config};
+use serde::{Deserialize, Serialize};
+
+/// The conditions of Figure 2 (Figure 1 is `plain` on the full data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Condition {
+    /// Original labels, no regularization.
+    Plain,
+    /// Original labels, weight decay λ chosen per H from a grid by validation error.
+    WeightDecay,
+    /// Labels of the whole dataset replaced by a small (H0) network's predictions.
+    Censored,
+    /// Censored, then a fraction of the labels changed to another class.
+    CensoredNoise,
+}
+
+impl Condition {
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Plain => "plain",
+            Condition::WeightDecay => "weight-decay",
+            Condition::Censored => "censored",
+            Condition::CensoredNoise => "censored-noise",
+        }
+    }
+
+    pub fn is_censored(self) -> bool {
+        matches!(self, Condition::Censored | Condition::CensoredNoise)
+    }
+}
+
+fn one() -> usize {
+    1
+}
+fn plain_only() -> Vec<Condition> {
+    vec![Condition::Plain]
+}
+fn paper_grid() -> Vec<f64> {
+    vec![1e-5, 1e-4, 1e-3, 1e-2]
+}
+fn five_percent() -> f64 {
+    0.05
+}
+
+/// `[sweep]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Hidden units to train, e.g. [4, 8, ..., 4096].
+    pub hidden: Vec<usize>,
+    /// Repetitions per (condition, H); repetition r uses seed `train.seed + r`, which redraws
+    /// the subset, the label noise, the initialization and the batch order.
+    #[serde(default = "one")]
+    pub repetitions: usize,
+    #[serde(default = "plain_only")]
+    pub conditions: Vec<Condition>,
+    /// The λ grid of the `weight-decay` condition.
+    #[serde(default = "paper_grid")]
+    pub weight_decay_grid: Vec<f64>,
+    /// H0 of the censoring network (the paper: 4 for MNIST, 16 for CIFAR-10).
+    #[serde(default)]
+    pub censor_hidden: Option<usize>,
+    /// Epoch cap of the censoring network's training (default: `train.max_epochs`).
+    #[serde(default)]
+    pub censor_max_epochs: Option<usize>,
+    /// Label noise of the `censored-noise` condition (5%).
+    #[serde(default = "five_percent")]
+    pub censor_noise: f64,
+}
+
+/// A whole experiment: the base run and how it is swept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentConfig {
+    pub name: String,
+    pub base: TrainConfig,
+    pub sweep: SweepConfig,
+}
+
+impl ExperimentConfig {
+    /// Reads a config with a `[sweep]` section; `--set` overrides reach both parts
+    /// (`sweep.hidden=[4, 8]`, `optim.lr=0.05`).
+    pub fn load(path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
+        Self::parse(&read_config(path)?, path, sets)
+    }
+
+    pub fn parse(text: &str, path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
+        let mut table = parse_table(text, path, sets)?;
+        let sweep = table.remove("sweep").ok_or_else(|| {
+            ConfigError::parse(
+                path,
+                "no [sweep] section: use `realbias train` for a single run",
+            )
+        })?;
+        let sweep: SweepConfig = sweep
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::parse(path, format!("in [sweep]: {e}")))?;
+        let base: TrainConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| ConfigError::parse(path, e))?;
+        let name = base.name.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .map_or("experiment".into(), |s| s.to_string_lossy().into_owned())
+        });
+        let config = ExperimentConfig { name, base, sweep };
+        let mut problems = config.base.problems();
+        problems.extend(config.sweep_problems());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    fn sweep_problems(&self) -> Vec<String> {
+        let s = &self.sweep;
+        let mut p = Vec::new();
+        if s.hidden.is_empty() || s.hidden.contains(&0) {
+            p.push("sweep.hidden must list at least one width, each >= 1".into());
+        }
+        // A repeated value would train the same runs twice and count them as repetitions.
+        if let Some(h) = first_repeat(&s.hidden) {
+            p.push(format!("sweep.hidden lists {h} twice"));
+        }
+        if let Some(c) = first_repeat(&s.conditions) {
+            p.push(format!("sweep.conditions lists {} twice", c.name()));
+        }
+        if s.conditions.contains(&Condition::WeightDecay)
+            && let Some(l) = first_repeat(&s.weight_decay_grid)
+        {
+            p.push(format!("sweep.weight_decay_grid lists {l} twice"));
+        }
+        if s.repetitions == 0 {
+            p.push("sweep.repetitions must be at least 1".into());
+        }
+        if s.conditions.is_empty() {
+            p.push("sweep.conditions must name at least one condition".into());
+        }
+        if s.conditions.contains(&Condition::WeightDecay)
+            && (s.weight_decay_grid.is_empty()
+                || s.weight_decay_grid
+                    .iter()
+                    .any(|&l| !(l > 0.0 && l.is_finite())))
+        {
+            p.push(
+                "sweep.weight_decay_grid must list positive values for the weight-decay condition"
+                    .into(),
+            );
+        }
+        if s.conditions.iter().any(|c| c.is_censored()) && s.censor_hidden.is_none_or(|h| h == 0) {
+            p.push("sweep.censor_hidden (H0 >= 1) is needed for the censored conditions".into());
+        }
+        if !(0.0..1.0).contains(&s.censor_noise) {
+            p.push(format!(
+                "sweep.censor_noise = {} must be in [0, 1)",
+                s.censor_noise
+            ));
+        }
+        if s.censor_max_epochs == Some(0) {
+            p.push("sweep.censor_max_epochs must be at least 1".into());
+        }
+        p
+    }
+
+    /// The censoring network's training config: the base protocol with H0 hidden units.
+    pub fn censor_config(&self) -> Option<TrainConfig> {
+        let h0 = self.sweep.censor_hidden?;
+        let mut c = self.base.clone();
+        c.model.hidden = h0;
+        c.optim.weight_decay = 0.0;
+        c.data.label_noise = 0.0;
+        c.data.subset = None;
+        if let Some(e) = self.sweep.censor_max_epochs {
+            c.train.max_epochs = e;
+        }
+        c.name = Some(format!("{}/censor", self.name));
+        Some(c)
+    }
+}
+
+/// The first value that occurs twice in `values`.
+fn first_repeat<T: PartialEq + Copy>(values: &[T]) -> Option<T> {
+    values
+        .iter()
+        .enumerate()
+        .find(|(i, v)| values[..*i].contains(v))
+        .map(|(_, v)| *v)
+}

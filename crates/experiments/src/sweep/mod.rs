@@ -1,0 +1,288 @@
+//! Width sweeps (Figures 1 and 2): a training config plus a `[sweep]` section expands into
+//! runs (conditions x hidden units x repetitions, and the weight-decay grid), each one run of
+//! the paper's protocol.
+//!
+//! Layout: `OUT/<experiment>/experiment.toml`, `<condition>/h<H>/rep<R>/[wd<λ>/]{result.json,
+//! history.csv}`, `censor/` (the cached censoring labels), and `summary.csv`,
+//! `weight-decay-grid.csv`, `errors.{png,svg}`, `norms.{png,svg}`, `report.md`.
+
+mod censor;
+mod config;
+mod figures;
+mod plan;
+mod summary;
+
+use std::path::{Path, PathBuf};
+
+use realbias_data::Dataset;
+use realbias_train::data::{derive_data, load_full};
+use realbias_train::record::write_run;
+use realbias_train::{EpochRecord, Progress, RunResult, StopReason, train};
+
+pub use censor::{CensorInfo, censor, censor_key, censor_labels};
+pub use config::{Condition, ExperimentConfig, SweepConfig};
+pub use plan::PlannedRun;
+pub use summary::{GridRow, Stat, Summary, SummaryRow, summarize};
+
+use crate::ExperimentError;
+use crate::experiment::{Context, Experiment, Finalized, Unit, UnitOutcome};
+use crate::store::{read_result, read_results, save_texts};
+
+/// A width sweep as an [`Experiment`].
+pub struct Sweep {
+    config: ExperimentConfig,
+    runs: Vec<PlannedRun>,
+    /// The full splits, after `load`.
+    full: Option<Dataset>,
+    /// The censored full splits, after `prepare` (censored conditions only).
+    censored: Option<Dataset>,
+}
+
+impl Sweep {
+    pub fn new(config: ExperimentConfig) -> Self {
+        Sweep {
+            config,
+            runs: Vec::new(),
+            full: None,
+            censored: None,
+        }
+    }
+
+    pub fn config(&self) -> &ExperimentConfig {
+        &self.config
+    }
+
+    /// The summary of whatever finished in `dir`, the markdown report, and the unreadable
+    /// result files.
+    pub fn summary(&self, dir: &Path) -> (Summary, String, Vec<String>) {
+        let runs = self.config.plan(dir);
+        let paths: Vec<PathBuf> = runs.iter().map(|r| r.dir.join("result.json")).collect();
+        let (results, broken) = read_results::<RunResult>(&paths);
+        let summary = summarize(&runs, &results);
+        let finished = results.iter().filter(|r| r.is_some()).count();
+        let mut text = format!(
+            "# {}\n\n{} of {} runs finished. Errors in %, mean ± standard deviation over repetitions.\n\n{}",
+            self.config.name,
+            finished,
+            runs.len(),
+            summary.markdown()
+        );
+        if !broken.is_empty() {
+            text.push_str(&format!("\nUnreadable, left out: {}\n", broken.join("; ")));
+        }
+        (summary, text, broken)
+    }
+
+    /// The training examples of a run (its subset, else the loaded training split).
+    fn train_examples(&self, run: &PlannedRun) -> usize {
+        match run.config.data.subset {
+            Some(s) => s.train,
+            None => self.full.as_ref().map_or(1, |f| f.train.len()),
+        }
+    }
+
+    fn source(&self, run: &PlannedRun) -> Result<&Dataset, ExperimentError> {
+        let missing = |what: &str| ExperimentError::Censoring(format!("{what} are not loaded"));
+        if run.condition.is_censored() {
+            self.censored
+                .as_ref()
+                .ok_or_else(|| missing("the censored labels"))
+        } else {
+            self.full.as_ref().ok_or_else(|| missing("the data"))
+        }
+    }
+
+    /// Trains the censoring network (or loads its cached labels) when a condition needs it.
+    fn censor(&mut self, ctx: &Context) -> Result<(), ExperimentError> {
+        let needed = self.config.sweep.conditions.iter().any(|c| c.is_censored());
+        let Some(config) = self.config.censor_config().filter(|_| needed) else {
+            return Ok(());
+        };
+        let full = self
+            .full
+            .as_ref()
+            .ok_or(ExperimentError::Censoring("the data is not loaded".into()))?;
+        let mut progress = CensorProgress(ctx);
+        let Some((labels, info)) =
+            censor_labels(&config, full, &ctx.dir, ctx.device, &mut progress)?
+        else {
+            return Err(ExperimentError::Censoring(
+                "interrupted while training the censoring network; nothing was cached".into(),
+            ));
+        };
+        ctx.progress.note(&format!(
+            "censored labels: H0 = {} network ({} epochs, {:?}) disagrees with the true labels on {:.2}% of {} examples",
+            info.censor_hidden,
+            info.epochs,
+            info.stop_reason,
+            100.0 * info.disagreement,
+            info.examples
+        ));
+        let mut censored = full.clone();
+        censored
+            .relabel_all(&labels)
+            .map_err(|e| ExperimentError::Censoring(e.to_string()))?;
+        self.censored = Some(censored);
+        Ok(())
+    }
+}
+
+/// One line of a finished run.
+fn outcome(r: &RunResult) -> String {
+    format!(
+        "train err {:.2}%  test err {:.2}% (early stop {:.2}%, epoch {})  {} epochs, {:?}, {:.1}s",
+        100.0 * r.train_error,
+        100.0 * r.test_error,
+        100.0 * r.early_stop_test_error,
+        r.early_stop_epoch,
+        r.epochs,
+        r.stop_reason,
+        r.wall_seconds
+    )
+}
+
+/// A run's epochs as the experiment's status lines, and its way to stop.
+struct RunProgress<'a> {
+    ctx: &'a Context<'a>,
+    unit: &'a Unit,
+    worker: usize,
+    max_epochs: usize,
+}
+
+impl Progress for RunProgress<'_> {
+    fn epoch(&mut self, r: &EpochRecord) {
+        let text = format!(
+            "epoch {}/{}  train err {:.2}%  val err {:.2}%",
+            r.epoch,
+            self.max_epochs,
+            100.0 * r.train_error,
+            100.0 * r.validation_error
+        );
+        self.ctx.progress.status(self.worker, self.unit, &text);
+    }
+    fn stop_requested(&self) -> bool {
+        self.ctx.progress.stop_requested()
+    }
+}
+
+/// The censoring network's training, as a note every 10 epochs.
+struct CensorProgress<'a>(&'a Context<'a>);
+
+impl Progress for CensorProgress<'_> {
+    fn epoch(&mut self, r: &EpochRecord) {
+        if r.epoch.is_multiple_of(10) {
+            self.0
+                .progress
+                .note(&format!("  censoring network, {}", r.summary_line()));
+        }
+    }
+    fn stop_requested(&self) -> bool {
+        self.0.progress.stop_requested()
+    }
+}
+
+impl Experiment for Sweep {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn config_toml(&self) -> String {
+        toml::to_string(&self.config).unwrap_or_default()
+    }
+
+    fn plan(&self, dir: &Path) -> Vec<Unit> {
+        let runs = self.config.plan(dir);
+        runs.iter()
+            .enumerate()
+            .map(|(index, r)| Unit {
+                index,
+                label: r.label(),
+                result: r.dir.join("result.json"),
+                cost: r.cost(self.train_examples(r)),
+            })
+            .collect()
+    }
+
+    fn finished(&self, unit: &Unit) -> Option<String> {
+        read_result::<RunResult>(&unit.result)
+            .ok()
+            .flatten()
+            .map(|r| outcome(&r))
+    }
+
+    fn stale(&self, unit: &Unit, _config_changed: bool) -> bool {
+        // A run's result records its own config: stale exactly when that differs.
+        let result = read_result::<RunResult>(&unit.result).ok().flatten();
+        match (result, self.runs.get(unit.index)) {
+            (Some(r), Some(run)) => r.config != run.config,
+            _ => false,
+        }
+    }
+
+    fn load(&mut self, ctx: &Context) -> Result<(), ExperimentError> {
+        let base = &self.config.base;
+        let full = load_full(&base.data, ctx.data_dir)?;
+        // The subset and noise must fit this data (checked now, not at the first run).
+        derive_data(&full, &base.data, base.train.seed)?;
+        let widest = self.config.sweep.hidden.iter().copied().max().unwrap_or(1);
+        realbias_train::memory::check(full.dim(), widest, full.classes, base)?;
+        self.full = Some(full);
+        self.runs = self.config.plan(&ctx.dir);
+        Ok(())
+    }
+
+    fn prepare(&mut self, ctx: &Context) -> Result<(), ExperimentError> {
+        self.censor(ctx)
+    }
+
+    fn run_unit(
+        &self,
+        unit: &Unit,
+        worker: usize,
+        ctx: &Context,
+    ) -> Result<UnitOutcome, ExperimentError> {
+        let run = &self.runs[unit.index];
+        let data = derive_data(self.source(run)?, &run.config.data, run.config.train.seed)?;
+        let mut progress = RunProgress {
+            ctx,
+            unit,
+            worker,
+            max_epochs: run.config.train.max_epochs,
+        };
+        let out = train(&run.config, &data, ctx.device, &mut progress)?;
+        if out.result.stop_reason == StopReason::Interrupted {
+            return Ok(UnitOutcome::Interrupted);
+        }
+        write_run(&run.dir, &out)?;
+        Ok(UnitOutcome::Finished(outcome(&out.result)))
+    }
+
+    fn finalize(&self, dir: &Path) -> Result<Finalized, ExperimentError> {
+        let (summary, report, broken) = self.summary(dir);
+        if summary.rows.is_empty() {
+            return Err(ExperimentError::NothingFinished {
+                dir: dir.to_path_buf(),
+                broken,
+            });
+        }
+        let mut texts = vec![
+            (dir.join("summary.csv"), summary.csv()),
+            (dir.join("report.md"), report),
+        ];
+        if !summary.grid.is_empty() {
+            texts.push((dir.join("weight-decay-grid.csv"), summary.grid_csv()));
+        }
+        let mut finalized = Finalized {
+            files: save_texts(texts)?,
+            skipped: broken,
+            warnings: Vec::new(),
+        };
+        let dataset = self.config.base.data.dataset.name();
+        figures::draw(dir, &summary, &self.config.name, &dataset, &mut finalized)?;
+        Ok(finalized)
+    }
+
+    fn report(&self, dir: &Path) -> Result<String, ExperimentError> {
+        Ok(self.summary(dir).1)
+    }
+}

@@ -1,0 +1,357 @@
+//! Sweeps: resume, interruption, λ selection, censoring, plots.
+
+use realbias_fixtures as common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use realbias_experiments::ExperimentError;
+use realbias_experiments::experiment::{self, Context, RunOptions, RunReport, Unit};
+use realbias_experiments::progress::ExperimentProgress;
+use realbias_experiments::store::cached;
+use realbias_experiments::sweep::{Condition, ExperimentConfig, Sweep, censor, summarize};
+use realbias_train::data::load_full;
+use realbias_train::eval::DeviceSplit;
+use realbias_train::{Quiet, RunResult};
+
+fn device() -> burn::tensor::Device {
+    realbias_train::backend::device().unwrap()
+}
+
+/// A finished run's result, if its folder holds a valid `result.json`.
+fn finished(dir: &Path) -> Option<RunResult> {
+    cached(&dir.join("result.json"))
+}
+
+fn tiny_config(data: &Path, extra: &str) -> ExperimentConfig {
+    let text = format!(
+        "name = \"tiny\"\n[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\nsubset = {{ train = 60, validation = 30 }}\n\
+         [optim]\nbatch_size = 10\n[train]\nmax_epochs = 8\n[sweep]\nhidden = [2, 8]\nrepetitions = 2\n{extra}",
+        data.display()
+    );
+    ExperimentConfig::parse(&text, Path::new("tiny.toml"), &[]).unwrap()
+}
+
+fn options(out: &Path) -> RunOptions {
+    RunOptions {
+        out: out.to_path_buf(),
+        data_dir: None,
+        jobs: 1,
+        threads: 1,
+        force: false,
+    }
+}
+
+/// Runs (or resumes) the sweep of `config` into `out` with `options`.
+fn run_with(
+    config: &ExperimentConfig,
+    options: &RunOptions,
+    progress: &dyn ExperimentProgress,
+) -> Result<RunReport, ExperimentError> {
+    let device = device();
+    let ctx = Context {
+        dir: options.out.join(&config.name),
+        device: &device,
+        data_dir: None,
+        progress,
+    };
+    experiment::run(&mut Sweep::new(config.clone()), options, &ctx)
+}
+
+/// Counts trained runs and can ask the sweep to stop after `stop_after` of them.
+struct Counter {
+    trained: AtomicUsize,
+    stop_after: usize,
+    stop: AtomicBool,
+}
+
+impl Counter {
+    fn new(stop_after: usize) -> Self {
+        Counter {
+            trained: AtomicUsize::new(0),
+            stop_after,
+            stop: AtomicBool::new(false),
+        }
+    }
+}
+
+impl ExperimentProgress for Counter {
+    fn finished(&self, _unit: &Unit, _outcome: &str, skipped: bool) {
+        if !skipped && self.trained.fetch_add(1, Ordering::Relaxed) + 1 >= self.stop_after {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+    }
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs a whole experiment to the end.
+fn run_all(config: &ExperimentConfig, out: &Path) -> RunReport {
+    run_with(config, &options(out), &Counter::new(usize::MAX)).unwrap()
+}
+
+fn summary_bytes(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("summary.csv")).unwrap()
+}
+
+#[test]
+fn a_second_run_trains_nothing_and_writes_the_same_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_tiny_idx(&data, 200, 40);
+    let config = tiny_config(&data, "");
+    let out = tmp.path().join("runs");
+    let first = Counter::new(usize::MAX);
+    let report = run_with(&config, &options(&out), &first).unwrap();
+    assert_eq!(
+        (
+            report.outcome.trained,
+            report.outcome.skipped,
+            report.outcome.unfinished
+        ),
+        (4, 0, 0)
+    );
+    let dir = out.join("tiny");
+    let before = summary_bytes(&dir);
+    let csv = String::from_utf8(before.clone()).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        1 + 2,
+        "one row per (condition, H):\n{csv}"
+    );
+    assert!(
+        csv.lines().nth(1).unwrap().starts_with("plain,2,2,"),
+        "{csv}"
+    );
+
+    let second = Counter::new(usize::MAX);
+    let report = run_with(&config, &options(&out), &second).unwrap();
+    assert_eq!((report.outcome.trained, report.outcome.skipped), (0, 4));
+    assert_eq!(second.trained.load(Ordering::Relaxed), 0);
+    assert_eq!(summary_bytes(&dir), before, "byte-identical summary");
+}
+
+#[test]
+fn an_interrupted_sweep_resumes_to_the_uninterrupted_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_tiny_idx(&data, 200, 40);
+    let config = tiny_config(&data, "");
+
+    let whole = tmp.path().join("whole");
+    run_all(&config, &whole);
+
+    let parts = tmp.path().join("parts");
+    let stopper = Counter::new(1);
+    let report = run_with(&config, &options(&parts), &stopper).unwrap();
+    assert_eq!(report.outcome.trained, 1);
+    assert_eq!(report.outcome.unfinished, 3);
+    assert!(
+        report.finalized.is_none() && !parts.join("tiny/summary.csv").exists(),
+        "no summary while runs are missing"
+    );
+    let plan = config.plan(&parts.join("tiny"));
+    let done: Vec<usize> = (0..plan.len())
+        .filter(|&i| finished(&plan[i].dir).is_some())
+        .collect();
+    assert_eq!(done.len(), 1);
+    // The most expensive run goes first: H = 8, repetition 0.
+    assert_eq!((plan[done[0]].hidden, plan[done[0]].rep), (8, 0));
+    let kept = std::fs::read(plan[done[0]].dir.join("result.json")).unwrap();
+    let mut others = (0..plan.len()).filter(|&i| i != done[0]);
+    let (partial, corrupt) = (others.next().unwrap(), others.next().unwrap());
+    // A run killed part-way leaves a history but no result; a torn write, a bad result.
+    std::fs::create_dir_all(&plan[partial].dir).unwrap();
+    std::fs::write(plan[partial].dir.join("history.csv"), "epoch\n0\n").unwrap();
+    std::fs::create_dir_all(&plan[corrupt].dir).unwrap();
+    std::fs::write(plan[corrupt].dir.join("result.json"), "{ truncated").unwrap();
+
+    let resume = Counter::new(usize::MAX);
+    let report = run_with(&config, &options(&parts), &resume).unwrap();
+    assert_eq!((report.outcome.trained, report.outcome.skipped), (3, 1));
+    assert_eq!(
+        std::fs::read(plan[done[0]].dir.join("result.json")).unwrap(),
+        kept,
+        "finished runs are never rewritten"
+    );
+    assert_eq!(
+        summary_bytes(&parts.join("tiny")),
+        summary_bytes(&whole.join("tiny"))
+    );
+}
+
+#[test]
+fn a_changed_config_is_refused_unless_forced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_tiny_idx(&data, 200, 40);
+    let out = tmp.path().join("runs");
+    let config = tiny_config(&data, "");
+    let mut short = config.clone();
+    short.sweep.hidden = vec![2];
+    run_all(&short, &out);
+    let err = run_with(&config, &options(&out), &Counter::new(usize::MAX)).unwrap_err();
+    assert!(
+        matches!(err, ExperimentError::ConfigChanged { .. }),
+        "{err}"
+    );
+    let forced = RunOptions {
+        force: true,
+        ..options(&out)
+    };
+    let report = run_with(&config, &forced, &Counter::new(usize::MAX)).unwrap();
+    assert_eq!(
+        (report.outcome.trained, report.outcome.skipped),
+        (2, 2),
+        "unchanged runs are reused"
+    );
+}
+
+#[test]
+fn weight_decay_selection_picks_the_validation_best_lambda_per_h() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_tiny_idx(&data, 200, 40);
+    let config = tiny_config(
+        &data,
+        "conditions = [\"weight-decay\"]\nweight_decay_grid = [0.001, 0.01, 0.1]\n",
+    );
+    let plan = config.plan(Path::new("unused"));
+    assert_eq!(plan.len(), 2 * 2 * 3);
+    // A real result as a template, with made-up validation and test errors per λ.
+    let tiny_data = realbias_train::data::prepare_data(&plan[0].config.data, None, 0).unwrap();
+    let template = realbias_train::train(&plan[0].config, &tiny_data, &device(), &mut Quiet)
+        .unwrap()
+        .result;
+    let val = |h: usize, lambda: f64, rep: usize| -> f64 {
+        // H = 2: λ = 0.01 is best on average; H = 8: λ = 0.1 is best on average though
+        // λ = 0.001 wins one repetition.
+        if h == 2 {
+            if lambda == 0.01 { 0.10 } else { 0.20 }
+        } else if lambda == 0.1 {
+            0.05 + 0.04 * rep as f64
+        } else if lambda == 0.001 {
+            if rep == 0 { 0.01 } else { 0.30 }
+        } else {
+            0.25
+        }
+    };
+    let results: Vec<Option<RunResult>> = plan
+        .iter()
+        .map(|r| {
+            let mut res = template.clone();
+            res.early_stop_validation_error = val(r.hidden, r.weight_decay.unwrap(), r.rep);
+            res.test_error = res.early_stop_validation_error + 0.01;
+            Some(res)
+        })
+        .collect();
+    let summary = summarize(&plan, &results);
+    let chosen: Vec<(usize, Option<f64>)> = summary
+        .rows
+        .iter()
+        .map(|r| (r.hidden, r.weight_decay))
+        .collect();
+    assert_eq!(chosen, vec![(2, Some(0.01)), (8, Some(0.1))]);
+    assert!(
+        (summary.rows[1].test_error.mean - 0.08).abs() < 1e-12,
+        "the row reports the chosen λ's runs"
+    );
+    assert_eq!(summary.grid.len(), 6);
+    assert_eq!(summary.grid.iter().filter(|g| g.selected).count(), 2);
+    assert!(summary.grid_csv().contains("8,1e-1,2,"));
+}
+
+#[test]
+fn censored_labels_are_exactly_learnable_by_the_censoring_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_noise_idx(&data, 300, 100);
+    let config = tiny_config(
+        &data,
+        "conditions = [\"censored\"]\ncensor_hidden = 3\ncensor_max_epochs = 20\n",
+    );
+    let censor_config = config.censor_config().unwrap();
+    assert_eq!(censor_config.model.hidden, 3);
+    assert_eq!(
+        censor_config.data.subset, None,
+        "the censoring network sees the entire dataset"
+    );
+    let full = load_full(&config.base.data, None).unwrap();
+    let (net, labels, info) = censor(&censor_config, &full, &device(), &mut Quiet).unwrap();
+    assert_eq!(labels.len(), full.total_len());
+    assert!(
+        info.disagreement > 0.2,
+        "random labels cannot be fitted by 3 units: {}",
+        info.disagreement
+    );
+    // The H0 network's own error on the censored labels is 0.
+    let mut censored = full.clone();
+    censored.relabel_all(&labels).unwrap();
+    let mut all = censored.all_examples();
+    let mut normalized = realbias_data::Dataset {
+        name: "all".into(),
+        classes: full.classes,
+        train: all.clone(),
+        validation: all.slice(0..0),
+        test: all.slice(0..0),
+    };
+    normalized.normalize(censor_config.data.normalization);
+    all = normalized.train;
+    let err = DeviceSplit::new(&all, 1000, &device())
+        .evaluate(&net)
+        .unwrap()
+        .error;
+    assert_eq!(err, 0.0);
+    // Through a sweep, the censoring is trained once and cached.
+    let out = tmp.path().join("runs");
+    run_all(&config, &out);
+    let cache_dirs = || -> Vec<PathBuf> {
+        std::fs::read_dir(out.join("tiny/censor"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let cache = cache_dirs();
+    assert_eq!(cache.len(), 1);
+    assert!(cache[0].join("labels.bin").is_file());
+    let info = std::fs::read(cache[0].join("censor.json")).unwrap();
+    run_all(&config, &out);
+    assert_eq!(
+        cache_dirs(),
+        cache,
+        "trained once, then read from the cache"
+    );
+    assert_eq!(std::fs::read(cache[0].join("censor.json")).unwrap(), info);
+    let runs = config.plan(&out.join("tiny"));
+    assert!(
+        runs.iter()
+            .all(|r| r.condition == Condition::Censored && finished(&r.dir).is_some())
+    );
+}
+
+#[test]
+fn plots_are_drawn_from_a_fixed_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_tiny_idx(&data, 200, 40);
+    let config = tiny_config(
+        &data,
+        "conditions = [\"plain\", \"censored\"]\ncensor_hidden = 2\n",
+    );
+    let out = tmp.path().join("runs");
+    let report = run_all(&config, &out);
+    let finalized = report.finalized.unwrap();
+    assert!(finalized.warnings.is_empty(), "{:?}", finalized.warnings);
+    let one_panel = realbias_experiments::chart::PANEL_SIZE;
+    for stem in ["errors", "norms"] {
+        let png = image::open(report.dir.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(
+            (png.width(), png.height()),
+            (2 * one_panel.0, one_panel.1),
+            "two panels"
+        );
+        let svg = std::fs::read_to_string(report.dir.join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("hidden units H"));
+    }
+}

@@ -1,0 +1,142 @@
+//! The network as a Burn learner model: the training step differentiates the mean softmax
+//! cross-entropy (as one fused autodiff node, or Burn's own operations for reference), the
+//! inference step returns logits and loss.
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::{Device, ExecutionError, Int, Tensor, TensorData};
+use burn::train::metric::ItemLazy;
+use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use realbias_data::Split;
+use realbias_model::TwoLayerNet;
+use serde::Serialize;
+
+/// The network as a Burn learner model: softmax cross-entropy on its logits.
+#[derive(Module, Debug)]
+pub(crate) struct Classifier {
+    pub net: TwoLayerNet,
+    /// Which implementation of the loss the training step differentiates.
+    #[module(skip)]
+    pub loss: LossPath,
+}
+
+/// How a training step computes the loss and its gradient. Both give the same numbers up to
+/// floating-point rounding (`tests/training.rs` trains both on a fixed seed and compares).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossPath {
+    /// One autodiff node with a hand-written backward pass ([`crate::fused`]): what every run
+    /// uses.
+    #[default]
+    Fused,
+    /// Burn's own operations and `CrossEntropyLoss`, differentiated operation by operation:
+    /// the reference the fused path is checked against.
+    Composed,
+}
+
+impl LossPath {
+    pub fn name(self) -> &'static str {
+        match self {
+            LossPath::Fused => "fused",
+            LossPath::Composed => "composed",
+        }
+    }
+}
+
+impl std::str::FromStr for LossPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [LossPath::Fused, LossPath::Composed]
+            .into_iter()
+            .find(|path| path.name() == s)
+            .ok_or_else(|| format!("unknown loss path {s:?}: use fused or composed"))
+    }
+}
+
+/// A mini-batch: features `B x d` and one-hot targets `B x k`.
+pub(crate) struct Batch {
+    pub x: Tensor<2>,
+    pub targets: Tensor<2>,
+}
+
+impl Batch {
+    /// The rows `rows` of `split`, on `device`.
+    pub fn gather(split: &Split, rows: &[usize], classes: usize, device: &Device) -> Batch {
+        let dim = split.dim;
+        let mut xs = Vec::with_capacity(rows.len() * dim);
+        let mut targets = vec![0f32; rows.len() * classes];
+        for (r, &i) in rows.iter().enumerate() {
+            xs.extend_from_slice(split.row(i));
+            targets[r * classes + split.labels[i] as usize] = 1.0;
+        }
+        Batch {
+            x: Tensor::from_data(TensorData::new(xs, [rows.len(), dim]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [rows.len(), classes]), device),
+        }
+    }
+}
+
+/// A training step's output: the mini-batch loss.
+pub(crate) struct StepOutput {
+    pub loss: Tensor<1>,
+}
+
+impl ItemLazy for StepOutput {
+    fn sync(self) -> Result<Self, ExecutionError> {
+        self.loss.device().flush()?;
+        Ok(StepOutput {
+            loss: self.loss.without_autodiff(),
+        })
+    }
+}
+
+impl Classifier {
+    /// The mean loss of a batch, by the configured path.
+    pub fn loss(&self, batch: Batch) -> Tensor<1> {
+        match self.loss {
+            LossPath::Fused => crate::fused::two_layer_loss(&self.net, batch.x, batch.targets),
+            LossPath::Composed => {
+                let labels = class_indices(&batch.targets);
+                cross_entropy(self.net.forward(batch.x), labels)
+            }
+        }
+    }
+}
+
+/// The class of each one-hot row of `targets`.
+fn class_indices(targets: &Tensor<2>) -> Tensor<1, Int> {
+    targets.clone().argmax(1).squeeze_dim::<1>(1)
+}
+
+/// Burn's `CrossEntropyLoss` of `logits` against class indices.
+fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    CrossEntropyLossConfig::new()
+        .init(&logits.device())
+        .forward(logits, labels)
+}
+
+impl TrainStep for Classifier {
+    type Input = Batch;
+    type Output = StepOutput;
+
+    fn step(&self, batch: Batch) -> TrainOutput<StepOutput> {
+        let loss = self.loss(batch);
+        TrainOutput::new(self, loss.backward(), StepOutput { loss })
+    }
+}
+
+impl InferenceStep for Classifier {
+    type Input = Batch;
+    type Output = ClassificationOutput;
+
+    // No gradient here, so nothing to fuse: one forward pass serves both loss and logits.
+    fn step(&self, batch: Batch) -> ClassificationOutput {
+        let targets = class_indices(&batch.targets);
+        let output = self.net.forward(batch.x);
+        ClassificationOutput {
+            loss: cross_entropy(output.clone(), targets.clone()),
+            output,
+            targets,
+        }
+    }
+}

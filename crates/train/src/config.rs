@@ -1,0 +1,308 @@
+//! `realbias train` configs: TOML files with unknown keys refused and every value validated
+//! before a run starts; defaults are the paper's.
+
+use std::path::{Path, PathBuf};
+
+use realbias_data::{
+    DatasetSource, FeatureOptions, Normalization, PAPER_VALIDATION, SplitSelection,
+};
+use realbias_model::{Activation, TwoLayerConfig};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::optim::OptimConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("--set {0}: expected KEY=VALUE with a dotted key, e.g. optim.lr=0.05")]
+    BadSet(String),
+    #[error("{path}: invalid config:\n  - {}", problems.join("\n  - "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+impl ConfigError {
+    pub fn parse(path: &Path, message: impl std::fmt::Display) -> Self {
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A config file's text.
+pub fn read_config(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Parses TOML `text` into a table and applies the `--set` overrides to it.
+pub fn parse_table(text: &str, path: &Path, sets: &[String]) -> Result<toml::Table, ConfigError> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::parse(path, e))?;
+    for s in sets {
+        apply_set(&mut table, s)?;
+    }
+    Ok(table)
+}
+
+/// Parses a config table into `T` and checks it, all problems reported at once.
+pub fn parse_checked<T: DeserializeOwned>(
+    table: toml::Table,
+    path: &Path,
+    problems: impl Fn(&T) -> Vec<String>,
+) -> Result<T, ConfigError> {
+    let config: T = table
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::parse(path, e))?;
+    let found = problems(&config);
+    if found.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::parse(path, found.join("; ")))
+    }
+}
+
+/// Figure 2's small subsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubsetConfig {
+    pub train: usize,
+    pub validation: usize,
+}
+
+/// `[data]`: which dataset and how it is split and transformed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `{ kind = "mnist" }`, `{ kind = "cifar10" }` or `{ kind = "idx", path = "..." }`.
+    pub dataset: DatasetSource,
+    /// Validation examples carved from the end of the training file (10,000).
+    #[serde(default = "paper_validation")]
+    pub validation: usize,
+    /// Draw this many training and validation examples from the training file (Figure 2).
+    #[serde(default)]
+    pub subset: Option<SubsetConfig>,
+    #[serde(default)]
+    pub features: FeatureOptions,
+    /// Per-feature normalization with training-split statistics. Default `center`: the
+    /// network has no biases, so with raw, all-positive intensities every hidden unit sees a
+    /// shared offset `⟨u_h, x̄⟩`; subtracting the training mean removes it (see the README).
+    #[serde(default = "default_normalization")]
+    pub normalization: Normalization,
+    /// Fraction of labels changed to another class (Figure 2 uses 0.05 on censored data).
+    #[serde(default)]
+    pub label_noise: f64,
+    #[serde(default)]
+    pub noise_targets: SplitSelection,
+}
+
+fn paper_validation() -> usize {
+    PAPER_VALIDATION
+}
+
+fn default_normalization() -> Normalization {
+    Normalization::Center
+}
+
+/// `[model]`: the network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub hidden: usize,
+    pub activation: Activation,
+    pub init_std_u: Option<f64>,
+    pub init_std_v: Option<f64>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            hidden: 256,
+            activation: Activation::Relu,
+            init_std_u: None,
+            init_std_v: None,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn network(&self, inputs: usize, outputs: usize) -> TwoLayerConfig {
+        TwoLayerConfig {
+            inputs,
+            hidden: self.hidden,
+            outputs,
+            activation: self.activation,
+            init_std_u: self.init_std_u,
+            init_std_v: self.init_std_v,
+        }
+    }
+}
+
+/// `[train]`: seed, stopping and evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seeds the subset draw, label noise, initialization and batch order (separate streams).
+    pub seed: u64,
+    /// Hard cap on epochs.
+    pub max_epochs: usize,
+    /// "Converged" once the training error is 0 and the training loss below this...
+    /// (the paper's step size decays by 0.99 per epoch, so the total step length is bounded
+    /// and the loss plateaus rather than reaching 0: the tolerance is loose on purpose)
+    pub converge_loss: f64,
+    /// ...for this many consecutive epochs.
+    pub converge_epochs: usize,
+    /// Also evaluate the test split every epoch (it is always evaluated at the end).
+    pub eval_test_every_epoch: bool,
+    /// Examples per forward pass when evaluating. 1,000 rather than more: at H = 4096 a
+    /// 5,000-example batch's hidden layer (80 MB) falls out of cache and the per-epoch
+    /// evaluation took 1.7x as long (`realbias bench`).
+    pub eval_batch: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            seed: 0,
+            max_epochs: 500,
+            converge_loss: 0.02,
+            converge_epochs: 20,
+            eval_test_every_epoch: false,
+            eval_batch: 1000,
+        }
+    }
+}
+
+/// One training run, fully described.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub optim: OptimConfig,
+    #[serde(default)]
+    pub train: RunConfig,
+}
+
+/// Sets `key` (dotted path) to `value` (a TOML value; a bare word is taken as a string).
+fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
+    let bad = || ConfigError::BadSet(assignment.to_string());
+    let (key, raw) = assignment.split_once('=').ok_or_else(bad)?;
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(bad());
+    }
+    let value = match toml::from_str::<toml::Table>(&format!("v = {}", raw.trim())) {
+        Ok(mut t) => t.remove("v").ok_or_else(bad)?,
+        Err(_) => toml::Value::String(raw.trim().to_string()),
+    };
+    let mut node = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        node = entry.as_table_mut().ok_or_else(bad)?;
+    }
+    node.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+impl TrainConfig {
+    /// Reads `path`, applies `--set` overrides, parses and validates.
+    pub fn load(path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
+        Self::parse(&read_config(path)?, path, sets)
+    }
+
+    /// Parses TOML `text` (`path` names it in errors), applies overrides and validates.
+    pub fn parse(text: &str, path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
+        let parse_err = |e: toml::de::Error| ConfigError::parse(path, e);
+        // Without overrides, parse the text itself so errors carry line and column.
+        let config: TrainConfig = if sets.is_empty() {
+            toml::from_str(text).map_err(parse_err)?
+        } else {
+            toml::Value::Table(parse_table(text, path, sets)?)
+                .try_into()
+                .map_err(parse_err)?
+        };
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Every problem at once, so a user fixes a config in one go.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = self.optim.problems();
+        if self.model.hidden == 0 {
+            p.push("model.hidden must be at least 1".into());
+        }
+        for (name, std) in [
+            ("model.init_std_u", self.model.init_std_u),
+            ("model.init_std_v", self.model.init_std_v),
+        ] {
+            if let Some(s) = std
+                && !(s.is_finite() && s >= 0.0)
+            {
+                p.push(format!("{name} = {s} must be >= 0"));
+            }
+        }
+        let d = &self.data;
+        if !(0.0..1.0).contains(&d.label_noise) {
+            p.push(format!(
+                "data.label_noise = {} must be in [0, 1)",
+                d.label_noise
+            ));
+        }
+        if d.features.side == 0 {
+            p.push("data.features.side must be at least 1".into());
+        }
+        if let Some(s) = d.subset
+            && s.train == 0
+        {
+            p.push("data.subset.train must be at least 1".into());
+        }
+        let t = &self.train;
+        if t.max_epochs == 0 {
+            p.push("train.max_epochs must be at least 1".into());
+        }
+        if !(t.converge_loss >= 0.0 && t.converge_loss.is_finite()) {
+            p.push(format!(
+                "train.converge_loss = {} must be >= 0",
+                t.converge_loss
+            ));
+        }
+        if t.converge_epochs == 0 {
+            p.push("train.converge_epochs must be at least 1".into());
+        }
+        if t.eval_batch == 0 {
+            p.push("train.eval_batch must be at least 1".into());
+        }
+        p
+    }
+
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+}

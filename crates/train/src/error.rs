@@ -1,0 +1,36 @@
+//! The errors of one training run.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] realbias_data::DataError),
+    #[error(transparent)]
+    Model(#[from] realbias_model::ModelError),
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot remove: {source}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading results back from the device failed (or returned the wrong amount of data).
+    #[error("reading {what} back from the device failed: {message}")]
+    ReadBack { what: &'static str, message: String },
+    #[error(
+        "a network of H = {hidden} hidden units needs about {needed_gib:.1} GiB of memory to train, and this machine has {available_gib:.1} GiB available; use a smaller H"
+    )]
+    Memory {
+        hidden: usize,
+        needed_gib: f64,
+        available_gib: f64,
+    },
+}

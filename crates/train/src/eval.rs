@@ -1,0 +1,144 @@
+//! Full-split evaluation: a split uploaded once, evaluated in chunks in inference mode, the
+//! logits reduced on the host in f64 so every backend is measured the same way.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use realbias_data::Split;
+use realbias_model::TwoLayerNet;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// Mean cross-entropy and error rate of a split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub error: f64,
+}
+
+/// The class a row of logits predicts: the first maximum, as argmax does everywhere. It is
+/// the one rule for errors and for censored labels, so a censoring network's own error on
+/// the labels it produced is exactly 0 (a bias-free ReLU net outputs all-zero logits, a tie,
+/// on inputs where every unit is off).
+pub(crate) fn predicted_class(row: &[f32]) -> u8 {
+    let mut best = 0;
+    for (c, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = c;
+        }
+    }
+    best as u8
+}
+
+/// A split uploaded once to the evaluation device, in chunks.
+pub struct DeviceSplit {
+    chunks: Vec<(Tensor<2>, Vec<u8>)>,
+    len: usize,
+}
+
+impl DeviceSplit {
+    pub fn new(split: &Split, chunk: usize, device: &Device) -> Self {
+        let chunks = (0..split.len())
+            .step_by(chunk.max(1))
+            .map(|start| {
+                let end = (start + chunk).min(split.len());
+                let part = split.slice(start..end);
+                let x = Tensor::from_data(
+                    TensorData::new(part.features, [end - start, split.dim]),
+                    device,
+                );
+                (x, part.labels)
+            })
+            .collect();
+        DeviceSplit {
+            chunks,
+            len: split.len(),
+        }
+    }
+
+    /// The predicted class of every example, in order (ties go to the lowest class).
+    pub fn predict(&self, net: &TwoLayerNet) -> Result<Vec<u8>, TrainError> {
+        let mut out = Vec::with_capacity(self.len);
+        for (x, labels) in &self.chunks {
+            let logits = read_logits(net.forward(x.clone()).try_into_vec_as(), labels.len())?;
+            let k = logits.len() / labels.len();
+            out.extend(logits.chunks_exact(k).map(predicted_class));
+        }
+        Ok(out)
+    }
+
+    /// Evaluates `net` (in inference mode) on the whole split; logits are reduced on the host
+    /// in f64 so every backend is measured the same way.
+    pub fn evaluate(&self, net: &TwoLayerNet) -> Result<Evaluation, TrainError> {
+        let (mut loss, mut errors) = (0.0f64, 0usize);
+        for (x, labels) in &self.chunks {
+            let logits = read_logits(net.forward(x.clone()).try_into_vec_as(), labels.len())?;
+            let k = logits.len() / labels.len();
+            for (row, &label) in logits.chunks_exact(k).zip(labels) {
+                loss += cross_entropy_of_row(row, label);
+                errors += usize::from(predicted_class(row) != label);
+            }
+        }
+        let n = self.len.max(1) as f64;
+        Ok(Evaluation {
+            loss: loss / n,
+            error: errors as f64 / n,
+        })
+    }
+}
+
+/// `log Σ exp(z) − z_label` in f64.
+fn cross_entropy_of_row(row: &[f32], label: u8) -> f64 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let lse = max
+        + row
+            .iter()
+            .map(|&v| (v as f64 - max).exp())
+            .sum::<f64>()
+            .ln();
+    lse - row[label as usize] as f64
+}
+
+/// The logits of `rows` examples read back from the device: a failed read-back, or one that
+/// is not a whole number (≥ 1) of values per example, is an error, never an empty result.
+pub(crate) fn read_logits<E: std::fmt::Debug>(
+    read: Result<Vec<f32>, E>,
+    rows: usize,
+) -> Result<Vec<f32>, TrainError> {
+    let logits = read.map_err(|e| TrainError::ReadBack {
+        what: "logits",
+        message: format!("{e:?}"),
+    })?;
+    if rows == 0 || logits.is_empty() || !logits.len().is_multiple_of(rows) {
+        return Err(TrainError::ReadBack {
+            what: "logits",
+            message: format!("{} values for {rows} examples", logits.len()),
+        });
+    }
+    Ok(logits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_read_back_is_an_error_not_an_empty_vector() {
+        let failed: Result<Vec<f32>, &str> = Err("device lost");
+        let e = read_logits(failed, 3).unwrap_err();
+        assert!(e.to_string().contains("device lost"), "{e}");
+        let short: Result<Vec<f32>, &str> = Ok(Vec::new());
+        assert!(read_logits(short, 3).is_err());
+        let ragged: Result<Vec<f32>, &str> = Ok(vec![0.0; 7]);
+        assert!(read_logits(ragged, 3).is_err());
+        let good: Result<Vec<f32>, &str> = Ok(vec![0.0; 6]);
+        assert_eq!(read_logits(good, 3).unwrap().len(), 6);
+    }
+
+    #[test]
+    fn cross_entropy_of_a_row_matches_the_formula() {
+        let row = [1.0f32, 2.0, 3.0];
+        let lse = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln();
+        assert!((cross_entropy_of_row(&row, 0) - (lse - 1.0)).abs() < 1e-12);
+        assert!((cross_entropy_of_row(&row, 2) - (lse - 3.0)).abs() < 1e-12);
+    }
+}

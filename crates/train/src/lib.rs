@@ -1,0 +1,29 @@
+//! One training run of the paper's protocol (Neyshabur, Tomioka & Srebro 2015) on Burn.
+//!
+//! The pieces, in the order a run uses them: a validated [`config::TrainConfig`]; the data it
+//! names ([`data`]); the compute device ([`backend`], the one place a backend is chosen); the
+//! network as a Burn learner model ([`classifier`], with the loss as one fused autodiff node,
+//! [`fused`]); the paper's SGD and schedule ([`optim`]); the loop itself ([`trainer::Trainer`],
+//! with its [`trainer::StopRule`]), full-split evaluation after every epoch ([`eval`]); and the
+//! run's record ([`record`]: `result.json` and `history.csv`, written atomically). [`bench`]
+//! times the same path on synthetic data.
+
+pub mod backend;
+pub mod bench;
+pub mod classifier;
+pub mod config;
+pub mod data;
+mod error;
+pub mod eval;
+pub mod files;
+mod fused;
+pub mod memory;
+pub mod optim;
+pub mod progress;
+pub mod record;
+mod trainer;
+
+pub use error::TrainError;
+pub use progress::{Progress, Quiet};
+pub use record::{EpochRecord, RunOutput, RunResult, StopReason};
+pub use trainer::{Trainer, train};

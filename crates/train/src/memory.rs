@@ -1,0 +1,70 @@
+//! A run's memory, checked before anything is allocated: a width that cannot fit is a clear
+//! error instead of an allocation failure (which aborts the process).
+
+use crate::TrainError;
+use crate::config::TrainConfig;
+
+/// Copies of the weights alive during training: the autodiff parameters, their gradients, the
+/// momentum buffers, the inference copy evaluated each epoch, the best-validation copy, the
+/// host-side draw at initialization and its upload, with some slack for the optimizer's
+/// temporaries.
+const WEIGHT_COPIES: f64 = 10.0;
+
+/// Bytes a run needs, roughly: the weight copies plus the hidden activations of the largest
+/// batch (forward, backward and the ReLU mask).
+fn estimate_bytes(inputs: usize, hidden: usize, outputs: usize, config: &TrainConfig) -> f64 {
+    let params = (inputs as f64 + outputs as f64) * hidden as f64;
+    let rows = config.optim.batch_size.max(config.train.eval_batch) as f64;
+    4.0 * (WEIGHT_COPIES * params + 3.0 * rows * hidden as f64)
+}
+
+/// `MemAvailable` of `/proc/meminfo`, where there is one.
+fn available_bytes() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}
+
+/// Refuses a run that needs more memory than the machine has available.
+pub fn check(
+    inputs: usize,
+    hidden: usize,
+    outputs: usize,
+    config: &TrainConfig,
+) -> Result<(), TrainError> {
+    let needed = estimate_bytes(inputs, hidden, outputs, config);
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    match available_bytes() {
+        Some(available) if needed > available => Err(TrainError::Memory {
+            hidden,
+            needed_gib: gib(needed),
+            available_gib: gib(available),
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_estimate_grows_with_h_and_refuses_absurd_widths() {
+        let config = TrainConfig::parse(
+            "[data]\ndataset = { kind = \"mnist\" }\n",
+            std::path::Path::new("t.toml"),
+            &[],
+        )
+        .unwrap();
+        let small = estimate_bytes(100, 256, 10, &config);
+        // H = 256: 28,160 weights; well under 100 MB.
+        assert!(small > 4.0 * 28_160.0 && small < 1e8, "{small}");
+        assert!(estimate_bytes(100, 512, 10, &config) > small);
+        if available_bytes().is_some() {
+            let e = check(100, 100_000_000_000, 10, &config).unwrap_err();
+            assert!(e.to_string().contains("H = 100000000000"), "{e}");
+            check(100, 256, 10, &config).unwrap();
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! What the caller of a run sees while it goes on, and how it asks the run to stop.
+
+use crate::record::EpochRecord;
+
+/// Progress of one run. The one way to stop a run early is [`Progress::stop_requested`],
+/// polled between epochs.
+pub trait Progress {
+    /// Called once per mini-batch with (batch, batches in the epoch).
+    fn batch(&mut self, _epoch: usize, _batch: usize, _batches: usize) {}
+    /// Called after each epoch's evaluation (epoch 0 is the initial network).
+    fn epoch(&mut self, _record: &EpochRecord) {}
+    /// True when the user asked to stop.
+    fn stop_requested(&self) -> bool {
+        false
+    }
+}
+
+/// Silent progress, for tests and sweeps.
+pub struct Quiet;
+impl Progress for Quiet {}

@@ -1,0 +1,361 @@
+//! One training run of the paper's protocol: Burn's `Learner` stepped over shuffled
+//! mini-batches, full-split evaluation after every epoch, stopping by a [`StopRule`].
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use burn::train::Learner;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use realbias_data::Dataset;
+use realbias_model::TwoLayerNet;
+
+use crate::classifier::{Batch, Classifier, LossPath};
+use crate::config::{RunConfig, TrainConfig};
+use crate::eval::DeviceSplit;
+use crate::optim::{HeavyBall, MomentumCell, PaperSchedule};
+use crate::record::{EpochRecord, RunOutput, RunResult, StopReason, git_revision};
+use crate::{Progress, TrainError};
+
+/// Random streams derived from the run's seed (the data crate uses streams 1 and 2).
+const STREAM_BATCHES: u64 = 10;
+
+/// When a run stops: divergence, "convergence" (zero training error and a training loss below
+/// the tolerance for some consecutive epochs), or the epoch cap.
+#[derive(Debug, Clone)]
+pub(crate) struct StopRule {
+    max_epochs: usize,
+    converge_loss: f64,
+    converge_epochs: usize,
+    streak: usize,
+}
+
+impl StopRule {
+    pub fn new(config: &RunConfig) -> Self {
+        StopRule {
+            max_epochs: config.max_epochs,
+            converge_loss: config.converge_loss,
+            converge_epochs: config.converge_epochs,
+            streak: 0,
+        }
+    }
+
+    /// Called after epoch `epoch`'s evaluation: why the run stops now, if it does.
+    pub fn after_epoch(
+        &mut self,
+        epoch: usize,
+        train_loss: f64,
+        train_error: f64,
+    ) -> Option<StopReason> {
+        if !train_loss.is_finite() {
+            return Some(StopReason::Diverged);
+        }
+        self.streak = if train_error == 0.0 && train_loss < self.converge_loss {
+            self.streak + 1
+        } else {
+            0
+        };
+        if self.streak >= self.converge_epochs {
+            Some(StopReason::Converged)
+        } else if epoch >= self.max_epochs {
+            Some(StopReason::MaxEpochs)
+        } else {
+            None
+        }
+    }
+}
+
+/// Trains one network on `data` as `config` says, on `device` (its autodiff twin for training).
+pub fn train(
+    config: &TrainConfig,
+    data: &Dataset,
+    device: &Device,
+    progress: &mut dyn Progress,
+) -> Result<RunOutput, TrainError> {
+    Trainer::new(config, data, device).run(progress)
+}
+
+/// One run: the config, its data, the device and the loss implementation.
+pub struct Trainer<'a> {
+    config: &'a TrainConfig,
+    data: &'a Dataset,
+    device: &'a Device,
+    loss: LossPath,
+}
+
+/// The splits on the evaluation device, and the per-epoch record they give.
+struct Evaluator<'a> {
+    config: &'a TrainConfig,
+    train: DeviceSplit,
+    validation: DeviceSplit,
+    test: DeviceSplit,
+    start: Instant,
+}
+
+impl Evaluator<'_> {
+    fn record(
+        &self,
+        net: &TwoLayerNet,
+        epoch: usize,
+        train_seconds: f64,
+    ) -> Result<EpochRecord, TrainError> {
+        let t = Instant::now();
+        let tr = self.train.evaluate(net)?;
+        let va = self.validation.evaluate(net)?;
+        let te = match self.config.train.eval_test_every_epoch {
+            true => Some(self.test.evaluate(net)?.error),
+            false => None,
+        };
+        let norms = net.norms()?;
+        // Epoch e's record carries the step size and momentum its steps used (epoch 0: the
+        // first epoch's).
+        let schedule_epoch = epoch.saturating_sub(1);
+        Ok(EpochRecord {
+            epoch,
+            lr: self.config.optim.lr_at(schedule_epoch),
+            momentum: self.config.optim.momentum_at(schedule_epoch),
+            train_loss: tr.loss,
+            train_error: tr.error,
+            validation_loss: va.loss,
+            validation_error: va.error,
+            test_error: te,
+            u_frobenius: norms.u_frobenius,
+            v_frobenius: norms.v_frobenius,
+            weight_decay_penalty: norms.weight_decay_penalty,
+            group_norm: norms.group_norm,
+            train_seconds,
+            eval_seconds: t.elapsed().as_secs_f64(),
+            wall_seconds: self.start.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// The network with the lowest validation error so far (the first such epoch).
+struct Best {
+    validation_error: f64,
+    epoch: usize,
+    net: TwoLayerNet,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(config: &'a TrainConfig, data: &'a Dataset, device: &'a Device) -> Self {
+        Trainer {
+            config,
+            data,
+            device,
+            loss: LossPath::Fused,
+        }
+    }
+
+    /// Differentiate the loss by `loss` (the composed path is the fused one's reference).
+    pub fn with_loss(mut self, loss: LossPath) -> Self {
+        self.loss = loss;
+        self
+    }
+
+    /// Trains until the stop rule (or `progress`) says stop.
+    pub fn run(&self, progress: &mut dyn Progress) -> Result<RunOutput, TrainError> {
+        let (config, data) = (self.config, self.data);
+        crate::memory::check(data.dim(), config.model.hidden, data.classes, config)?;
+        let eval = Evaluator {
+            config,
+            train: DeviceSplit::new(&data.train, config.train.eval_batch, self.device),
+            validation: DeviceSplit::new(&data.validation, config.train.eval_batch, self.device),
+            test: DeviceSplit::new(&data.test, config.train.eval_batch, self.device),
+            start: Instant::now(),
+        };
+        let mut learner = self.learner()?;
+        let initial = learner.model().net.valid();
+        let record = eval.record(&initial, 0, 0.0)?;
+        progress.epoch(&record);
+        let mut best = Best {
+            validation_error: record.validation_error,
+            epoch: 0,
+            net: initial,
+        };
+        let mut history = vec![record];
+        let stop = self.epochs(&mut learner, &eval, &mut history, &mut best, progress)?;
+        self.finish(learner.model().net.valid(), history, best, stop, &eval)
+    }
+
+    fn learner(&self) -> Result<Learner<Classifier>, TrainError> {
+        let config = self.config;
+        let net_config = config.model.network(self.data.dim(), self.data.classes);
+        let model = Classifier {
+            net: net_config.init(config.train.seed, &self.device.clone().autodiff())?,
+            loss: self.loss,
+        };
+        let momentum = MomentumCell::new(config.optim.momentum);
+        let optimizer = HeavyBall::new(momentum.clone(), config.optim.weight_decay);
+        let schedule = PaperSchedule::new(config.optim.clone(), self.batches_per_epoch(), momentum);
+        Ok(Learner::new(model, optimizer.into(), schedule))
+    }
+
+    fn batch_size(&self) -> usize {
+        self.config.optim.batch_size.min(self.data.train.len())
+    }
+
+    fn batches_per_epoch(&self) -> usize {
+        self.data.train.len().div_ceil(self.batch_size())
+    }
+
+    /// The epochs from 1 on; returns why they stopped.
+    fn epochs(
+        &self,
+        learner: &mut Learner<Classifier>,
+        eval: &Evaluator,
+        history: &mut Vec<EpochRecord>,
+        best: &mut Best,
+        progress: &mut dyn Progress,
+    ) -> Result<StopReason, TrainError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.train.seed);
+        rng.set_stream(STREAM_BATCHES);
+        let mut order: Vec<usize> = (0..self.data.train.len()).collect();
+        let mut rule = StopRule::new(&self.config.train);
+        for epoch in 1..=self.config.train.max_epochs {
+            if progress.stop_requested() {
+                return Ok(StopReason::Interrupted);
+            }
+            let t = Instant::now();
+            order.shuffle(&mut rng);
+            self.steps(learner, &order, epoch, progress);
+            // On a GPU the steps are queued: wait for them so the epoch's time is its own (a
+            // failed step shows up in the evaluation's read-back).
+            let _ = self.device.clone().autodiff().sync();
+            let net = learner.model().net.valid();
+            let record = eval.record(&net, epoch, t.elapsed().as_secs_f64())?;
+            progress.epoch(&record);
+            let verdict = rule.after_epoch(epoch, record.train_loss, record.train_error);
+            if record.validation_error < best.validation_error {
+                *best = Best {
+                    validation_error: record.validation_error,
+                    epoch,
+                    net,
+                };
+            }
+            history.push(record);
+            if let Some(reason) = verdict {
+                return Ok(reason);
+            }
+        }
+        Ok(StopReason::MaxEpochs)
+    }
+
+    /// One epoch's SGD steps over the shuffled `order`.
+    fn steps(
+        &self,
+        learner: &mut Learner<Classifier>,
+        order: &[usize],
+        epoch: usize,
+        progress: &mut dyn Progress,
+    ) {
+        let device = self.device.clone().autodiff();
+        let batches = self.batches_per_epoch();
+        for (b, chunk) in order.chunks(self.batch_size()).enumerate() {
+            let batch = Batch::gather(&self.data.train, chunk, self.data.classes, &device);
+            learner.lr_step();
+            let out = learner.train_step(batch);
+            learner.optimizer_step(out.grads);
+            progress.batch(epoch, b + 1, batches);
+        }
+    }
+
+    /// The run's result from its history, final and best networks.
+    fn finish(
+        &self,
+        final_net: TwoLayerNet,
+        history: Vec<EpochRecord>,
+        best: Best,
+        stop: StopReason,
+        eval: &Evaluator,
+    ) -> Result<RunOutput, TrainError> {
+        let (config, data) = (self.config, self.data);
+        let last = history.last().cloned().ok_or(TrainError::ReadBack {
+            what: "history",
+            message: "no epoch was recorded".into(),
+        })?;
+        let norms = final_net.norms()?;
+        let epochs = last.epoch;
+        let train_seconds: f64 = history.iter().map(|r| r.train_seconds).sum();
+        let result = RunResult {
+            train_error: last.train_error,
+            train_loss: last.train_loss,
+            validation_error: last.validation_error,
+            test_error: eval.test.evaluate(&final_net)?.error,
+            early_stop_epoch: best.epoch,
+            early_stop_validation_error: best.validation_error,
+            early_stop_test_error: eval.test.evaluate(&best.net)?.error,
+            epochs_to_zero_train_error: history
+                .iter()
+                .find(|r| r.train_error == 0.0)
+                .map(|r| r.epoch),
+            epochs,
+            stop_reason: stop,
+            wall_seconds: eval.start.elapsed().as_secs_f64(),
+            seconds_per_epoch: if epochs > 0 {
+                train_seconds / epochs as f64
+            } else {
+                0.0
+            },
+            hidden: config.model.hidden,
+            seed: config.train.seed,
+            backend: crate::backend::backend_name().into(),
+            git_revision: git_revision(),
+            dataset: data.name.clone(),
+            train_examples: data.train.len(),
+            validation_examples: data.validation.len(),
+            test_examples: data.test.len(),
+            norms,
+            u_frobenius: norms.u_frobenius,
+            v_frobenius: norms.v_frobenius,
+            weight_decay_penalty: norms.weight_decay_penalty,
+            group_norm: norms.group_norm,
+            parameters: norms.parameters,
+            config: config.clone(),
+        };
+        Ok(RunOutput {
+            result,
+            history,
+            final_net,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(max_epochs: usize) -> StopRule {
+        StopRule::new(&RunConfig {
+            max_epochs,
+            converge_loss: 0.02,
+            converge_epochs: 3,
+            ..RunConfig::default()
+        })
+    }
+
+    #[test]
+    fn the_stop_rule_needs_consecutive_converged_epochs() {
+        let mut r = rule(100);
+        assert_eq!(r.after_epoch(1, 0.01, 0.0), None);
+        assert_eq!(r.after_epoch(2, 0.01, 0.0), None);
+        // A training error resets the streak.
+        assert_eq!(r.after_epoch(3, 0.01, 0.001), None);
+        assert_eq!(r.after_epoch(4, 0.01, 0.0), None);
+        assert_eq!(r.after_epoch(5, 0.01, 0.0), None);
+        assert_eq!(r.after_epoch(6, 0.01, 0.0), Some(StopReason::Converged));
+    }
+
+    #[test]
+    fn the_stop_rule_stops_at_the_cap_and_on_divergence() {
+        let mut r = rule(2);
+        assert_eq!(r.after_epoch(1, 1.0, 0.5), None);
+        assert_eq!(r.after_epoch(2, 1.0, 0.5), Some(StopReason::MaxEpochs));
+        assert_eq!(
+            rule(10).after_epoch(1, f64::NAN, 0.5),
+            Some(StopReason::Diverged)
+        );
+    }
+}
