@@ -40,6 +40,9 @@ enum Command {
     },
     /// Print an experiment folder's report (markdown).
     Report { dir: std::path::PathBuf },
+    /// Which complexity measure ranks a sweep's networks like their generalization (Kendall's
+    /// τ, granulated τ): writes measures.csv, measures.md and the figure, from saved results.
+    Measures { dir: std::path::PathBuf },
     /// Training throughput of the real training path on synthetic data, against this
     /// machine's measured matrix-multiply peak.
     Bench(bench::BenchArgs),
@@ -53,6 +56,7 @@ fn main() {
         Command::Run(args) => run::command(args),
         Command::Plot { dir } => inspect::plot(&dir),
         Command::Report { dir } => inspect::report(&dir),
+        Command::Measures { dir } => inspect::measures(&dir),
         Command::Bench(args) => bench::command(args),
     };
     if let Err(e) = result {

@@ -331,14 +331,24 @@ fn draw<DB: DrawingBackend>(
     let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
     root.fill(&WHITE).map_err(e)?;
     let root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
-    let areas = root.split_evenly((1, panels.len().max(1)));
+    let (rows, columns) = grid(panels.len());
+    let areas = root.split_evenly((rows, columns));
     for (area, panel) in areas.iter().zip(panels) {
         draw_panel(area, panel)?;
     }
     root.present().map_err(e)
 }
 
-/// Draws `stem.png` and `stem.svg`, panels side by side.
+/// Rows and columns of a figure: one row up to 6 panels, else rows of 5.
+fn grid(panels: usize) -> (usize, usize) {
+    match panels {
+        0 => (1, 1),
+        1..=6 => (1, panels),
+        _ => (panels.div_ceil(5), 5),
+    }
+}
+
+/// Draws `stem.png` and `stem.svg`, panels side by side (in rows of 5 beyond 6 panels).
 pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<PathBuf>, ChartError> {
     if panels
         .iter()
@@ -347,7 +357,8 @@ pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<Pat
         return Err(ChartError::Empty);
     }
     ensure_font()?;
-    let size = (PANEL_SIZE.0 * panels.len().max(1) as u32, PANEL_SIZE.1);
+    let (rows, columns) = grid(panels.len());
+    let size = (PANEL_SIZE.0 * columns as u32, PANEL_SIZE.1 * rows as u32);
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
     let fail = |path: &PathBuf, message: String| ChartError::Draw {

@@ -12,6 +12,7 @@ pub mod convex_nn;
 mod error;
 pub mod experiment;
 pub mod factorization;
+mod kendall;
 pub mod oracle;
 pub mod progress;
 pub mod registry;

@@ -58,6 +58,19 @@ pub fn parse(text: &str, path: &Path, sets: &[String]) -> Result<Box<dyn Experim
     build(table, path)
 }
 
+/// The width sweep of a folder `realbias run` made (an error for the other kinds).
+pub fn load_sweep(dir: &Path) -> Result<Sweep, ExperimentError> {
+    let (path, text) = folder_config(dir)?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::parse(&path, e))?;
+    if let Some(kind) = table.get("kind") {
+        let message = format!("a {kind} experiment, not a width sweep: it has no network measures");
+        return Err(ConfigError::parse(&path, message).into());
+    }
+    let config: ExperimentConfig =
+        toml::from_str(&text).map_err(|e| ConfigError::parse(&path, e))?;
+    Ok(Sweep::new(config))
+}
+
 /// The experiment of a folder `realbias run` made, from its recorded config.
 pub fn load_folder(dir: &Path) -> Result<Box<dyn Experiment>, ExperimentError> {
     let (path, text) = folder_config(dir)?;
@@ -66,9 +79,7 @@ pub fn load_folder(dir: &Path) -> Result<Box<dyn Experiment>, ExperimentError> {
         return Ok(parse(&text, &path, &[])?);
     }
     // Sweep folders record the resolved sweep config, whose layout is the serialized struct.
-    let config: ExperimentConfig =
-        toml::from_str(&text).map_err(|e| ConfigError::parse(&path, e))?;
-    Ok(Box::new(Sweep::new(config)))
+    Ok(Box::new(load_sweep(dir)?))
 }
 
 #[cfg(test)]

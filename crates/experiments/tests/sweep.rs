@@ -354,4 +354,18 @@ fn plots_are_drawn_from_a_fixed_summary() {
         let svg = std::fs::read_to_string(report.dir.join(format!("{stem}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("hidden units H"));
     }
+    // Every measure of both networks is ranked, with τ within each condition.
+    let csv = std::fs::read_to_string(report.dir.join("measures.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.ends_with("tau_gap_within_plain,tau_gap_within_censored"),
+        "{header}"
+    );
+    let measures = realbias_experiments::sweep::MEASURES.len();
+    assert_eq!(csv.lines().count(), 1 + 2 * measures, "{csv}");
+    assert!(
+        csv.contains("at convergence,\"group norm Σ‖u_h‖‖v_h‖\",8,"),
+        "{csv}"
+    );
+    assert!(report.dir.join("measures.png").is_file());
 }

@@ -210,7 +210,7 @@ fn bench_width(
 ) -> Result<BenchRow, BenchError> {
     // The paper's protocol; only the data and the stopping rule are the bench's.
     let text = format!(
-        "name = \"bench\"\n[data]\ndataset = {{ kind = \"mnist\" }}\n[model]\nhidden = {h}\n[optim]\nbatch_size = {}\n[train]\nmax_epochs = {}\nconverge_epochs = {}\n",
+        "name = \"bench\"\n[data]\ndataset = {{ kind = \"mnist\" }}\n[model]\nhidden = {h}\n[optim]\nbatch_size = {}\n[train]\nmax_epochs = {}\nconverge_epochs = {}\nmeasures = false\n",
         settings.batch_size,
         settings.epochs,
         settings.epochs + 1

@@ -170,6 +170,9 @@ pub struct RunConfig {
     /// 5,000-example batch's hidden layer (80 MB) falls out of cache and the per-epoch
     /// evaluation took 1.7x as long (`realbias bench`).
     pub eval_batch: usize,
+    /// Compute the complexity measures of the final and early-stopped networks at the end of
+    /// the run (`measures` in `result.json`).
+    pub measures: bool,
 }
 
 impl Default for RunConfig {
@@ -181,6 +184,7 @@ impl Default for RunConfig {
             converge_epochs: 20,
             eval_test_every_epoch: false,
             eval_batch: 1000,
+            measures: true,
         }
     }
 }

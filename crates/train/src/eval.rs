@@ -66,6 +66,57 @@ impl DeviceSplit {
         Ok(out)
     }
 
+    /// The margin `f_y(x) − max_{j≠y} f_j(x)` of every example, in order.
+    pub fn margins(&self, net: &TwoLayerNet) -> Result<Vec<f32>, TrainError> {
+        let mut out = Vec::with_capacity(self.len);
+        for (x, labels) in &self.chunks {
+            let logits = read_logits(net.forward(x.clone()).try_into_vec_as(), labels.len())?;
+            let k = logits.len() / labels.len();
+            for (row, &label) in logits.chunks_exact(k).zip(labels) {
+                let y = label as usize;
+                let other = (0..k)
+                    .filter(|&j| j != y)
+                    .map(|j| row[j])
+                    .fold(f32::NEG_INFINITY, f32::max);
+                out.push(row[y] - other);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How the ReLU patterns of `net` differ from those of `init` on this split: per hidden
+    /// unit, the examples whose pre-activation changed sign (0 / positive); and `‖X U₀‖_F`.
+    pub fn pattern_flips(
+        &self,
+        init: &TwoLayerNet,
+        net: &TwoLayerNet,
+    ) -> Result<PatternFlips, TrainError> {
+        let (_, h, _) = net.dims();
+        let mut per_unit = vec![0.0f64; h];
+        let mut init_sq = 0.0f64;
+        for (x, _) in &self.chunks {
+            let pre0 = x.clone().matmul(init.u.val());
+            let pre = x.clone().matmul(net.u.val());
+            let flips = (pre0.clone().greater_elem(0.0).float() - pre.greater_elem(0.0).float())
+                .abs()
+                .sum_dim(0);
+            let flips = read_values(flips.try_into_vec_as(), h, "activation patterns")?;
+            for (acc, f) in per_unit.iter_mut().zip(flips) {
+                *acc += f as f64;
+            }
+            let sq = read_values(
+                pre0.powf_scalar(2.0).sum().try_into_vec_as(),
+                1,
+                "pre-activations",
+            )?;
+            init_sq += sq[0] as f64;
+        }
+        Ok(PatternFlips {
+            per_unit,
+            init_preactivation_frobenius: init_sq.sqrt(),
+        })
+    }
+
     /// Evaluates `net` (in inference mode) on the whole split; logits are reduced on the host
     /// in f64 so every backend is measured the same way.
     pub fn evaluate(&self, net: &TwoLayerNet) -> Result<Evaluation, TrainError> {
@@ -83,6 +134,33 @@ impl DeviceSplit {
             loss: loss / n,
             error: errors as f64 / n,
         })
+    }
+}
+
+/// See [`DeviceSplit::pattern_flips`].
+pub struct PatternFlips {
+    /// Examples whose pre-activation at unit `h` changed sign, per unit.
+    pub per_unit: Vec<f64>,
+    /// `‖X U₀‖_F`: the initial network's hidden pre-activations on the split.
+    pub init_preactivation_frobenius: f64,
+}
+
+/// A read-back of exactly `expected` values.
+fn read_values<E: std::fmt::Debug>(
+    read: Result<Vec<f32>, E>,
+    expected: usize,
+    what: &'static str,
+) -> Result<Vec<f32>, TrainError> {
+    match read {
+        Ok(v) if v.len() == expected => Ok(v),
+        Ok(v) => Err(TrainError::ReadBack {
+            what,
+            message: format!("{} values where {expected} were expected", v.len()),
+        }),
+        Err(e) => Err(TrainError::ReadBack {
+            what,
+            message: format!("{e:?}"),
+        }),
     }
 }
 

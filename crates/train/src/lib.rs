@@ -17,6 +17,7 @@ mod error;
 pub mod eval;
 pub mod files;
 mod fused;
+pub mod measures;
 pub mod memory;
 pub mod optim;
 pub mod progress;

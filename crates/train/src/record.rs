@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::TrainError;
 use crate::config::TrainConfig;
 use crate::files::write_atomic;
+use crate::measures::Measures;
 
 /// One row of `history.csv`. Epoch 0 is the initial network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +76,9 @@ pub struct RunResult {
     pub early_stop_validation_error: f64,
     /// Test error of the network at `early_stop_epoch` ("with early stopping").
     pub early_stop_test_error: f64,
+    /// Training error of that network (results from before it was recorded have none).
+    #[serde(default)]
+    pub early_stop_train_error: Option<f64>,
     /// First epoch with zero training error, if any.
     pub epochs_to_zero_train_error: Option<usize>,
     pub epochs: usize,
@@ -96,6 +100,16 @@ pub struct RunResult {
     pub group_norm: f64,
     pub parameters: usize,
     pub config: TrainConfig,
+    /// The complexity measures (results from before they existed have none).
+    #[serde(default)]
+    pub measures: Option<RunMeasures>,
+}
+
+/// The measures of the network at the end of the run and of the early-stopped one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeasures {
+    pub at_convergence: Measures,
+    pub early_stop: Measures,
 }
 
 /// The output of [`train`]: the result and the per-epoch history.

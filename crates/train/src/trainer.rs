@@ -15,8 +15,9 @@ use realbias_model::TwoLayerNet;
 use crate::classifier::{Batch, Classifier, LossPath};
 use crate::config::{RunConfig, TrainConfig};
 use crate::eval::DeviceSplit;
+use crate::measures::{MeasureInputs, measure};
 use crate::optim::{HeavyBall, MomentumCell, PaperSchedule};
-use crate::record::{EpochRecord, RunOutput, RunResult, StopReason, git_revision};
+use crate::record::{EpochRecord, RunMeasures, RunOutput, RunResult, StopReason, git_revision};
 use crate::{Progress, TrainError};
 
 /// Random streams derived from the run's seed (the data crate uses streams 1 and 2).
@@ -132,6 +133,13 @@ impl Evaluator<'_> {
     }
 }
 
+/// The networks a run ends with: the last, the early-stopped and the initial one.
+struct Networks {
+    last: TwoLayerNet,
+    best: Best,
+    init: TwoLayerNet,
+}
+
 /// The network with the lowest validation error so far (the first such epoch).
 struct Best {
     validation_error: f64,
@@ -168,6 +176,7 @@ impl<'a> Trainer<'a> {
         };
         let mut learner = self.learner()?;
         let initial = learner.model().net.valid();
+        let init = initial.clone();
         let record = eval.record(&initial, 0, 0.0)?;
         progress.epoch(&record);
         let mut best = Best {
@@ -177,7 +186,8 @@ impl<'a> Trainer<'a> {
         };
         let mut history = vec![record];
         let stop = self.epochs(&mut learner, &eval, &mut history, &mut best, progress)?;
-        self.finish(learner.model().net.valid(), history, best, stop, &eval)
+        let last = learner.model().net.valid();
+        self.finish(Networks { last, best, init }, history, stop, &eval)
     }
 
     fn learner(&self) -> Result<Learner<Classifier>, TrainError> {
@@ -265,13 +275,21 @@ impl<'a> Trainer<'a> {
     /// The run's result from its history, final and best networks.
     fn finish(
         &self,
-        final_net: TwoLayerNet,
+        nets: Networks,
         history: Vec<EpochRecord>,
-        best: Best,
         stop: StopReason,
         eval: &Evaluator,
     ) -> Result<RunOutput, TrainError> {
         let (config, data) = (self.config, self.data);
+        let measures = match config.train.measures && stop != StopReason::Interrupted {
+            true => Some(self.measures(&nets, eval)?),
+            false => None,
+        };
+        let Networks {
+            last: final_net,
+            best,
+            ..
+        } = nets;
         let last = history.last().cloned().ok_or(TrainError::ReadBack {
             what: "history",
             message: "no epoch was recorded".into(),
@@ -287,6 +305,7 @@ impl<'a> Trainer<'a> {
             early_stop_epoch: best.epoch,
             early_stop_validation_error: best.validation_error,
             early_stop_test_error: eval.test.evaluate(&best.net)?.error,
+            early_stop_train_error: history.get(best.epoch).map(|r| r.train_error),
             epochs_to_zero_train_error: history
                 .iter()
                 .find(|r| r.train_error == 0.0)
@@ -314,11 +333,32 @@ impl<'a> Trainer<'a> {
             group_norm: norms.group_norm,
             parameters: norms.parameters,
             config: config.clone(),
+            measures,
         };
         Ok(RunOutput {
             result,
             history,
             final_net,
+        })
+    }
+}
+
+impl Trainer<'_> {
+    /// The complexity measures of the last and the early-stopped network.
+    fn measures(&self, nets: &Networks, eval: &Evaluator) -> Result<RunMeasures, TrainError> {
+        let of = |net: &TwoLayerNet| {
+            measure(&MeasureInputs {
+                net,
+                init: &nets.init,
+                split: &self.data.train,
+                train: &eval.train,
+                device: self.device,
+                seed: self.config.train.seed,
+            })
+        };
+        Ok(RunMeasures {
+            at_convergence: of(&nets.last)?,
+            early_stop: of(&nets.best.net)?,
         })
     }
 }

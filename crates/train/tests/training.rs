@@ -274,3 +274,50 @@ fn fused_and_composed_losses_give_the_same_history() {
         );
     }
 }
+
+/// The measures of a run are computed from its own networks: they agree with the norms the
+/// run records, the margins agree with the errors, and nothing is measured when disabled.
+#[test]
+fn a_run_records_the_measures_of_its_final_and_early_stopped_networks() {
+    let data = teacher_data(1);
+    let out = train(&config(SYNTHETIC), &data, &device(), &mut Quiet).unwrap();
+    let r = &out.result;
+    let m = r.measures.as_ref().expect("measures are on by default");
+    let last = &m.at_convergence;
+    assert!((last.group_norm - r.group_norm).abs() <= 1e-9 * r.group_norm);
+    assert!((last.u_frobenius - r.u_frobenius).abs() <= 1e-9 * r.u_frobenius);
+    assert_eq!(last.parameters, r.parameters);
+    // Zero training error: every margin is positive, so the margin measures are defined.
+    assert_eq!(r.train_error, 0.0);
+    assert!(last.margin_p5 > 0.0 && last.margin_p10 >= last.margin_p5);
+    assert!(last.group_over_margin.is_some() && last.bartlett2017.unwrap() > 0.0);
+    // Training moved the weights, and a path norm never exceeds the group norm.
+    assert!(last.u_distance > 0.0 && last.v_distance > 0.0);
+    assert!(last.path_norm <= last.group_norm);
+    assert!((0.0..=1.0).contains(&last.pattern_flip_fraction));
+    assert!(last.pattern_changed_units > 0.0 && last.pattern_changed_units <= 1.0);
+    assert!(last.sharpness.is_finite());
+    // The early-stopped network's training error is the one its epoch recorded.
+    let e = r.early_stop_train_error.unwrap();
+    assert_eq!(e, out.history[r.early_stop_epoch].train_error);
+    if r.early_stop_epoch == r.epochs {
+        assert_eq!(m.early_stop.group_norm, last.group_norm);
+    }
+    let off = config(&format!("{SYNTHETIC}measures = false\n"));
+    let quiet = train(&off, &data, &device(), &mut Quiet).unwrap();
+    assert!(quiet.result.measures.is_none());
+    assert_eq!(
+        quiet.history,
+        out.history
+            .iter()
+            .map(|h| {
+                let mut h = h.clone();
+                h.train_seconds = quiet.history[h.epoch].train_seconds;
+                h.eval_seconds = quiet.history[h.epoch].eval_seconds;
+                h.wall_seconds = quiet.history[h.epoch].wall_seconds;
+                h
+            })
+            .collect::<Vec<_>>(),
+        "measuring does not change training"
+    );
+}

@@ -1,5 +1,5 @@
-//! `realbias plot` and `realbias report`: an experiment folder's tables and figures redone from
-//! its saved results, without training.
+//! `realbias plot`, `realbias report` and `realbias measures`: an experiment folder's tables
+//! and figures redone from its saved results, without training.
 
 use std::path::Path;
 
@@ -23,5 +23,26 @@ pub fn plot(dir: &Path) -> Result<()> {
 
 pub fn report(dir: &Path) -> Result<()> {
     print!("{}", registry::load_folder(dir)?.report(dir)?);
+    Ok(())
+}
+
+pub fn measures(dir: &Path) -> Result<()> {
+    let sweep = registry::load_sweep(dir)?;
+    let Some((markdown, finalized)) = sweep.measures(dir)? else {
+        bail!(
+            "{}: no finished run carries complexity measures (results from before they were recorded); re-run the sweep to get them",
+            dir.display()
+        );
+    };
+    print!("{markdown}");
+    for s in &finalized.skipped {
+        eprintln!("warning: left out: {s}");
+    }
+    for w in &finalized.warnings {
+        eprintln!("warning: figure not drawn: {w}");
+    }
+    for f in &finalized.files {
+        eprintln!("wrote {}", f.display());
+    }
     Ok(())
 }

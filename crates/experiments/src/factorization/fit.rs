@@ -97,7 +97,10 @@ fn summarize(
     })
 }
 
-pub(crate) fn setting(config: &FactorizationConfig, observed: usize) -> Result<Setting, ExperimentError> {
+pub(crate) fn setting(
+    config: &FactorizationConfig,
+    observed: usize,
+) -> Result<Setting, ExperimentError> {
     let p = &config.problem;
     let problem = CompletionProblem::generate(p.n, p.rank, observed, p.seed)
         .map_err(ExperimentError::theory("the completion problem"))?;

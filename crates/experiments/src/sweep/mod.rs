@@ -9,6 +9,7 @@
 mod censor;
 mod config;
 mod figures;
+mod measures;
 mod plan;
 mod summary;
 
@@ -21,6 +22,7 @@ use realbias_train::{EpochRecord, Progress, RunResult, StopReason, train};
 
 pub use censor::{CensorInfo, censor, censor_key, censor_labels};
 pub use config::{Condition, ExperimentConfig, SweepConfig};
+pub use measures::{MEASURES, MeasureRow, Network};
 pub use plan::PlannedRun;
 pub use summary::{GridRow, Stat, Summary, SummaryRow, summarize};
 
@@ -71,6 +73,35 @@ impl Sweep {
             text.push_str(&format!("\nUnreadable, left out: {}\n", broken.join("; ")));
         }
         (summary, text, broken)
+    }
+
+    /// The rank correlations of every complexity measure with generalization over the runs
+    /// finished in `dir` that carry measures; writes `measures.csv`, `measures.md` and the
+    /// figure. `None` when no run has measures (results from before they were recorded).
+    pub fn measures(&self, dir: &Path) -> Result<Option<(String, Finalized)>, ExperimentError> {
+        let runs = self.config.plan(dir);
+        let paths: Vec<PathBuf> = runs.iter().map(|r| r.dir.join("result.json")).collect();
+        let (results, broken) = read_results::<RunResult>(&paths);
+        let summary = summarize(&runs, &results);
+        let rows = measures::rank(&runs, &results, &summary);
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let markdown = measures::markdown(&self.config.name, &rows);
+        let texts = vec![
+            (dir.join("measures.csv"), measures::csv(&rows)),
+            (dir.join("measures.md"), markdown.clone()),
+        ];
+        let mut finalized = Finalized {
+            files: save_texts(texts)?,
+            skipped: broken,
+            warnings: Vec::new(),
+        };
+        let figure = measures::figure(&self.config.name, &runs, &results, &summary);
+        let (files, warnings) = crate::chart::draw_figures(dir, vec![figure])?;
+        finalized.files.extend(files);
+        finalized.warnings.extend(warnings);
+        Ok(Some((markdown, finalized)))
     }
 
     /// The training examples of a run (its subset, else the loaded training split).
@@ -129,8 +160,12 @@ impl Sweep {
 
 /// One line of a finished run.
 fn outcome(r: &RunResult) -> String {
+    let measures = r.measures.as_ref().map_or(String::new(), |m| {
+        let seconds = m.at_convergence.seconds + m.early_stop.seconds;
+        format!(" (measures {seconds:.1}s)")
+    });
     format!(
-        "train err {:.2}%  test err {:.2}% (early stop {:.2}%, epoch {})  {} epochs, {:?}, {:.1}s",
+        "train err {:.2}%  test err {:.2}% (early stop {:.2}%, epoch {})  {} epochs, {:?}, {:.1}s{measures}",
         100.0 * r.train_error,
         100.0 * r.test_error,
         100.0 * r.early_stop_test_error,
@@ -279,6 +314,10 @@ impl Experiment for Sweep {
         };
         let dataset = self.config.base.data.dataset.name();
         figures::draw(dir, &summary, &self.config.name, &dataset, &mut finalized)?;
+        if let Some((_, measured)) = self.measures(dir)? {
+            finalized.files.extend(measured.files);
+            finalized.warnings.extend(measured.warnings);
+        }
         Ok(finalized)
     }
 

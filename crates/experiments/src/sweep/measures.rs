@@ -1,0 +1,347 @@
+//! Which complexity measure ranks a sweep's networks like their test error does: Kendall's τ
+//! of every measure with the test error and with the generalization gap over all runs, within
+//! each condition, and Jiang et al.'s granulated τ over the axes H and condition
+//! (`measures.csv`, `measures.md`, `measures.{png,svg}`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use realbias_train::RunResult;
+use realbias_train::measures::Measures;
+
+use super::config::Condition;
+use super::plan::PlannedRun;
+use super::summary::Summary;
+use crate::chart::{Figure, Mark, Panel, Series};
+use crate::kendall::{Point, granulated, tau_b};
+
+type Getter = fn(&Measures) -> Option<f64>;
+
+/// Every measure, by the name it has in the tables.
+pub const MEASURES: [(&str, Getter); 23] = [
+    ("hidden units H", |m| Some(m.hidden as f64)),
+    ("parameters", |m| Some(m.parameters as f64)),
+    ("‖U‖_F", |m| Some(m.u_frobenius)),
+    ("‖V‖_F", |m| Some(m.v_frobenius)),
+    ("‖U‖_F‖V‖_F", |m| Some(m.frobenius_product)),
+    ("group norm Σ‖u_h‖‖v_h‖", |m| Some(m.group_norm)),
+    ("path-ℓ2 norm", |m| Some(m.path_norm)),
+    ("‖U‖₂‖V‖₂", |m| Some(m.spectral_product)),
+    ("‖U − U₀‖_F", |m| Some(m.u_distance)),
+    ("‖V − V₀‖_F", |m| Some(m.v_distance)),
+    ("‖U − U₀‖_F / ‖U₀‖_F", |m| {
+        Some(m.u_distance_relative)
+    }),
+    ("‖V − V₀‖_F / ‖V₀‖_F", |m| {
+        Some(m.v_distance_relative)
+    }),
+    ("margin, 5th percentile", |m| Some(m.margin_p5)),
+    ("margin, 10th percentile", |m| Some(m.margin_p10)),
+    ("‖U‖_F²‖V‖_F² / γ²", |m| m.frobenius_over_margin),
+    ("group norm² / γ²", |m| m.group_over_margin),
+    ("path-ℓ2² / γ²", |m| m.path_over_margin),
+    ("‖U‖₂²‖V‖₂² / γ²", |m| {
+        m.spectral_over_margin
+    }),
+    ("Bartlett et al. 2017 bound", |m| m.bartlett2017),
+    ("Neyshabur et al. 2018 bound", |m| m.neyshabur2018),
+    ("sharpness", |m| Some(m.sharpness)),
+    ("units with changed ReLU pattern", |m| {
+        Some(m.pattern_changed_units)
+    }),
+    ("flipped (unit, example) pairs", |m| {
+        Some(m.pattern_flip_fraction)
+    }),
+];
+
+/// Which network of a run is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    AtConvergence,
+    EarlyStop,
+}
+
+impl Network {
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::AtConvergence => "at convergence",
+            Network::EarlyStop => "with early stopping",
+        }
+    }
+
+    /// The network's measures, test error and training error in a run.
+    fn of(self, r: &RunResult) -> Option<(&Measures, f64, f64)> {
+        let m = r.measures.as_ref()?;
+        match self {
+            Network::AtConvergence => Some((&m.at_convergence, r.test_error, r.train_error)),
+            Network::EarlyStop => Some((
+                &m.early_stop,
+                r.early_stop_test_error,
+                r.early_stop_train_error?,
+            )),
+        }
+    }
+}
+
+/// One measure's rank correlations over one network kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureRow {
+    pub network: Network,
+    pub measure: &'static str,
+    pub runs: usize,
+    pub tau_test_error: Option<f64>,
+    pub tau_gap: Option<f64>,
+    /// Granulated τ with the gap: per axis (H, condition) and their mean Ψ.
+    pub granulated_hidden: Option<f64>,
+    pub granulated_condition: Option<f64>,
+    pub psi: Option<f64>,
+    /// τ with the gap within each condition.
+    pub within: Vec<(Condition, Option<f64>)>,
+}
+
+/// The runs that stand for a condition at an H: all of them, except that the weight-decay
+/// condition is represented by its selected λ.
+fn representative(plan: &[PlannedRun], summary: &Summary) -> Vec<bool> {
+    let selected: BTreeMap<usize, f64> = summary
+        .rows
+        .iter()
+        .filter(|r| r.condition == Condition::WeightDecay)
+        .filter_map(|r| r.weight_decay.map(|l| (r.hidden, l)))
+        .collect();
+    plan.iter()
+        .map(|r| match r.weight_decay {
+            Some(l) => selected.get(&r.hidden) == Some(&l),
+            None => true,
+        })
+        .collect()
+}
+
+/// One measure's row.
+fn row(
+    network: Network,
+    (measure, get): (&'static str, Getter),
+    runs: &[(&PlannedRun, &RunResult)],
+    conditions: &[Condition],
+) -> MeasureRow {
+    // (condition, measure, test error, gap, axes)
+    let points: Vec<(Condition, f64, f64, f64, Vec<String>)> = runs
+        .iter()
+        .filter_map(|(plan, r)| {
+            let (m, test, train) = network.of(r)?;
+            let value = get(m).filter(|v| v.is_finite())?;
+            let axes = vec![plan.hidden.to_string(), plan.condition.name().to_string()];
+            let rest = format!("rep{}", plan.rep);
+            Some((
+                plan.condition,
+                value,
+                test,
+                test - train,
+                [axes, vec![rest]].concat(),
+            ))
+        })
+        .collect();
+    let column = |i: usize| -> Vec<f64> { points.iter().map(|p| [p.1, p.2, p.3][i]).collect() };
+    let granular: Vec<Point> = points
+        .iter()
+        .map(|p| Point {
+            measure: p.1,
+            target: p.3,
+            axes: p.4.clone(),
+        })
+        .collect();
+    let (per_axis, psi) = granulated(&granular, 2);
+    let within = conditions
+        .iter()
+        .map(|&c| {
+            let of: Vec<_> = points.iter().filter(|p| p.0 == c).collect();
+            let x: Vec<f64> = of.iter().map(|p| p.1).collect();
+            let y: Vec<f64> = of.iter().map(|p| p.3).collect();
+            (c, tau_b(&x, &y))
+        })
+        .collect();
+    MeasureRow {
+        network,
+        measure,
+        runs: points.len(),
+        tau_test_error: tau_b(&column(0), &column(1)),
+        tau_gap: tau_b(&column(0), &column(2)),
+        granulated_hidden: per_axis[0],
+        granulated_condition: per_axis[1],
+        psi,
+        within,
+    }
+}
+
+/// Every measure's row for both networks, over the finished runs that carry measures (none
+/// when no run does; a measure undefined for every run keeps its row, with no τ).
+pub fn rank(
+    plan: &[PlannedRun],
+    results: &[Option<RunResult>],
+    summary: &Summary,
+) -> Vec<MeasureRow> {
+    let keep = representative(plan, summary);
+    let runs: Vec<(&PlannedRun, &RunResult)> = plan
+        .iter()
+        .zip(results)
+        .zip(keep)
+        .filter_map(|((p, r), k)| {
+            r.as_ref()
+                .filter(|r| k && r.measures.is_some())
+                .map(|r| (p, r))
+        })
+        .collect();
+    if runs.is_empty() {
+        return Vec::new();
+    }
+    let mut conditions: Vec<Condition> = runs.iter().map(|(p, _)| p.condition).collect();
+    conditions.sort();
+    conditions.dedup();
+    [Network::AtConvergence, Network::EarlyStop]
+        .into_iter()
+        .flat_map(|n| MEASURES.iter().map(move |&m| (n, m)))
+        .map(|(n, m)| row(n, m, &runs, &conditions))
+        .collect()
+}
+
+fn cell(x: Option<f64>) -> String {
+    x.map_or(String::new(), |v| format!("{v:.4}"))
+}
+
+/// `measures.csv`: one row per (network, measure).
+pub fn csv(rows: &[MeasureRow]) -> String {
+    let conditions: Vec<Condition> = rows
+        .first()
+        .map_or(Vec::new(), |r| r.within.iter().map(|w| w.0).collect());
+    let mut s = String::from(
+        "network,measure,runs,tau_test_error,tau_gap,granulated_gap_hidden,granulated_gap_condition,granulated_gap_psi",
+    );
+    for c in &conditions {
+        let _ = write!(s, ",tau_gap_within_{}", c.name());
+    }
+    s.push('\n');
+    for r in rows {
+        let _ = write!(
+            s,
+            "{},\"{}\",{},{},{},{},{},{}",
+            r.network.name(),
+            r.measure,
+            r.runs,
+            cell(r.tau_test_error),
+            cell(r.tau_gap),
+            cell(r.granulated_hidden),
+            cell(r.granulated_condition),
+            cell(r.psi)
+        );
+        for (_, t) in &r.within {
+            let _ = write!(s, ",{}", cell(*t));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// `measures.md`: per network, the measures sorted by Ψ (best first).
+pub fn markdown(name: &str, rows: &[MeasureRow]) -> String {
+    let mut s = format!(
+        "# {name}: which measure ranks the networks like their generalization?\n\nKendall's τ_b of each measure with the test error and with the generalization gap (test − training error) over all runs (the weight-decay condition by its selected λ), within each condition, and the granulated τ of Jiang et al. (2020): the mean τ over groups in which only H (or only the condition) varies, and Ψ, their mean. 1: the measure orders the networks exactly as their gap does; 0: unrelated.\n"
+    );
+    for network in [Network::AtConvergence, Network::EarlyStop] {
+        let mut of: Vec<&MeasureRow> = rows.iter().filter(|r| r.network == network).collect();
+        if of.is_empty() {
+            continue;
+        }
+        of.sort_by(|a, b| {
+            b.psi
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&a.psi.unwrap_or(f64::NEG_INFINITY))
+        });
+        let conditions: Vec<&str> = of[0].within.iter().map(|w| w.0.name()).collect();
+        let _ = write!(
+            s,
+            "\n## Networks {}\n\n| measure | runs | τ test error | τ gap | Ψ gap | τ over H | τ over condition | {} |\n|---|---|---|---|---|---|---|{}\n",
+            network.name(),
+            conditions
+                .iter()
+                .map(|c| format!("τ gap, {c}"))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "---|".repeat(conditions.len())
+        );
+        for r in of {
+            let within: Vec<String> = r.within.iter().map(|w| cell(w.1)).collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.measure,
+                r.runs,
+                cell(r.tau_test_error),
+                cell(r.tau_gap),
+                cell(r.psi),
+                cell(r.granulated_hidden),
+                cell(r.granulated_condition),
+                within.join(" | ")
+            );
+        }
+    }
+    s
+}
+
+/// `measures`: each measure of the final networks against H, one curve per condition (mean
+/// over repetitions), log y where a measure spans more than two decades.
+pub fn figure(
+    name: &str,
+    plan: &[PlannedRun],
+    results: &[Option<RunResult>],
+    summary: &Summary,
+) -> Figure {
+    let keep = representative(plan, summary);
+    let mut conditions: Vec<Condition> = plan.iter().map(|p| p.condition).collect();
+    conditions.sort();
+    conditions.dedup();
+    let panels = MEASURES
+        .iter()
+        .map(|&(measure, get)| {
+            let series: Vec<Series> = conditions
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    let mut by_h: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+                    for ((p, r), k) in plan.iter().zip(results).zip(&keep) {
+                        let value = r.as_ref().filter(|_| *k && p.condition == c).and_then(|r| {
+                            get(&r.measures.as_ref()?.at_convergence).filter(|v| v.is_finite())
+                        });
+                        if let Some(v) = value {
+                            by_h.entry(p.hidden).or_default().push(v);
+                        }
+                    }
+                    let points = by_h
+                        .iter()
+                        .map(|(h, v)| (*h as f64, v.iter().sum::<f64>() / v.len() as f64))
+                        .collect();
+                    Series::new(c.name(), points, Mark::Line).colored(i)
+                })
+                .collect();
+            let values: Vec<f64> = series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1))
+                .collect();
+            let (lo, hi) = values
+                .iter()
+                .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+            Panel {
+                title: measure.into(),
+                x_label: "hidden units H".into(),
+                y_label: String::new(),
+                log2_x: true,
+                log_y: lo > 0.0 && hi / lo > 100.0,
+                series,
+                ..Panel::default()
+            }
+        })
+        .collect();
+    (
+        "measures",
+        format!("{name}: complexity measures of the final networks against H"),
+        panels,
+    )
+}
