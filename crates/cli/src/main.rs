@@ -7,7 +7,7 @@ mod views;
 
 use clap::{Parser, Subcommand};
 
-use commands::{bench, data, inspect, run, train};
+use commands::{bench, data, inspect, run, slurm, status, train};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +43,10 @@ enum Command {
     /// Which complexity measure ranks a sweep's networks like their generalization (Kendall's
     /// τ, granulated τ): writes measures.csv, measures.md and the figure, from saved results.
     Measures { dir: std::path::PathBuf },
+    /// An experiment as a Slurm job chain: prepare, a job array of shards, finalize.
+    Slurm(slurm::SlurmArgs),
+    /// Units planned / finished / claimed (by whom) / failed in an experiment folder.
+    Status { dir: std::path::PathBuf },
     /// Training throughput of the real training path on synthetic data, against this
     /// machine's measured matrix-multiply peak.
     Bench(bench::BenchArgs),
@@ -57,6 +61,8 @@ fn main() {
         Command::Plot { dir } => inspect::plot(&dir),
         Command::Report { dir } => inspect::report(&dir),
         Command::Measures { dir } => inspect::measures(&dir),
+        Command::Slurm(args) => slurm::command(args),
+        Command::Status { dir } => status::command(&dir),
         Command::Bench(args) => bench::command(args),
     };
     if let Err(e) = result {

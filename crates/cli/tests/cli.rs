@@ -384,3 +384,160 @@ fn hostile_arguments_get_clear_errors() {
         "{err}"
     );
 }
+
+/// Two `realbias run` on one folder at once share the plan: every run is trained by exactly
+/// one of them, and the folder ends with the summary of the whole sweep.
+#[test]
+fn two_processes_on_one_folder_train_every_run_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_idx(&data, 200, 40);
+    let runs = tmp.path().join("runs");
+    let config = tiny_sweep(tmp.path(), &data, "repetitions = 3\n");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("max_epochs = 3", "max_epochs = 40")
+            .replace("hidden = [2, 4]", "hidden = [2, 4, 8, 16]"),
+    )
+    .unwrap();
+    let spawn = || {
+        realbias()
+            .arg("run")
+            .arg(&config)
+            .arg("--out")
+            .arg(&runs)
+            .args(["--jobs", "1", "--threads", "1"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outputs: Vec<String> = [a, b]
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect();
+    // "[i/12] plain H=8 rep 1: train err ..." marks a run this process trained.
+    let trained = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with('['))
+            .filter_map(|l| {
+                l.split_once("] ")
+                    .map(|(_, rest)| rest.split(':').next().unwrap().to_string())
+            })
+            .collect()
+    };
+    let mut all: Vec<String> = outputs.iter().flat_map(|o| trained(o)).collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(
+        before,
+        all.len(),
+        "a run was trained twice:\n{}\n{}",
+        outputs[0],
+        outputs[1]
+    );
+    assert_eq!(all.len(), 12, "{}\n{}", outputs[0], outputs[1]);
+    let summary = std::fs::read_to_string(runs.join("tiny/summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 1 + 4);
+    assert!(
+        summary
+            .lines()
+            .skip(1)
+            .all(|l| l.starts_with("plain,") && l.split(',').nth(2) == Some("3")),
+        "{summary}"
+    );
+    // Nothing is left claimed.
+    let status = succeed(realbias().arg("status").arg(runs.join("tiny")));
+    let status = String::from_utf8_lossy(&status.stdout);
+    let count = |what: &str| -> Option<String> {
+        let line = status.lines().find(|l| l.trim_start().starts_with(what))?;
+        line.split_whitespace().nth(1).map(String::from)
+    };
+    assert_eq!(count("finished").as_deref(), Some("12"), "{status}");
+    assert_eq!(count("claimed").as_deref(), Some("0"), "{status}");
+}
+
+#[test]
+fn a_config_change_is_refused_while_another_process_works_in_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_idx(&data, 200, 40);
+    let runs = tmp.path().join("runs");
+    let config = tiny_sweep(tmp.path(), &data, "");
+    succeed(realbias().arg("run").arg(&config).arg("--out").arg(&runs));
+    // A live process of this host working in the folder (this test's own pid).
+    let sessions = runs.join("tiny/.sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(
+        sessions.join("other.lock"),
+        format!("{} {}\n", host.trim(), std::process::id()),
+    )
+    .unwrap();
+    let err = fails(
+        realbias()
+            .arg("run")
+            .arg(&config)
+            .arg("--out")
+            .arg(&runs)
+            .args(["--set", "sweep.hidden=[2, 8]", "--force"]),
+    );
+    assert!(
+        err.contains("another process works in this folder"),
+        "{err}"
+    );
+    let recorded = std::fs::read_to_string(runs.join("tiny/experiment.toml")).unwrap();
+    assert!(
+        recorded.contains("hidden = [2, 4]"),
+        "the folder keeps its config:\n{recorded}"
+    );
+}
+
+#[test]
+fn shard_arguments_are_checked_and_empty_shards_exit_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_idx(&data, 200, 40);
+    let runs = tmp.path().join("runs");
+    let config = tiny_sweep(tmp.path(), &data, "");
+    for bad in ["0/0", "3/3", "x"] {
+        let out = realbias()
+            .arg("run")
+            .arg(&config)
+            .args(["--shard", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("I/N"),
+            "{bad}"
+        );
+    }
+    // 2 runs over 5 shards: three shards are empty and say so.
+    let mut empty = 0;
+    for i in 0..5 {
+        let out = succeed(
+            realbias()
+                .arg("run")
+                .arg(&config)
+                .arg("--out")
+                .arg(&runs)
+                .args(["--shard", &format!("{i}/5")]),
+        );
+        empty += usize::from(String::from_utf8_lossy(&out.stdout).contains("has no units"));
+    }
+    assert_eq!(empty, 3);
+    assert!(
+        !runs.join("tiny/summary.csv").exists(),
+        "shards do not finalize unless asked"
+    );
+    succeed(realbias().arg("plot").arg(runs.join("tiny")));
+    assert!(runs.join("tiny/summary.csv").exists());
+}

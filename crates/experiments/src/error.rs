@@ -37,6 +37,10 @@ pub enum ExperimentError {
     /// The censoring network could not provide the labels a censored condition needs.
     #[error("censoring: {0}")]
     Censoring(String),
+    #[error(
+        "{dir}: another process works in this folder ({holders}); a different config cannot take it over until it stops"
+    )]
+    FolderInUse { dir: PathBuf, holders: String },
     #[error("cannot build a pool of {threads} threads: {message}")]
     Pool { threads: usize, message: String },
 }

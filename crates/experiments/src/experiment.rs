@@ -13,8 +13,10 @@ use realbias_train::files::remove;
 pub use crate::unit::{Unit, UnitOutcome};
 
 use crate::ExperimentError;
+use crate::lock;
 use crate::progress::ExperimentProgress;
-use crate::store::{Claim, check_claim, claim};
+use crate::shard::{Shard, assign};
+use crate::store::{Claim, check_claim, claim, join};
 
 /// Where and with what an experiment runs.
 pub struct Context<'a> {
@@ -76,6 +78,28 @@ pub struct RunOptions {
     /// Threads per job (each worker's rayon pool).
     pub threads: usize,
     pub force: bool,
+    /// Run only this shard of the plan.
+    pub shard: Option<Shard>,
+    /// Write the summary and figures once every unit of the plan has finished.
+    pub finalize: bool,
+    /// Stop after the shared work (the folder claimed, censoring labels computed).
+    pub prepare_only: bool,
+}
+
+impl RunOptions {
+    /// One process running the whole plan and finalizing it.
+    pub fn local(out: &Path, jobs: usize, threads: usize, force: bool) -> Self {
+        RunOptions {
+            out: out.to_path_buf(),
+            data_dir: None,
+            jobs,
+            threads,
+            force,
+            shard: None,
+            finalize: true,
+            prepare_only: false,
+        }
+    }
 }
 
 /// How many units were trained, skipped, or left unfinished.
@@ -84,6 +108,10 @@ pub struct Outcome {
     pub trained: usize,
     pub skipped: usize,
     pub unfinished: usize,
+    /// Held by another process (another shard, a second local run) when this one reached them.
+    pub elsewhere: usize,
+    /// In other shards of the plan.
+    pub other_shards: usize,
 }
 
 /// What a finished (or interrupted) run leaves.
@@ -91,8 +119,10 @@ pub struct Outcome {
 pub struct RunReport {
     pub dir: PathBuf,
     pub outcome: Outcome,
-    /// Written once every unit finished.
+    /// Written once every unit finished (and finalizing was asked for).
     pub finalized: Option<Finalized>,
+    /// Every unit of the plan has a result.
+    pub complete: bool,
 }
 
 /// What a run would do, without doing it.
@@ -130,14 +160,20 @@ pub fn dry_run(
     let claim = check_claim(&ctx.dir, &exp.config_toml(), options.force)?;
     let units = exp.plan(&ctx.dir);
     let kept = kept(exp, &units, claim, options.force);
+    let mine = in_shard(&units, options.shard);
     Ok(DryRun {
         dir: ctx.dir.clone(),
         claim,
-        units: units.into_iter().zip(kept).collect(),
+        units: units
+            .into_iter()
+            .zip(kept)
+            .zip(mine)
+            .filter_map(|(u, m)| m.then_some(u))
+            .collect(),
     })
 }
 
-/// Runs (or resumes) a whole experiment.
+/// Runs (or resumes) a whole experiment, or one shard of it.
 pub fn run(
     exp: &mut dyn Experiment,
     options: &RunOptions,
@@ -145,24 +181,49 @@ pub fn run(
 ) -> Result<RunReport, ExperimentError> {
     // Inputs first: a config or data problem leaves no trace in the folder.
     exp.load(ctx)?;
+    let _session = join(&ctx.dir)?;
     let state = claim(&ctx.dir, &exp.config_toml(), options.force)?;
     let units = exp.plan(&ctx.dir);
-    for (unit, keep) in units.iter().zip(kept(exp, &units, state, options.force)) {
-        if !keep {
-            remove(&unit.result)?;
+    if options.force {
+        for (unit, keep) in units.iter().zip(kept(exp, &units, state, true)) {
+            if !keep && lock::owner(&lock_path(unit)).is_none_or(|o| !o.alive()) {
+                remove(&unit.result)?;
+            }
         }
     }
     exp.prepare(ctx)?;
-    let outcome = execute(exp, &units, ctx, options.jobs, options.threads)?;
-    let finalized = match outcome.unfinished {
-        0 => Some(exp.finalize(&ctx.dir)?),
-        _ => None,
-    };
-    Ok(RunReport {
+    let mut report = RunReport {
         dir: ctx.dir.clone(),
-        outcome,
-        finalized,
-    })
+        outcome: Outcome::default(),
+        finalized: None,
+        complete: false,
+    };
+    if options.prepare_only {
+        return Ok(report);
+    }
+    let mine = in_shard(&units, options.shard);
+    report.outcome = execute(exp, &units, &mine, ctx, options)?;
+    report.complete = units.iter().all(|u| exp.finished(u).is_some());
+    if report.complete && options.finalize {
+        report.finalized = Some(exp.finalize(&ctx.dir)?);
+    }
+    Ok(report)
+}
+
+/// Which units belong to this process: all, or those of its shard.
+fn in_shard(units: &[Unit], shard: Option<Shard>) -> Vec<bool> {
+    match shard {
+        None => vec![true; units.len()],
+        Some(s) => assign(units, s.count)
+            .iter()
+            .map(|&k| k == s.index)
+            .collect(),
+    }
+}
+
+/// The lock a unit is trained under.
+pub fn lock_path(unit: &Unit) -> PathBuf {
+    unit.result.with_extension("lock")
 }
 
 /// The work queue shared by the workers.
@@ -179,6 +240,23 @@ impl<'a> Queue<'a> {
             return None;
         }
         self.pending.lock().ok()?.pop_front()
+    }
+
+    fn elsewhere(&self, unit: &Unit, owner: &lock::Owner, ctx: &Context) {
+        self.outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elsewhere += 1;
+        ctx.progress
+            .note(&format!("{}: held by {owner}, left to it", unit.label));
+    }
+
+    fn finished_elsewhere(&self, unit: &Unit, line: &str, ctx: &Context) {
+        self.outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .skipped += 1;
+        ctx.progress.finished(unit, line, true);
     }
 
     fn record(&self, unit: &Unit, result: Result<UnitOutcome, ExperimentError>, ctx: &Context) {
@@ -205,13 +283,17 @@ impl<'a> Queue<'a> {
 fn execute(
     exp: &dyn Experiment,
     units: &[Unit],
+    mine: &[bool],
     ctx: &Context,
-    jobs: usize,
-    threads: usize,
+    options: &RunOptions,
 ) -> Result<Outcome, ExperimentError> {
     let mut outcome = Outcome::default();
     let mut pending = Vec::new();
-    for unit in units {
+    for (unit, &mine) in units.iter().zip(mine) {
+        if !mine {
+            outcome.other_shards += 1;
+            continue;
+        }
         match exp.finished(unit) {
             Some(line) => {
                 outcome.skipped += 1;
@@ -228,9 +310,9 @@ fn execute(
         failed: AtomicBool::new(false),
     };
     std::thread::scope(|scope| {
-        for worker in 0..jobs.max(1) {
+        for worker in 0..options.jobs.max(1) {
             let queue = &queue;
-            scope.spawn(move || work(exp, queue, worker, threads, ctx));
+            scope.spawn(move || work(exp, queue, worker, options.threads, ctx));
         }
     });
     if let Some(e) = queue.failure.into_inner().ok().flatten() {
@@ -251,6 +333,22 @@ fn work(exp: &dyn Experiment, queue: &Queue, worker: usize, threads: usize, ctx:
             message: e.to_string(),
         });
     while let Some(unit) = queue.next(ctx) {
+        // Another process may hold the unit, or have finished it since the plan was read.
+        let _lock = match lock::try_lock(&lock_path(unit)) {
+            Ok(Ok(lock)) => lock,
+            Ok(Err(owner)) => {
+                queue.elsewhere(unit, &owner, ctx);
+                continue;
+            }
+            Err(e) => {
+                queue.record(unit, Err(e.into()), ctx);
+                continue;
+            }
+        };
+        if let Some(line) = exp.finished(unit) {
+            queue.finished_elsewhere(unit, &line, ctx);
+            continue;
+        }
         ctx.progress.started(worker, unit);
         let result = match &pool {
             Ok(pool) => pool.install(|| exp.run_unit(unit, worker, ctx)),

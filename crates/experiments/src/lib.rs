@@ -4,7 +4,8 @@
 //!
 //! Every kind plans units of work, runs one unit, and finalizes tables and figures; the
 //! [`experiment`] driver does the rest for all of them (folder claims, resume, `--jobs`
-//! workers, most expensive first). [`registry`] is the only place that names every kind,
+//! workers, most expensive first, `--shard I/N`, one lock per unit so several processes can share
+//! a folder: [`shard`], [`lock`]). [`registry`] is the only place that names every kind,
 //! [`store`] the one result store, [`chart`] the one chart engine.
 
 pub mod chart;
@@ -13,9 +14,11 @@ mod error;
 pub mod experiment;
 pub mod factorization;
 mod kendall;
+pub mod lock;
 pub mod oracle;
 pub mod progress;
 pub mod registry;
+pub mod shard;
 pub mod store;
 pub mod sweep;
 mod unit;

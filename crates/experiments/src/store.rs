@@ -9,9 +9,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ExperimentError;
+use crate::lock::{self, Lock, Owner};
 
 /// The resolved config an experiment folder belongs to.
 pub(crate) const EXPERIMENT_FILE: &str = "experiment.toml";
+/// Where the processes working in a folder leave their markers.
+const SESSIONS: &str = ".sessions";
 
 /// How a folder stands with a config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,13 +40,55 @@ pub fn check_claim(dir: &Path, config_text: &str, force: bool) -> Result<Claim, 
     }
 }
 
-/// [`check_claim`], then records `config_text` as the folder's config.
+/// [`check_claim`], then records `config_text` as the folder's config. Taking over a folder for
+/// another config is refused while another process works in it.
 pub fn claim(dir: &Path, config_text: &str, force: bool) -> Result<Claim, ExperimentError> {
     let state = check_claim(dir, config_text, force)?;
+    let others = other_sessions(dir);
+    if state == Claim::Replaced && !others.is_empty() {
+        let holders: Vec<String> = others.iter().map(|o| o.to_string()).collect();
+        return Err(ExperimentError::FolderInUse {
+            dir: dir.to_path_buf(),
+            holders: holders.join(", "),
+        });
+    }
     if state != Claim::Same {
         write_atomic(&dir.join(EXPERIMENT_FILE), config_text.as_bytes())?;
     }
     Ok(state)
+}
+
+/// Marks this process as working in `dir` until the returned guard is dropped.
+pub fn join(dir: &Path) -> Result<Lock, ExperimentError> {
+    let me = Owner::me();
+    let path = dir
+        .join(SESSIONS)
+        .join(format!("{}-{}.lock", me.host, me.pid));
+    match lock::try_lock(&path)? {
+        Ok(lock) => Ok(lock),
+        // Our own pid's marker from an earlier run in this process: it is ours.
+        Err(_) => {
+            realbias_train::files::remove(&path)?;
+            Ok(
+                lock::try_lock(&path)?.map_err(|o| ExperimentError::FolderInUse {
+                    dir: dir.to_path_buf(),
+                    holders: o.to_string(),
+                })?,
+            )
+        }
+    }
+}
+
+/// The live processes other than this one working in `dir`.
+pub fn other_sessions(dir: &Path) -> Vec<Owner> {
+    let me = Owner::me();
+    let Ok(entries) = std::fs::read_dir(dir.join(SESSIONS)) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| lock::owner(&e.ok()?.path()))
+        .filter(|o| *o != me && o.alive())
+        .collect()
 }
 
 /// The text of an experiment folder's config.

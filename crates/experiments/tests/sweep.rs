@@ -33,13 +33,7 @@ fn tiny_config(data: &Path, extra: &str) -> ExperimentConfig {
 }
 
 fn options(out: &Path) -> RunOptions {
-    RunOptions {
-        out: out.to_path_buf(),
-        data_dir: None,
-        jobs: 1,
-        threads: 1,
-        force: false,
-    }
+    RunOptions::local(out, 1, 1, false)
 }
 
 /// Runs (or resumes) the sweep of `config` into `out` with `options`.

@@ -74,13 +74,7 @@ fn run(
     progress: &dyn ExperimentProgress,
 ) -> Result<RunReport, realbias_experiments::ExperimentError> {
     let device = device();
-    let options = RunOptions {
-        out: out.to_path_buf(),
-        data_dir: None,
-        jobs: 1,
-        threads: 1,
-        force: false,
-    };
+    let options = RunOptions::local(out, 1, 1, false);
     let ctx = Context {
         dir: out.join(exp.name()),
         device: &device,

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::TrainError;
 
@@ -17,15 +18,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
+    // A temporary name of this process and call: several processes (shards, a second local
+    // run) may write the same file at once, and each rename must find its own file.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp",
+        ".{}.{}-{}.tmp",
         path.file_name()
-            .map_or("out".into(), |n| n.to_string_lossy())
+            .map_or("out".into(), |n| n.to_string_lossy()),
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
     ));
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    let written = f.write_all(bytes).and_then(|()| f.sync_all());
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed.map_err(err)
 }
 
 /// Removes a file or a folder; one that is not there is fine, one that cannot be removed is

@@ -4,4 +4,6 @@ pub mod bench;
 pub mod data;
 pub mod inspect;
 pub mod run;
+pub mod slurm;
+pub mod status;
 pub mod train;

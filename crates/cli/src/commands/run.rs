@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use realbias_experiments::experiment::{self, Context, DryRun, Experiment, RunOptions};
+use realbias_experiments::experiment::{self, Context, DryRun, Experiment, RunOptions, RunReport};
 use realbias_experiments::progress::Quiet;
 use realbias_experiments::registry;
+use realbias_experiments::shard::Shard;
 use realbias_experiments::store::Claim;
 use realbias_train::backend;
 
@@ -36,6 +37,16 @@ pub struct RunArgs {
     /// Override any config value, e.g. --set sweep.repetitions=2 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Run only shard I of N of the plan (0 <= I < N), balanced by estimated cost; other
+    /// processes may run the other shards in the same folder at the same time.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+    /// With --shard: write the summary and figures if the whole plan has finished.
+    #[arg(long)]
+    finalize: bool,
+    /// Claim the folder and do the shared work (censoring labels), then stop.
+    #[arg(long)]
+    prepare_only: bool,
     #[command(flatten)]
     dir: DataDir,
 }
@@ -50,6 +61,9 @@ impl RunArgs {
             jobs,
             threads: self.threads.map_or((cores / jobs).max(1), |t| t as usize),
             force: self.force,
+            shard: self.shard,
+            finalize: self.shard.is_none() || self.finalize,
+            prepare_only: self.prepare_only,
         }
     }
 }
@@ -86,13 +100,16 @@ pub fn command(args: RunArgs) -> Result<()> {
     });
     view.finish();
     let report = report?;
+    if args.prepare_only {
+        println!(
+            "prepared {}: the folder is claimed and the shared work done",
+            report.dir.display()
+        );
+        return Ok(());
+    }
     let o = report.outcome;
     let Some(finalized) = report.finalized else {
-        println!(
-            "interrupted: {} trained, {} already finished, {} unfinished; run the same command again to resume",
-            o.trained, o.skipped, o.unfinished
-        );
-        std::process::exit(130);
+        return unfinalized(&args, &report);
     };
     println!("{} trained, {} already finished", o.trained, o.skipped);
     println!("\n{}", exp.report(&report.dir)?);
@@ -101,6 +118,38 @@ pub fn command(args: RunArgs) -> Result<()> {
     }
     for f in &finalized.files {
         println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+/// What a run that wrote no summary did, and why it wrote none.
+fn unfinalized(args: &RunArgs, report: &RunReport) -> Result<()> {
+    let o = report.outcome;
+    let part = args
+        .shard
+        .map_or("this run".to_string(), |s| format!("shard {s}"));
+    println!(
+        "{part}: {} trained, {} already finished, {} held by other processes, {} unfinished, {} in other shards",
+        o.trained, o.skipped, o.elsewhere, o.unfinished, o.other_shards
+    );
+    if o.unfinished > 0 {
+        println!("interrupted: run the same command again to resume");
+        std::process::exit(130);
+    }
+    if args.shard.is_some() && o.trained + o.skipped + o.elsewhere == 0 {
+        println!("{part} has no units: more shards than units");
+    }
+    if !report.complete {
+        println!(
+            "not finalized: other units are not finished yet; `realbias status {}` shows them, `realbias plot {}` writes the summary once they are",
+            report.dir.display(),
+            report.dir.display()
+        );
+    } else {
+        println!(
+            "every unit has finished; `realbias plot {}` writes the summary",
+            report.dir.display()
+        );
     }
     Ok(())
 }

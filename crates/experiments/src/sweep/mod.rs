@@ -20,7 +20,7 @@ use realbias_train::data::{derive_data, load_full};
 use realbias_train::record::write_run;
 use realbias_train::{EpochRecord, Progress, RunResult, StopReason, train};
 
-pub use censor::{CensorInfo, censor, censor_key, censor_labels};
+pub use censor::{CensorInfo, censor, censor_dir, censor_key, censor_labels};
 pub use config::{Condition, ExperimentConfig, SweepConfig};
 pub use measures::{MEASURES, MeasureRow, Network};
 pub use plan::PlannedRun;
@@ -133,6 +133,14 @@ impl Sweep {
             .full
             .as_ref()
             .ok_or(ExperimentError::Censoring("the data is not loaded".into()))?;
+        // One process trains the censoring network; others wait for its labels.
+        let cache = censor_dir(&ctx.dir, &config, full, &censor_key(&config, full));
+        let stop = || ctx.progress.stop_requested();
+        let Some(_lock) = crate::lock::wait_lock(&cache.with_extension("lock"), &stop)? else {
+            return Err(ExperimentError::Censoring(
+                "interrupted while waiting for another process's censoring labels".into(),
+            ));
+        };
         let mut progress = CensorProgress(ctx);
         let Some((labels, info)) =
             censor_labels(&config, full, &ctx.dir, ctx.device, &mut progress)?

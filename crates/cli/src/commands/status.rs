@@ -1,0 +1,68 @@
+//! `realbias status DIR`: where an experiment folder stands, from the folder alone (so it works
+//! from a cluster's login node while shards run elsewhere).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use realbias_experiments::experiment::lock_path;
+use realbias_experiments::lock;
+use realbias_experiments::registry;
+
+/// A unit's state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum State {
+    Finished,
+    /// Held by a live process.
+    Claimed(String),
+    /// Its lock belongs to a process of this host that is gone, or it left partial output.
+    Failed(String),
+    ToDo,
+}
+
+fn state(finished: bool, unit_result: &Path, lock: &Path) -> State {
+    if finished {
+        return State::Finished;
+    }
+    match lock::owner(lock) {
+        Some(o) if o.alive() => State::Claimed(o.to_string()),
+        Some(o) => State::Failed(format!("its process ({o}) is gone")),
+        None if unit_result.with_file_name("history.csv").exists() => {
+            State::Failed("started, no result (failed, interrupted or killed)".into())
+        }
+        None => State::ToDo,
+    }
+}
+
+pub fn command(dir: &Path) -> Result<()> {
+    let exp = registry::load_folder(dir)?;
+    let units = exp.plan(dir);
+    let states: Vec<State> = units
+        .iter()
+        .map(|u| state(exp.finished(u).is_some(), &u.result, &lock_path(u)))
+        .collect();
+    let count = |f: fn(&State) -> bool| states.iter().filter(|s| f(s)).count();
+    println!("{} ({}): {} units", exp.name(), dir.display(), units.len());
+    println!("  finished  {:>6}", count(|s| *s == State::Finished));
+    println!(
+        "  claimed   {:>6}",
+        count(|s| matches!(s, State::Claimed(_)))
+    );
+    println!(
+        "  failed    {:>6}",
+        count(|s| matches!(s, State::Failed(_)))
+    );
+    println!("  to do     {:>6}", count(|s| *s == State::ToDo));
+    let mut by_owner: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (u, s) in units.iter().zip(&states) {
+        match s {
+            State::Claimed(owner) => by_owner.entry(owner).or_default().push(&u.label),
+            State::Failed(why) => println!("  failed: {} ({why})", u.label),
+            _ => {}
+        }
+    }
+    for (owner, labels) in by_owner {
+        println!("  claimed by {owner}: {}", labels.join(", "));
+    }
+    Ok(())
+}

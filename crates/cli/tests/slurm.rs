@@ -1,0 +1,212 @@
+//! `realbias slurm` against a real single-node Slurm cluster (scripts/slurm-local.sh, started
+//! by .ci/run): the sharded job chain reproduces the local run's summary byte for byte, also
+//! when a shard is cancelled mid-run and re-submitted alone. Skipped, with the reason printed,
+//! where no cluster answers (unless REALBIAS_REQUIRE_SLURM=1, as in CI).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The cluster has 2 CPUs: one test's jobs at a time.
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+fn realbias() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_realbias"))
+}
+
+/// Why the tests cannot run here, if they cannot.
+fn unavailable() -> Option<String> {
+    let data = std::env::var_os("REALBIAS_DATA").map(PathBuf::from);
+    if !data.is_some_and(|d| d.join("mnist").is_dir()) {
+        return Some("REALBIAS_DATA does not point at a folder with mnist/".into());
+    }
+    match Command::new("sinfo").args(["-h", "-o", "%T"]).output() {
+        Ok(o) if o.status.success() && !o.stdout.is_empty() => None,
+        Ok(o) => Some(format!(
+            "sinfo answers no cluster: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("no Slurm client (sinfo: {e})")),
+    }
+}
+
+/// True when the test should run; prints why not otherwise (or fails, where required).
+fn cluster_available() -> bool {
+    let Some(why) = unavailable() else {
+        return true;
+    };
+    if std::env::var_os("REALBIAS_REQUIRE_SLURM").is_some_and(|v| v == "1") {
+        panic!("REALBIAS_REQUIRE_SLURM=1 but {why}");
+    }
+    eprintln!("skipped: {why} (start one with scripts/slurm-local.sh start DIR)");
+    false
+}
+
+fn succeed(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn write_config(dir: &Path, hidden: &str, epochs: usize) -> PathBuf {
+    let path = dir.join("cluster.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"cluster\"\n[data]\ndataset = {{ kind = \"mnist\" }}\nsubset = {{ train = 2000, validation = 2000 }}\n[train]\nmax_epochs = {epochs}\n[sweep]\nhidden = {hidden}\nrepetitions = 2\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The summary of the same sweep run locally on one thread (as each shard runs).
+fn local_summary(config: &Path, out: &Path) -> Vec<u8> {
+    succeed(
+        realbias()
+            .arg("run")
+            .arg(config)
+            .arg("--out")
+            .arg(out)
+            .args(["--jobs", "1", "--threads", "1"]),
+    );
+    std::fs::read(out.join("cluster/summary.csv")).unwrap()
+}
+
+/// The job ids `realbias slurm --submit` printed: (prepare, shards array, finalize).
+fn job_ids(stdout: &str) -> (String, String, String) {
+    let id = |prefix: &str| -> String {
+        let line = stdout.lines().find(|l| l.starts_with(prefix)).unwrap();
+        line[prefix.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    (
+        id("prepare job "),
+        id("shards job array "),
+        id("finalize job "),
+    )
+}
+
+/// Waits until none of `jobs` is in the queue, at most `limit`.
+fn wait_for(jobs: &[&str], limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let out = Command::new("squeue")
+            .args(["-h", "-o", "%i", "-j", &jobs.join(",")])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "jobs {jobs:?} still queued after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn submit(config: &Path, out: &Path) -> (String, String, String) {
+    let stdout = succeed(
+        realbias()
+            .arg("slurm")
+            .arg(config)
+            .arg("--out")
+            .arg(out)
+            .args(["--shards", "3", "--time", "0:30:00", "--submit"]),
+    );
+    job_ids(&stdout)
+}
+
+#[test]
+fn the_sharded_job_chain_reproduces_the_local_summary() {
+    if !cluster_available() {
+        return;
+    }
+    let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "[16, 64, 256]", 5);
+    let local = local_summary(&config, &tmp.path().join("local"));
+    let out = tmp.path().join("cluster");
+    let (prepare, shards, finalize) = submit(&config, &out);
+    wait_for(&[&prepare, &shards, &finalize], Duration::from_secs(600));
+    let folder = out.join("cluster");
+    let summary = std::fs::read(folder.join("summary.csv")).unwrap_or_else(|e| {
+        panic!(
+            "no summary ({e}); logs in {}",
+            folder.join("slurm/logs").display()
+        )
+    });
+    assert_eq!(summary, local, "the cluster's summary is the local one");
+    let status = succeed(realbias().arg("status").arg(&folder));
+    let finished = status
+        .lines()
+        .find(|l| l.trim_start().starts_with("finished"));
+    assert_eq!(
+        finished.and_then(|l| l.split_whitespace().nth(1)),
+        Some("6"),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_cancelled_shard_resubmitted_alone_resumes_to_the_same_summary() {
+    if !cluster_available() {
+        return;
+    }
+    let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "[256, 512, 1024]", 25);
+    let out = tmp.path().join("cluster");
+    let (prepare, shards, finalize) = submit(&config, &out);
+    // Cancel shard 1 as soon as it runs; the finalize job then cannot run.
+    let task = format!("{shards}_1");
+    let start = Instant::now();
+    loop {
+        let out = Command::new("squeue")
+            .args(["-h", "-o", "%T", "-j", &task])
+            .output()
+            .unwrap();
+        let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if state == "RUNNING" || state.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "shard 1 never ran ({state})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    succeed(Command::new("scancel").arg(&task));
+    wait_for(&[&prepare, &shards, &finalize], Duration::from_secs(600));
+    let folder = out.join("cluster");
+    let status = succeed(realbias().arg("status").arg(&folder));
+    assert!(
+        !folder.join("summary.csv").exists(),
+        "finalize must not run after a failed shard:\n{status}"
+    );
+    // Re-submitted alone, the shard resumes (its finished runs are kept), then finalize.
+    let slurm = folder.join("slurm");
+    succeed(
+        Command::new("sbatch")
+            .args(["--wait", "--array=1"])
+            .arg(slurm.join("shards.sbatch")),
+    );
+    succeed(
+        Command::new("sbatch")
+            .arg("--wait")
+            .arg(slurm.join("finalize.sbatch")),
+    );
+    let local = local_summary(&config, &tmp.path().join("local"));
+    assert_eq!(std::fs::read(folder.join("summary.csv")).unwrap(), local);
+}
