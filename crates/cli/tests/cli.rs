@@ -228,6 +228,16 @@ fn tiny_sweep(dir: &std::path::Path, data: &std::path::Path, extra: &str) -> std
     config
 }
 
+/// A temporary folder with tiny data, a sweep config over it and the `runs` folder to use.
+fn tiny_folder(extra: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tiny_idx(&data, 200, 40);
+    let config = tiny_sweep(tmp.path(), &data, extra);
+    let runs = tmp.path().join("runs");
+    (tmp, runs, config)
+}
+
 fn fails(command: &mut Command) -> String {
     let out = command.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -241,11 +251,7 @@ fn fails(command: &mut Command) -> String {
 
 #[test]
 fn the_dry_run_says_what_the_run_would_do() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    write_tiny_idx(&data, 200, 40);
-    let runs = tmp.path().join("runs");
-    let config = tiny_sweep(tmp.path(), &data, "");
+    let (_tmp, runs, config) = tiny_folder("");
     let run = |extra: &[&str]| {
         let mut c = realbias();
         c.arg("run")
@@ -277,11 +283,7 @@ fn the_dry_run_says_what_the_run_would_do() {
 
 #[test]
 fn a_run_that_fails_on_its_data_leaves_no_claim_and_sizes_are_checked_before() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    write_tiny_idx(&data, 200, 40);
-    let runs = tmp.path().join("runs");
-    let config = tiny_sweep(tmp.path(), &data, "");
+    let (_tmp, runs, config) = tiny_folder("");
     let too_big = ["--set", "data.subset={ train = 5000, validation = 30 }"];
     for extra in [&["--dry-run"][..], &[]] {
         let err = fails(
@@ -305,11 +307,7 @@ fn a_run_that_fails_on_its_data_leaves_no_claim_and_sizes_are_checked_before() {
 
 #[test]
 fn plot_names_corrupt_results_and_writes_nothing_when_none_is_readable() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    write_tiny_idx(&data, 200, 40);
-    let runs = tmp.path().join("runs");
-    let config = tiny_sweep(tmp.path(), &data, "");
+    let (_tmp, runs, config) = tiny_folder("");
     succeed(realbias().arg("run").arg(&config).arg("--out").arg(&runs));
     let dir = runs.join("tiny");
     let corrupt = dir.join("plain/h2/rep0/result.json");
@@ -389,11 +387,7 @@ fn hostile_arguments_get_clear_errors() {
 /// one of them, and the folder ends with the summary of the whole sweep.
 #[test]
 fn two_processes_on_one_folder_train_every_run_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    write_tiny_idx(&data, 200, 40);
-    let runs = tmp.path().join("runs");
-    let config = tiny_sweep(tmp.path(), &data, "repetitions = 3\n");
+    let (_tmp, runs, config) = tiny_folder("repetitions = 3\n");
     std::fs::write(
         &config,
         std::fs::read_to_string(&config)
@@ -466,11 +460,7 @@ fn two_processes_on_one_folder_train_every_run_once() {
 
 #[test]
 fn a_config_change_is_refused_while_another_process_works_in_the_folder() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    write_tiny_idx(&data, 200, 40);
-    let runs = tmp.path().join("runs");
-    let config = tiny_sweep(tmp.path(), &data, "");
+    let (_tmp, runs, config) = tiny_folder("");
     succeed(realbias().arg("run").arg(&config).arg("--out").arg(&runs));
     // A live process of this host working in the folder (this test's own pid).
     let sessions = runs.join("tiny/.sessions");
@@ -502,11 +492,7 @@ fn a_config_change_is_refused_while_another_process_works_in_the_folder() {
 
 #[test]
 fn shard_arguments_are_checked_and_empty_shards_exit_cleanly() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    write_tiny_idx(&data, 200, 40);
-    let runs = tmp.path().join("runs");
-    let config = tiny_sweep(tmp.path(), &data, "");
+    let (_tmp, runs, config) = tiny_folder("");
     for bad in ["0/0", "3/3", "x"] {
         let out = realbias()
             .arg("run")

@@ -54,6 +54,17 @@ fn broken_list(broken: &[String]) -> String {
 }
 
 impl ExperimentError {
+    /// A theory fit's result, `None` when the user stopped it part-way.
+    pub fn unless_interrupted<T>(result: Result<T, Self>) -> Result<Option<T>, Self> {
+        match result {
+            Err(ExperimentError::Theory {
+                source: realbias_theory::TheoryError::Interrupted,
+                ..
+            }) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
     /// Wraps a theory-crate error with what was being computed.
     pub fn theory(what: impl Into<String>) -> impl FnOnce(realbias_theory::TheoryError) -> Self {
         let what = what.into();

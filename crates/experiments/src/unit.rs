@@ -23,3 +23,18 @@ pub enum UnitOutcome {
     /// Stopped by the user before it finished; nothing was saved.
     Interrupted,
 }
+
+impl Unit {
+    /// Units of equal cost, one per `(label, result file)`, in plan order.
+    pub fn uniform(plan: impl IntoIterator<Item = (String, PathBuf)>) -> Vec<Unit> {
+        plan.into_iter()
+            .enumerate()
+            .map(|(index, (label, result))| Unit {
+                index,
+                label,
+                result,
+                cost: 1.0,
+            })
+            .collect()
+    }
+}

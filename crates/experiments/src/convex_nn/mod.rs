@@ -92,17 +92,7 @@ impl Experiment for ConvexNn {
     }
 
     fn plan(&self, dir: &Path) -> Vec<Unit> {
-        self.config
-            .plan()
-            .iter()
-            .enumerate()
-            .map(|(index, f)| Unit {
-                index,
-                label: f.label(),
-                result: f.path(dir),
-                cost: 1.0,
-            })
-            .collect()
+        Unit::uniform(self.config.plan().iter().map(|f| (f.label(), f.path(dir))))
     }
 
     fn finished(&self, unit: &Unit) -> Option<String> {
@@ -139,12 +129,14 @@ impl Experiment for ConvexNn {
     ) -> Result<UnitOutcome, ExperimentError> {
         let planned = self.config.plan()[unit.index];
         let stop = || ctx.progress.stop_requested();
-        let r = match fit::fit(&self.config, &planned, ctx.device, &stop) {
-            Err(ExperimentError::Theory {
-                source: realbias_theory::TheoryError::Interrupted,
-                ..
-            }) => return Ok(UnitOutcome::Interrupted),
-            other => other?,
+        let Some(r) = ExperimentError::unless_interrupted(fit::fit(
+            &self.config,
+            &planned,
+            ctx.device,
+            &stop,
+        ))?
+        else {
+            return Ok(UnitOutcome::Interrupted);
         };
         save(&unit.result, &r)?;
         Ok(UnitOutcome::Finished(report::outcome(

@@ -76,17 +76,7 @@ impl Experiment for Factorization {
     }
 
     fn plan(&self, dir: &Path) -> Vec<Unit> {
-        self.config
-            .plan()
-            .iter()
-            .enumerate()
-            .map(|(index, f)| Unit {
-                index,
-                label: f.label(),
-                result: f.path(dir),
-                cost: 1.0,
-            })
-            .collect()
+        Unit::uniform(self.config.plan().iter().map(|f| (f.label(), f.path(dir))))
     }
 
     fn finished(&self, unit: &Unit) -> Option<String> {
@@ -131,12 +121,15 @@ impl Experiment for Factorization {
                 message: "no convex baseline for this observed count".into(),
             })?;
         let stop = || ctx.progress.stop_requested();
-        let r = match fit::fit(&self.config, &planned, setting, ctx.device, &stop) {
-            Err(ExperimentError::Theory {
-                source: realbias_theory::TheoryError::Interrupted,
-                ..
-            }) => return Ok(UnitOutcome::Interrupted),
-            other => other?,
+        let Some(r) = ExperimentError::unless_interrupted(fit::fit(
+            &self.config,
+            &planned,
+            setting,
+            ctx.device,
+            &stop,
+        ))?
+        else {
+            return Ok(UnitOutcome::Interrupted);
         };
         save(&unit.result, &r)?;
         Ok(UnitOutcome::Finished(report::outcome(&r)))
