@@ -100,19 +100,17 @@ fn cached_labels(dir: &Path, key: &str, full: &Dataset) -> Option<(Vec<u8>, Cens
 }
 
 /// Trains the H0 network on the entire dataset (train + validation + test, as in the paper)
-/// and returns its predictions for every example, cached under `experiment_dir/censor/` by
-/// everything that determines them ([`censor_key`]). `None` when the user stopped the training
-/// (nothing is cached then).
+/// and returns its predictions for every example, cached in `dir` (from [`censor_dir`]) under
+/// `key` (from [`censor_key`]: everything that determines them). `None` when the user stopped
+/// the training (nothing is cached then).
 pub fn censor_labels(
     config: &TrainConfig,
     full: &Dataset,
-    experiment_dir: &Path,
+    (dir, key): (&Path, &str),
     device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<Option<(Vec<u8>, CensorInfo)>, TrainError> {
-    let key = censor_key(config, full);
-    let dir = censor_dir(experiment_dir, config, full, &key);
-    if let Some(cached) = cached_labels(&dir, &key, full) {
+    if let Some(cached) = cached_labels(dir, key, full) {
         return Ok(Some(cached));
     }
     let (_, labels, info) = censor(config, full, device, progress)?;

@@ -54,36 +54,60 @@ impl Sweep {
         &self.config
     }
 
-    /// The summary of whatever finished in `dir`, the markdown report, and the unreadable
-    /// result files.
-    pub fn summary(&self, dir: &Path) -> (Summary, String, Vec<String>) {
+    /// The plan for `dir`, every run's saved result (`None`: not finished or unreadable), the
+    /// unreadable files, and the summary: read once, for the tables and the measures alike.
+    fn collect(&self, dir: &Path) -> Collected {
         let runs = self.config.plan(dir);
         let paths: Vec<PathBuf> = runs.iter().map(|r| r.dir.join("result.json")).collect();
         let (results, broken) = read_results::<RunResult>(&paths);
         let summary = summarize(&runs, &results);
-        let finished = results.iter().filter(|r| r.is_some()).count();
+        Collected {
+            runs,
+            results,
+            broken,
+            summary,
+        }
+    }
+
+    /// The summary of whatever finished in `dir`, the markdown report, and the unreadable
+    /// result files.
+    pub fn summary(&self, dir: &Path) -> (Summary, String, Vec<String>) {
+        let c = self.collect(dir);
+        let text = self.report_text(&c);
+        (c.summary, text, c.broken)
+    }
+
+    fn report_text(&self, c: &Collected) -> String {
+        let finished = c.results.iter().filter(|r| r.is_some()).count();
         let mut text = format!(
             "# {}\n\n{} of {} runs finished. Errors in %, mean ± standard deviation over repetitions.\n\n{}",
             self.config.name,
             finished,
-            runs.len(),
-            summary.markdown()
+            c.runs.len(),
+            c.summary.markdown()
         );
-        if !broken.is_empty() {
-            text.push_str(&format!("\nUnreadable, left out: {}\n", broken.join("; ")));
+        if !c.broken.is_empty() {
+            text.push_str(&format!(
+                "\nUnreadable, left out: {}\n",
+                c.broken.join("; ")
+            ));
         }
-        (summary, text, broken)
+        text
     }
 
     /// The rank correlations of every complexity measure with generalization over the runs
     /// finished in `dir` that carry measures; writes `measures.csv`, `measures.md` and the
     /// figure. `None` when no run has measures (results from before they were recorded).
     pub fn measures(&self, dir: &Path) -> Result<Option<(String, Finalized)>, ExperimentError> {
-        let runs = self.config.plan(dir);
-        let paths: Vec<PathBuf> = runs.iter().map(|r| r.dir.join("result.json")).collect();
-        let (results, broken) = read_results::<RunResult>(&paths);
-        let summary = summarize(&runs, &results);
-        let rows = measures::rank(&runs, &results, &summary);
+        self.write_measures(dir, &self.collect(dir))
+    }
+
+    fn write_measures(
+        &self,
+        dir: &Path,
+        c: &Collected,
+    ) -> Result<Option<(String, Finalized)>, ExperimentError> {
+        let rows = measures::rank(&c.runs, &c.results, &c.summary);
         if rows.is_empty() {
             return Ok(None);
         }
@@ -94,10 +118,10 @@ impl Sweep {
         ];
         let mut finalized = Finalized {
             files: save_texts(texts)?,
-            skipped: broken,
+            skipped: c.broken.clone(),
             warnings: Vec::new(),
         };
-        let figure = measures::figure(&self.config.name, &runs, &results, &summary);
+        let figure = measures::figure(&self.config.name, &c.runs, &c.results, &c.summary);
         let (files, warnings) = crate::chart::draw_figures(dir, vec![figure])?;
         finalized.files.extend(files);
         finalized.warnings.extend(warnings);
@@ -134,7 +158,9 @@ impl Sweep {
             .as_ref()
             .ok_or(ExperimentError::Censoring("the data is not loaded".into()))?;
         // One process trains the censoring network; others wait for its labels.
-        let cache = censor_dir(&ctx.dir, &config, full, &censor_key(&config, full));
+        // The key fingerprints the whole dataset: computed once, for the lock and the cache.
+        let key = censor_key(&config, full);
+        let cache = censor_dir(&ctx.dir, &config, full, &key);
         let stop = || ctx.progress.stop_requested();
         let Some(_lock) = crate::lock::wait_lock(&cache.with_extension("lock"), &stop)? else {
             return Err(ExperimentError::Censoring(
@@ -143,7 +169,7 @@ impl Sweep {
         };
         let mut progress = CensorProgress(ctx);
         let Some((labels, info)) =
-            censor_labels(&config, full, &ctx.dir, ctx.device, &mut progress)?
+            censor_labels(&config, full, (&cache, &key), ctx.device, &mut progress)?
         else {
             return Err(ExperimentError::Censoring(
                 "interrupted while training the censoring network; nothing was cached".into(),
@@ -164,6 +190,14 @@ impl Sweep {
         self.censored = Some(censored);
         Ok(())
     }
+}
+
+/// What a sweep folder holds, read once.
+struct Collected {
+    runs: Vec<PlannedRun>,
+    results: Vec<Option<RunResult>>,
+    broken: Vec<String>,
+    summary: Summary,
 }
 
 /// One line of a finished run.
@@ -301,28 +335,28 @@ impl Experiment for Sweep {
     }
 
     fn finalize(&self, dir: &Path) -> Result<Finalized, ExperimentError> {
-        let (summary, report, broken) = self.summary(dir);
-        if summary.rows.is_empty() {
+        let c = self.collect(dir);
+        if c.summary.rows.is_empty() {
             return Err(ExperimentError::NothingFinished {
                 dir: dir.to_path_buf(),
-                broken,
+                broken: c.broken,
             });
         }
         let mut texts = vec![
-            (dir.join("summary.csv"), summary.csv()),
-            (dir.join("report.md"), report),
+            (dir.join("summary.csv"), c.summary.csv()),
+            (dir.join("report.md"), self.report_text(&c)),
         ];
-        if !summary.grid.is_empty() {
-            texts.push((dir.join("weight-decay-grid.csv"), summary.grid_csv()));
+        if !c.summary.grid.is_empty() {
+            texts.push((dir.join("weight-decay-grid.csv"), c.summary.grid_csv()));
         }
         let mut finalized = Finalized {
             files: save_texts(texts)?,
-            skipped: broken,
+            skipped: c.broken.clone(),
             warnings: Vec::new(),
         };
         let dataset = self.config.base.data.dataset.name();
-        figures::draw(dir, &summary, &self.config.name, &dataset, &mut finalized)?;
-        if let Some((_, measured)) = self.measures(dir)? {
+        figures::draw(dir, &c.summary, &self.config.name, &dataset, &mut finalized)?;
+        if let Some((_, measured)) = self.write_measures(dir, &c)? {
             finalized.files.extend(measured.files);
             finalized.warnings.extend(measured.warnings);
         }
