@@ -353,10 +353,20 @@ impl Dataset {
 
     /// Normalizes every split with per-feature statistics of the training split.
     pub fn normalize(&mut self, normalization: Normalization) {
+        let moments = self.train.feature_moments();
+        self.normalize_with(normalization, moments);
+    }
+
+    /// Normalizes every split with the given per-feature `(mean, std)` (e.g. of another
+    /// dataset's examples, so that two datasets share one input map).
+    pub fn normalize_with(
+        &mut self,
+        normalization: Normalization,
+        (mean, std): (Vec<f64>, Vec<f64>),
+    ) {
         if normalization == Normalization::None {
             return;
         }
-        let (mean, std) = self.train.feature_moments();
         // A constant feature (a border pixel that is always 0) is only centred.
         let scale: Vec<f32> = std
             .iter()

@@ -41,7 +41,9 @@ pub enum Activation {
 /// `V ~ N(0, 1/H)`: the hidden pre-activations and the outputs then have a size independent of
 /// `d` and `H`, so the paper's step size 0.1 trains every width from 4 to 8192 without
 /// diverging, and wide networks start near the zero function rather than with outputs that
-/// grow like `√H`. `init_std_u` / `init_std_v` override either scale.
+/// grow like `√H`. `init_std_u` / `init_std_v` override either scale, and `init_scale`
+/// multiplies both (whichever they are): the knob between the "lazy" regime (large scale, the
+/// weights barely move) and the "rich" one (small scale).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwoLayerConfig {
@@ -59,6 +61,17 @@ pub struct TwoLayerConfig {
     /// Standard deviation of `V`'s entries; default `1/√H`.
     #[serde(default)]
     pub init_std_v: Option<f64>,
+    /// Multiplies both standard deviations (1: the documented default).
+    #[serde(default = "unit_scale", skip_serializing_if = "is_unit_scale")]
+    pub init_scale: f64,
+}
+
+fn unit_scale() -> f64 {
+    1.0
+}
+
+fn is_unit_scale(s: &f64) -> bool {
+    *s == 1.0
 }
 
 impl TwoLayerConfig {
@@ -70,6 +83,7 @@ impl TwoLayerConfig {
             activation: Activation::Relu,
             init_std_u: None,
             init_std_v: None,
+            init_scale: 1.0,
         }
     }
 
@@ -84,6 +98,7 @@ impl TwoLayerConfig {
         for (name, std) in [
             ("init_std_u", self.init_std_u),
             ("init_std_v", self.init_std_v),
+            ("init_scale", Some(self.init_scale)),
         ] {
             if let Some(s) = std
                 && !(s.is_finite() && s >= 0.0)
@@ -99,8 +114,8 @@ impl TwoLayerConfig {
     /// The standard deviations actually used for `(U, V)`.
     pub fn init_stds(&self) -> (f64, f64) {
         (
-            self.init_std_u.unwrap_or(1.0 / (self.inputs as f64).sqrt()),
-            self.init_std_v.unwrap_or(1.0 / (self.hidden as f64).sqrt()),
+            self.init_scale * self.init_std_u.unwrap_or(1.0 / (self.inputs as f64).sqrt()),
+            self.init_scale * self.init_std_v.unwrap_or(1.0 / (self.hidden as f64).sqrt()),
         )
     }
 
@@ -153,7 +168,16 @@ impl TwoLayerNet {
 
     /// Logits for a batch `x` of shape `B x d`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let pre = x.matmul(self.u.val());
+        self.output(self.preactivations(x))
+    }
+
+    /// The hidden pre-activations `X U` of a batch (`B x H`).
+    pub fn preactivations(&self, x: Tensor<2>) -> Tensor<2> {
+        x.matmul(self.u.val())
+    }
+
+    /// Logits from hidden pre-activations: `[pre]_+ V`.
+    pub fn output(&self, pre: Tensor<2>) -> Tensor<2> {
         let hidden = match self.activation {
             Activation::Relu => burn::tensor::activation::relu(pre),
             Activation::Linear => pre,

@@ -101,11 +101,31 @@ pub struct DataConfig {
     /// shared offset `⟨u_h, x̄⟩`; subtracting the training mean removes it (see the README).
     #[serde(default = "default_normalization")]
     pub normalization: Normalization,
+    /// Whose statistics normalize: the run's own training split (default) or every example
+    /// of the dataset before any subset (the censoring network's input map, so that a
+    /// bias-free student can represent the censoring function exactly).
+    #[serde(default, skip_serializing_if = "NormalizationStatistics::is_default")]
+    pub normalization_statistics: NormalizationStatistics,
     /// Fraction of labels changed to another class (Figure 2 uses 0.05 on censored data).
     #[serde(default)]
     pub label_noise: f64,
     #[serde(default)]
     pub noise_targets: SplitSelection,
+}
+
+/// See [`DataConfig::normalization_statistics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NormalizationStatistics {
+    #[default]
+    Training,
+    All,
+}
+
+impl NormalizationStatistics {
+    fn is_default(&self) -> bool {
+        *self == NormalizationStatistics::Training
+    }
 }
 
 fn paper_validation() -> usize {
@@ -124,6 +144,14 @@ pub struct ModelConfig {
     pub activation: Activation,
     pub init_std_u: Option<f64>,
     pub init_std_v: Option<f64>,
+    /// Multiplies both initial standard deviations (1: `U ~ N(0, 1/d)`, `V ~ N(0, 1/H)`);
+    /// small values start in the "rich" regime, large ones in the "lazy" (kernel) one.
+    #[serde(skip_serializing_if = "is_one")]
+    pub init_scale: f64,
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 impl Default for ModelConfig {
@@ -133,6 +161,7 @@ impl Default for ModelConfig {
             activation: Activation::Relu,
             init_std_u: None,
             init_std_v: None,
+            init_scale: 1.0,
         }
     }
 }
@@ -146,6 +175,7 @@ impl ModelConfig {
             activation: self.activation,
             init_std_u: self.init_std_u,
             init_std_v: self.init_std_v,
+            init_scale: self.init_scale,
         }
     }
 }
@@ -263,6 +293,10 @@ impl TrainConfig {
             {
                 p.push(format!("{name} = {s} must be >= 0"));
             }
+        }
+        let scale = self.model.init_scale;
+        if !(scale.is_finite() && scale > 0.0) {
+            p.push(format!("model.init_scale = {scale} must be > 0"));
         }
         let d = &self.data;
         if !(0.0..1.0).contains(&d.label_noise) {

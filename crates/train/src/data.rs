@@ -6,7 +6,7 @@ use std::path::Path;
 use realbias_data::{Dataset, resolve_data_dir};
 
 use crate::TrainError;
-use crate::config::DataConfig;
+use crate::config::{DataConfig, NormalizationStatistics};
 
 /// Reads and prepares the data a config describes: paper splits, optional subset, label
 /// noise, normalization. `data_dir` overrides `REALBIAS_DATA` / `datasets/`.
@@ -29,7 +29,8 @@ pub fn load_full(config: &DataConfig, data_dir: Option<&Path>) -> Result<Dataset
     )?)
 }
 
-/// One run's data from the full splits: the seeded subset, label noise, normalization.
+/// One run's data from the full splits: the seeded subset, label noise, normalization (with
+/// the statistics of the run's training split, or of every example of `full`).
 pub fn derive_data(full: &Dataset, config: &DataConfig, seed: u64) -> Result<Dataset, TrainError> {
     let mut data = match config.subset {
         Some(s) => full.subset(s.train, s.validation, seed)?,
@@ -38,6 +39,12 @@ pub fn derive_data(full: &Dataset, config: &DataConfig, seed: u64) -> Result<Dat
     if config.label_noise > 0.0 {
         data.add_label_noise(config.label_noise, config.noise_targets, seed)?;
     }
-    data.normalize(config.normalization);
+    match config.normalization_statistics {
+        NormalizationStatistics::Training => data.normalize(config.normalization),
+        NormalizationStatistics::All => {
+            let moments = full.all_examples().feature_moments();
+            data.normalize_with(config.normalization, moments);
+        }
+    }
     Ok(data)
 }

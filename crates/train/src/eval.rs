@@ -1,7 +1,7 @@
 //! Full-split evaluation: a split uploaded once, evaluated in chunks in inference mode, the
 //! logits reduced on the host in f64 so every backend is measured the same way.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Tensor, TensorData};
 use realbias_data::Split;
 use realbias_model::TwoLayerNet;
 use serde::{Deserialize, Serialize};
@@ -55,15 +55,36 @@ impl DeviceSplit {
         }
     }
 
+    /// Examples in the split.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The predicted class of every example, in order (ties go to the lowest class).
     pub fn predict(&self, net: &TwoLayerNet) -> Result<Vec<u8>, TrainError> {
+        Ok(self.predict_with_ties(net)?.0)
+    }
+
+    /// [`predict`](Self::predict), and how many examples had a tie for the largest logit
+    /// (decided for the lowest class).
+    pub fn predict_with_ties(&self, net: &TwoLayerNet) -> Result<(Vec<u8>, usize), TrainError> {
         let mut out = Vec::with_capacity(self.len);
+        let mut ties = 0;
         for (x, labels) in &self.chunks {
             let logits = read_logits(net.forward(x.clone()).try_into_vec_as(), labels.len())?;
             let k = logits.len() / labels.len();
-            out.extend(logits.chunks_exact(k).map(predicted_class));
+            for row in logits.chunks_exact(k) {
+                let class = predicted_class(row);
+                let top = row[class as usize];
+                ties += usize::from(row.iter().filter(|&&v| v == top).count() > 1);
+                out.push(class);
+            }
         }
-        Ok(out)
+        Ok((out, ties))
     }
 
     /// The margin `f_y(x) − max_{j≠y} f_j(x)` of every example, in order.
@@ -73,12 +94,7 @@ impl DeviceSplit {
             let logits = read_logits(net.forward(x.clone()).try_into_vec_as(), labels.len())?;
             let k = logits.len() / labels.len();
             for (row, &label) in logits.chunks_exact(k).zip(labels) {
-                let y = label as usize;
-                let other = (0..k)
-                    .filter(|&j| j != y)
-                    .map(|j| row[j])
-                    .fold(f32::NEG_INFINITY, f32::max);
-                out.push(row[y] - other);
+                out.push(margin_of_row(row, label));
             }
         }
         Ok(out)
@@ -135,6 +151,79 @@ impl DeviceSplit {
             error: errors as f64 / n,
         })
     }
+}
+
+/// One evaluation of the training split with what the dynamics need: the margins of every
+/// example and, when the initial patterns are kept, the sign flips per hidden unit.
+pub struct TrainingEvaluation {
+    pub evaluation: Evaluation,
+    pub margins: Vec<f32>,
+    pub flips_per_unit: Option<Vec<f64>>,
+}
+
+impl DeviceSplit {
+    /// The activation pattern (pre-activation > 0) of `net` on every chunk, kept on the device
+    /// to compare later networks with.
+    pub fn patterns(&self, net: &TwoLayerNet) -> Vec<Tensor<2, Bool>> {
+        self.chunks
+            .iter()
+            .map(|(x, _)| net.preactivations(x.clone()).greater_elem(0.0))
+            .collect()
+    }
+
+    /// [`evaluate`](Self::evaluate) plus the margins and, given `initial` patterns (from
+    /// [`patterns`](Self::patterns)), the examples per unit whose sign changed: one forward
+    /// pass for all of it.
+    pub fn evaluate_dynamics(
+        &self,
+        net: &TwoLayerNet,
+        initial: Option<&[Tensor<2, Bool>]>,
+    ) -> Result<TrainingEvaluation, TrainError> {
+        let (_, h, _) = net.dims();
+        let (mut loss, mut errors) = (0.0f64, 0usize);
+        let mut margins = Vec::with_capacity(self.len);
+        let mut flips = initial.map(|_| vec![0.0f64; h]);
+        for (i, (x, labels)) in self.chunks.iter().enumerate() {
+            let pre = net.preactivations(x.clone());
+            if let (Some(acc), Some(init)) = (flips.as_mut(), initial) {
+                let changed = pre.clone().greater_elem(0.0).not_equal(init[i].clone());
+                let per_unit = read_values(
+                    changed.float().sum_dim(0).try_into_vec_as(),
+                    h,
+                    "activation patterns",
+                )?;
+                for (a, f) in acc.iter_mut().zip(per_unit) {
+                    *a += f as f64;
+                }
+            }
+            let logits = read_logits(net.output(pre).try_into_vec_as(), labels.len())?;
+            let k = logits.len() / labels.len();
+            for (row, &label) in logits.chunks_exact(k).zip(labels) {
+                loss += cross_entropy_of_row(row, label);
+                errors += usize::from(predicted_class(row) != label);
+                margins.push(margin_of_row(row, label));
+            }
+        }
+        let n = self.len.max(1) as f64;
+        Ok(TrainingEvaluation {
+            evaluation: Evaluation {
+                loss: loss / n,
+                error: errors as f64 / n,
+            },
+            margins,
+            flips_per_unit: flips,
+        })
+    }
+}
+
+/// `f_y(x) − max_{j≠y} f_j(x)` of one row of logits.
+fn margin_of_row(row: &[f32], label: u8) -> f32 {
+    let y = label as usize;
+    let other = (0..row.len())
+        .filter(|&j| j != y)
+        .map(|j| row[j])
+        .fold(f32::NEG_INFINITY, f32::max);
+    row[y] - other
 }
 
 /// See [`DeviceSplit::pattern_flips`].

@@ -26,5 +26,5 @@ mod trainer;
 
 pub use error::TrainError;
 pub use progress::{Progress, Quiet};
-pub use record::{EpochRecord, RunOutput, RunResult, StopReason};
+pub use record::{EpochRecord, RunOutput, RunResult, StopReason, TrueLabels};
 pub use trainer::{Trainer, train};

@@ -144,7 +144,7 @@ pub fn spectral_norm(m: &[f32], rows: usize, cols: usize) -> f64 {
 }
 
 /// The `q`-quantile of `values` (nearest rank, `values` non-empty).
-fn percentile(values: &mut [f32], q: f64) -> f64 {
+pub(crate) fn percentile(values: &mut [f32], q: f64) -> f64 {
     values.sort_by(f32::total_cmp);
     let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
     values[rank - 1] as f64

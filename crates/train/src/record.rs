@@ -26,6 +26,21 @@ pub struct EpochRecord {
     pub v_frobenius: f64,
     pub weight_decay_penalty: f64,
     pub group_norm: f64,
+    /// Training dynamics: `‖U − U₀‖_F / ‖U₀‖_F` and the same for `V` (0 at epoch 0).
+    #[serde(default)]
+    pub u_distance_relative: f64,
+    #[serde(default)]
+    pub v_distance_relative: f64,
+    /// The 5th percentile of the training margins `f_y(x) − max_{j≠y} f_j(x)`.
+    #[serde(default)]
+    pub margin_p5: f64,
+    /// Hidden units whose ReLU pattern on the training set differs from initialization on at
+    /// least one example (fraction of H), and flipped (unit, example) pairs (fraction); `None`
+    /// where the initial patterns were too large to keep (see `trainer::PATTERN_LIMIT`).
+    #[serde(default)]
+    pub pattern_changed_units: Option<f64>,
+    #[serde(default)]
+    pub pattern_flip_fraction: Option<f64>,
     pub train_seconds: f64,
     pub eval_seconds: f64,
     pub wall_seconds: f64,
@@ -103,6 +118,45 @@ pub struct RunResult {
     /// The complexity measures (results from before they existed have none).
     #[serde(default)]
     pub measures: Option<RunMeasures>,
+    /// A run on substituted labels (censored): how its final network's test predictions
+    /// compare with the dataset's true labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub true_labels: Option<TrueLabels>,
+}
+
+/// A network trained on substituted labels, judged against the true test labels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrueLabels {
+    /// Test error against the true labels.
+    pub test_error: f64,
+    /// Test examples whose substituted label differs from the true one.
+    pub disagreements: usize,
+    /// On those examples: the fraction the network labels as the truth, and as the
+    /// substitute (`None` when there are none).
+    pub agrees_with_truth: Option<f64>,
+    pub agrees_with_substitute: Option<f64>,
+}
+
+impl TrueLabels {
+    /// Compares `predicted` with the `truth` and the `substitute` labels it was trained on.
+    pub fn compare(predicted: &[u8], truth: &[u8], substitute: &[u8]) -> TrueLabels {
+        let n = predicted.len().min(truth.len()).min(substitute.len());
+        let wrong = (0..n).filter(|&i| predicted[i] != truth[i]).count();
+        let disputed: Vec<usize> = (0..n).filter(|&i| truth[i] != substitute[i]).collect();
+        let share = |labels: &[u8]| {
+            let hits = disputed
+                .iter()
+                .filter(|&&i| predicted[i] == labels[i])
+                .count();
+            (!disputed.is_empty()).then(|| hits as f64 / disputed.len() as f64)
+        };
+        TrueLabels {
+            test_error: wrong as f64 / n.max(1) as f64,
+            disagreements: disputed.len(),
+            agrees_with_truth: share(truth),
+            agrees_with_substitute: share(substitute),
+        }
+    }
 }
 
 /// The measures of the network at the end of the run and of the early-stopped one.
@@ -119,16 +173,17 @@ pub struct RunOutput {
     pub final_net: TwoLayerNet,
 }
 
-const HEADER: &str = "epoch,lr,momentum,train_loss,train_error,validation_loss,validation_error,test_error,u_frobenius,v_frobenius,weight_decay_penalty,group_norm,train_seconds,eval_seconds,wall_seconds";
+const HEADER: &str = "epoch,lr,momentum,train_loss,train_error,validation_loss,validation_error,test_error,u_frobenius,v_frobenius,weight_decay_penalty,group_norm,u_distance_relative,v_distance_relative,margin_p5,pattern_changed_units,pattern_flip_fraction,train_seconds,eval_seconds,wall_seconds";
 
 /// `history.csv`: one row per epoch, epoch 0 being the initial network.
 pub fn history_csv(history: &[EpochRecord]) -> String {
     let mut s = String::from(HEADER);
     s.push('\n');
     for r in history {
-        let test = r.test_error.map_or(String::new(), |t| format!("{t}"));
+        let optional = |v: Option<f64>| v.map_or(String::new(), |t| format!("{t}"));
+        let test = optional(r.test_error);
         s.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4}\n",
             r.epoch,
             r.lr,
             r.momentum,
@@ -141,6 +196,11 @@ pub fn history_csv(history: &[EpochRecord]) -> String {
             r.v_frobenius,
             r.weight_decay_penalty,
             r.group_norm,
+            r.u_distance_relative,
+            r.v_distance_relative,
+            r.margin_p5,
+            optional(r.pattern_changed_units),
+            optional(r.pattern_flip_fraction),
             r.train_seconds,
             r.eval_seconds,
             r.wall_seconds

@@ -4,18 +4,18 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::tensor::{Bool, Device, Tensor};
 use burn::train::Learner;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use realbias_data::Dataset;
-use realbias_model::TwoLayerNet;
+use realbias_model::{TwoLayerNet, norm_measures};
 
 use crate::classifier::{Batch, Classifier, LossPath};
 use crate::config::{RunConfig, TrainConfig};
 use crate::eval::DeviceSplit;
-use crate::measures::{MeasureInputs, measure};
+use crate::measures::{MeasureInputs, measure, percentile};
 use crate::optim::{HeavyBall, MomentumCell, PaperSchedule};
 use crate::record::{EpochRecord, RunMeasures, RunOutput, RunResult, StopReason, git_revision};
 use crate::{Progress, TrainError};
@@ -86,12 +86,54 @@ pub struct Trainer<'a> {
     loss: LossPath,
 }
 
+/// Initial activation patterns are kept for the per-epoch dynamics only up to this many
+/// (example, unit) pairs (32 MiB of booleans): Figure 2's runs (2,000 x 2,048) qualify,
+/// Figure 1's full training set only up to H = 512. Beyond, the end-of-run measures still
+/// count the flips (`measures.at_convergence.pattern_*`).
+pub const PATTERN_LIMIT: usize = 1 << 25;
+
+/// The initial network as the per-epoch dynamics compare with it.
+struct Initial {
+    u: Vec<f32>,
+    v: Vec<f32>,
+    u_norm: f64,
+    v_norm: f64,
+    /// The training split's activation patterns, chunk by chunk, on the device.
+    patterns: Option<Vec<Tensor<2, Bool>>>,
+}
+
+impl Initial {
+    fn of(net: &TwoLayerNet, train: &DeviceSplit, examples: usize) -> Result<Self, TrainError> {
+        let (u, v) = net.weights()?;
+        let (_, h, _) = net.dims();
+        Ok(Initial {
+            u_norm: distance(&u, None),
+            v_norm: distance(&v, None),
+            u,
+            v,
+            patterns: (examples * h <= PATTERN_LIMIT).then(|| train.patterns(net)),
+        })
+    }
+}
+
+/// `‖a − b‖_F` (`b = None`: `‖a‖_F`), in f64.
+fn distance(a: &[f32], b: Option<&[f32]>) -> f64 {
+    let at = |i: usize| a[i] as f64 - b.map_or(0.0, |b| b[i] as f64);
+    (0..a.len()).map(|i| at(i).powi(2)).sum::<f64>().sqrt()
+}
+
+/// `x / y`, 0 when `y` is 0 (a zero initialization).
+fn ratio(x: f64, y: f64) -> f64 {
+    if y > 0.0 { x / y } else { 0.0 }
+}
+
 /// The splits on the evaluation device, and the per-epoch record they give.
 struct Evaluator<'a> {
     config: &'a TrainConfig,
     train: DeviceSplit,
     validation: DeviceSplit,
     test: DeviceSplit,
+    initial: Option<Initial>,
     start: Instant,
 }
 
@@ -103,13 +145,23 @@ impl Evaluator<'_> {
         train_seconds: f64,
     ) -> Result<EpochRecord, TrainError> {
         let t = Instant::now();
-        let tr = self.train.evaluate(net)?;
+        let initial = self.initial.as_ref();
+        let patterns = initial.and_then(|i| i.patterns.as_deref());
+        let mut tr = self.train.evaluate_dynamics(net, patterns)?;
         let va = self.validation.evaluate(net)?;
         let te = match self.config.train.eval_test_every_epoch {
             true => Some(self.test.evaluate(net)?.error),
             false => None,
         };
-        let norms = net.norms()?;
+        let (u, v) = net.weights()?;
+        let (d, h, k) = net.dims();
+        let norms = norm_measures(&u, &v, d, h, k);
+        let moved = |w: &[f32], w0: &[f32], n0: f64| ratio(distance(w, Some(w0)), n0);
+        let (u_distance_relative, v_distance_relative) = initial.map_or((0.0, 0.0), |i| {
+            (moved(&u, &i.u, i.u_norm), moved(&v, &i.v, i.v_norm))
+        });
+        let examples = self.train.len().max(1) as f64;
+        let flips = tr.flips_per_unit.as_ref();
         // Epoch e's record carries the step size and momentum its steps used (epoch 0: the
         // first epoch's).
         let schedule_epoch = epoch.saturating_sub(1);
@@ -117,8 +169,8 @@ impl Evaluator<'_> {
             epoch,
             lr: self.config.optim.lr_at(schedule_epoch),
             momentum: self.config.optim.momentum_at(schedule_epoch),
-            train_loss: tr.loss,
-            train_error: tr.error,
+            train_loss: tr.evaluation.loss,
+            train_error: tr.evaluation.error,
             validation_loss: va.loss,
             validation_error: va.error,
             test_error: te,
@@ -126,6 +178,16 @@ impl Evaluator<'_> {
             v_frobenius: norms.v_frobenius,
             weight_decay_penalty: norms.weight_decay_penalty,
             group_norm: norms.group_norm,
+            u_distance_relative,
+            v_distance_relative,
+            margin_p5: match tr.margins.is_empty() {
+                true => 0.0,
+                false => percentile(&mut tr.margins, 0.05),
+            },
+            pattern_changed_units: flips
+                .map(|f| f.iter().filter(|&&c| c > 0.0).count() as f64 / h.max(1) as f64),
+            pattern_flip_fraction: flips
+                .map(|f| f.iter().sum::<f64>() / (examples * h.max(1) as f64)),
             train_seconds,
             eval_seconds: t.elapsed().as_secs_f64(),
             wall_seconds: self.start.elapsed().as_secs_f64(),
@@ -167,15 +229,17 @@ impl<'a> Trainer<'a> {
     pub fn run(&self, progress: &mut dyn Progress) -> Result<RunOutput, TrainError> {
         let (config, data) = (self.config, self.data);
         crate::memory::check(data.dim(), config.model.hidden, data.classes, config)?;
-        let eval = Evaluator {
+        let mut eval = Evaluator {
             config,
             train: DeviceSplit::new(&data.train, config.train.eval_batch, self.device),
             validation: DeviceSplit::new(&data.validation, config.train.eval_batch, self.device),
             test: DeviceSplit::new(&data.test, config.train.eval_batch, self.device),
+            initial: None,
             start: Instant::now(),
         };
         let mut learner = self.learner()?;
         let initial = learner.model().net.valid();
+        eval.initial = Some(Initial::of(&initial, &eval.train, data.train.len())?);
         let init = initial.clone();
         let record = eval.record(&initial, 0, 0.0)?;
         progress.epoch(&record);
@@ -334,6 +398,7 @@ impl<'a> Trainer<'a> {
             parameters: norms.parameters,
             config: config.clone(),
             measures,
+            true_labels: None,
         };
         Ok(RunOutput {
             result,

@@ -297,6 +297,23 @@ fn a_run_records_the_measures_of_its_final_and_early_stopped_networks() {
     assert!((0.0..=1.0).contains(&last.pattern_flip_fraction));
     assert!(last.pattern_changed_units > 0.0 && last.pattern_changed_units <= 1.0);
     assert!(last.sharpness.is_finite());
+    // The per-epoch dynamics end where the final network's measures are.
+    let first = &out.history[0];
+    assert_eq!(
+        (first.u_distance_relative, first.v_distance_relative),
+        (0.0, 0.0)
+    );
+    assert_eq!(first.pattern_changed_units, Some(0.0));
+    let end = out.history.last().unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1e-12);
+    assert!(close(end.u_distance_relative, last.u_distance_relative));
+    assert!(close(end.v_distance_relative, last.v_distance_relative));
+    assert!(close(end.margin_p5, last.margin_p5));
+    assert_eq!(end.pattern_changed_units, Some(last.pattern_changed_units));
+    assert!(close(
+        end.pattern_flip_fraction.unwrap(),
+        last.pattern_flip_fraction
+    ));
     // The early-stopped network's training error is the one its epoch recorded.
     let e = r.early_stop_train_error.unwrap();
     assert_eq!(e, out.history[r.early_stop_epoch].train_error);
@@ -320,4 +337,52 @@ fn a_run_records_the_measures_of_its_final_and_early_stopped_networks() {
             .collect::<Vec<_>>(),
         "measuring does not change training"
     );
+}
+
+/// `model.init_scale` multiplies the initial weights: the same draws, scaled, and a relative
+/// distance from initialization that the scale changes.
+#[test]
+fn the_initialization_scale_multiplies_the_initial_weights() {
+    let data = teacher_data(2);
+    let at = |scale: f64| {
+        let text = SYNTHETIC.replace("hidden = 64", &format!("hidden = 64\ninit_scale = {scale}"));
+        let mut c = config(&text);
+        c.train.max_epochs = 3;
+        train(&c, &data, &device(), &mut Quiet).unwrap()
+    };
+    let (one, small) = (at(1.0), at(0.1));
+    let (h1, h01) = (&one.history[0], &small.history[0]);
+    assert!((h01.u_frobenius - 0.1 * h1.u_frobenius).abs() <= 1e-5 * h1.u_frobenius);
+    assert!((h01.v_frobenius - 0.1 * h1.v_frobenius).abs() <= 1e-5 * h1.v_frobenius);
+    // Small weights move further relative to where they started.
+    assert!(small.history[3].u_distance_relative > one.history[3].u_distance_relative);
+    let bad = TrainConfig::parse(
+        &SYNTHETIC.replace("hidden = 64", "hidden = 64\ninit_scale = 0"),
+        Path::new("bad.toml"),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("model.init_scale = 0 must be > 0"), "{bad}");
+}
+
+/// `data.normalization_statistics`: centred by the run's own training split (default) or by
+/// every example of the full dataset (the censoring network's input map).
+#[test]
+fn normalization_statistics_come_from_the_training_split_or_every_example() {
+    let mut full = teacher_data(3);
+    // Shift the test split so the two means differ.
+    full.test.features.iter_mut().for_each(|v| *v += 1.0);
+    let mean = |split: &Split| split.feature_moments().0;
+    let own = config(SYNTHETIC).data;
+    let derived = realbias_train::data::derive_data(&full, &own, 0).unwrap();
+    assert!(mean(&derived.train).iter().all(|m| m.abs() < 1e-5));
+    let mut all = own.clone();
+    all.normalization_statistics = realbias_train::config::NormalizationStatistics::All;
+    let derived = realbias_train::data::derive_data(&full, &all, 0).unwrap();
+    assert!(mean(&derived.all_examples()).iter().all(|m| m.abs() < 1e-5));
+    // 500 of 900 examples were shifted by 1: the training split sits 5/9 below the mean.
+    for m in mean(&derived.train) {
+        assert!((m + 5.0 / 9.0).abs() < 0.1, "{m}");
+    }
 }

@@ -24,6 +24,11 @@ pub struct CensorInfo {
     pub epochs: usize,
     pub stop_reason: StopReason,
     pub train_error: f64,
+    /// Fraction of examples where the censoring network's largest output was tied (a
+    /// bias-free ReLU net outputs all zeros where every unit is off): their label is the
+    /// lowest tied class. `None` in caches from before it was recorded.
+    #[serde(default)]
+    pub ties: Option<f64>,
 }
 
 /// Everything that determines the censored labels, as text: the censoring network's resolved
@@ -147,8 +152,8 @@ pub fn censor(
     };
     everything.normalize(config.data.normalization);
     let run = train(config, &everything, device, progress)?;
-    let labels = DeviceSplit::new(&everything.train, config.train.eval_batch, device)
-        .predict(&run.final_net)?;
+    let (labels, ties) = DeviceSplit::new(&everything.train, config.train.eval_batch, device)
+        .predict_with_ties(&run.final_net)?;
     let truth = &everything.train.labels;
     let disagree = labels.iter().zip(truth).filter(|(a, b)| a != b).count();
     let info = CensorInfo {
@@ -159,6 +164,7 @@ pub fn censor(
         epochs: run.result.epochs,
         stop_reason: run.result.stop_reason,
         train_error: run.result.train_error,
+        ties: Some(ties as f64 / labels.len().max(1) as f64),
     };
     Ok((run.final_net, labels, info))
 }

@@ -6,6 +6,8 @@ use std::path::Path;
 use realbias_train::config::{ConfigError, TrainConfig, parse_table, read_config};
 use serde::{Deserialize, Serialize};
 
+use super::vary::{Axes, Design, Variant, axis_problems, set_key};
+
 /// The conditions of Figure 2 (Figure 1 is `plain` on the full data).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -72,6 +74,12 @@ pub struct SweepConfig {
     /// Label noise of the `censored-noise` condition (5%).
     #[serde(default = "five_percent")]
     pub censor_noise: f64,
+    /// `[sweep.vary]`: more axes than H, over any config key (see [`super::vary`]).
+    #[serde(default, skip_serializing_if = "Axes::is_empty")]
+    pub vary: Axes,
+    /// How `vary`'s axes combine: `"grid"` (every combination) or `"one-at-a-time"`.
+    #[serde(default, skip_serializing_if = "Design::is_grid")]
+    pub vary_design: Design,
 }
 
 /// A whole experiment: the base run and how it is swept.
@@ -80,6 +88,9 @@ pub struct ExperimentConfig {
     pub name: String,
     pub base: TrainConfig,
     pub sweep: SweepConfig,
+    /// The points of `[sweep.vary]`'s grid, each resolved (empty without one).
+    #[serde(skip)]
+    pub variants: Vec<Variant>,
 }
 
 impl ExperimentConfig {
@@ -90,7 +101,68 @@ impl ExperimentConfig {
     }
 
     pub fn parse(text: &str, path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
-        let mut table = parse_table(text, path, sets)?;
+        let table = parse_table(text, path, sets)?;
+        let mut config = Self::resolve(table.clone(), path)?;
+        if !config.sweep.vary.is_empty() {
+            let axes = (&config.sweep.vary, config.sweep.vary_design);
+            config.variants = Self::variants(&table, axes, path)?;
+        }
+        Ok(config)
+    }
+
+    /// Every point of the `[sweep.vary]` grid resolved and validated like a config of its own;
+    /// a problem names the point.
+    fn variants(
+        table: &toml::Table,
+        (axes, design): (&Axes, Design),
+        path: &Path,
+    ) -> Result<Vec<Variant>, ConfigError> {
+        let problems = axis_problems(axes);
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
+        let mut variants = Vec::new();
+        let points = design.points(axes);
+        let baseline = points.first().cloned().unwrap_or_default();
+        for values in points {
+            let named = match design {
+                Design::Grid => vec![true; values.len()],
+                Design::OneAtATime => values.iter().zip(&baseline).map(|(a, b)| a != b).collect(),
+            };
+            let mut point = table.clone();
+            for (key, value) in &values {
+                set_key(&mut point, key, value.clone(), path)?;
+            }
+            let at = |e: ConfigError| {
+                let what = values
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let message = match e {
+                    ConfigError::Parse { message, .. } => message,
+                    ConfigError::Invalid { problems, .. } => problems.join("; "),
+                    other => other.to_string(),
+                };
+                ConfigError::parse(path, format!("[sweep.vary] with {what}: {message}"))
+            };
+            let mut resolved = Self::resolve(point, path).map_err(at)?;
+            resolved.sweep.vary.clear();
+            variants.push(Variant {
+                values,
+                named,
+                base: resolved.base,
+                sweep: resolved.sweep,
+            });
+        }
+        Ok(variants)
+    }
+
+    /// A config table without a grid of variants: parsed and validated.
+    fn resolve(mut table: toml::Table, path: &Path) -> Result<Self, ConfigError> {
         let sweep = table.remove("sweep").ok_or_else(|| {
             ConfigError::parse(
                 path,
@@ -107,7 +179,12 @@ impl ExperimentConfig {
             path.file_stem()
                 .map_or("experiment".into(), |s| s.to_string_lossy().into_owned())
         });
-        let config = ExperimentConfig { name, base, sweep };
+        let config = ExperimentConfig {
+            name,
+            base,
+            sweep,
+            variants: Vec::new(),
+        };
         let mut problems = config.base.problems();
         problems.extend(config.sweep_problems());
         if problems.is_empty() {
@@ -172,18 +249,44 @@ impl ExperimentConfig {
 
     /// The censoring network's training config: the base protocol with H0 hidden units.
     pub fn censor_config(&self) -> Option<TrainConfig> {
-        let h0 = self.sweep.censor_hidden?;
-        let mut c = self.base.clone();
-        c.model.hidden = h0;
-        c.optim.weight_decay = 0.0;
-        c.data.label_noise = 0.0;
-        c.data.subset = None;
-        if let Some(e) = self.sweep.censor_max_epochs {
-            c.train.max_epochs = e;
-        }
-        c.name = Some(format!("{}/censor", self.name));
-        Some(c)
+        censor_config(&self.name, &self.base, &self.sweep)
     }
+
+    /// The (base, sweep) of every variant, or the config's own when it has no grid.
+    pub fn points(&self) -> Vec<(&TrainConfig, &SweepConfig)> {
+        if self.variants.is_empty() {
+            vec![(&self.base, &self.sweep)]
+        } else {
+            self.variants.iter().map(|v| (&v.base, &v.sweep)).collect()
+        }
+    }
+
+    /// The censoring network's config of each of [`points`](Self::points).
+    pub fn censor_configs(&self) -> Vec<Option<TrainConfig>> {
+        self.points()
+            .into_iter()
+            .map(|(base, sweep)| censor_config(&self.name, base, sweep))
+            .collect()
+    }
+}
+
+/// The censoring network's training config: `base`'s protocol with H0 hidden units on every
+/// example, normalized by their own statistics, from the default initialization scale (so the
+/// students' choices of statistics and scale do not change the labels).
+fn censor_config(name: &str, base: &TrainConfig, sweep: &SweepConfig) -> Option<TrainConfig> {
+    let h0 = sweep.censor_hidden?;
+    let mut c = base.clone();
+    c.model.hidden = h0;
+    c.optim.weight_decay = 0.0;
+    c.data.label_noise = 0.0;
+    c.data.subset = None;
+    c.data.normalization_statistics = Default::default();
+    c.model.init_scale = 1.0;
+    if let Some(e) = sweep.censor_max_epochs {
+        c.train.max_epochs = e;
+    }
+    c.name = Some(format!("{name}/censor"));
+    Some(c)
 }
 
 /// The first value that occurs twice in `values`.

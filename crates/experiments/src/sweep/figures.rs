@@ -29,33 +29,54 @@ const NORM_CURVES: [Curve; 3] = [
     }),
 ];
 
-fn conditions(summary: &Summary) -> Vec<Condition> {
-    let mut c: Vec<Condition> = summary.rows.iter().map(|r| r.condition).collect();
-    c.dedup();
-    c
+/// The panels' groups: (grid point, condition) in summary order, with their titles.
+fn groups(summary: &Summary) -> Vec<((usize, Condition), String)> {
+    let mut g: Vec<((usize, Condition), String)> = Vec::new();
+    for r in &summary.rows {
+        if g.last().is_none_or(|(k, _)| *k != (r.variant, r.condition)) {
+            g.push(((r.variant, r.condition), title(r)));
+        }
+    }
+    g
 }
 
-/// One panel per condition; `scale` maps a statistic to the plotted unit.
+/// `censored` or, in a grid, `init_scale=0.1 · censored`.
+fn title(r: &SummaryRow) -> String {
+    match r.point.is_empty() {
+        true => r.condition.name().into(),
+        false => format!("{} · {}", r.point, r.condition.name()),
+    }
+}
+
+/// A curve through `rows` against H: `scale` times the statistic's mean, ±1 deviation bars.
+fn curve(rows: &[&SummaryRow], label: &str, get: fn(&SummaryRow) -> Stat, scale: f64) -> Series {
+    let stats: Vec<(f64, Stat)> = rows
+        .iter()
+        .map(|r| (r.hidden as f64, get(r)))
+        .filter(|(_, s)| !s.mean.is_nan())
+        .collect();
+    let points = stats.iter().map(|(h, s)| (*h, scale * s.mean)).collect();
+    let errors = stats.iter().map(|(_, s)| scale * s.std).collect();
+    Series::new(label, points, Mark::Line).with_errors(errors)
+}
+
+/// One panel per (grid point, condition); `scale` maps a statistic to the plotted unit.
 fn panels(summary: &Summary, curves: &[Curve], y_label: &str, log_y: bool) -> Vec<Panel> {
     let scale = if log_y { 1.0 } else { 100.0 };
-    conditions(summary)
+    groups(summary)
         .into_iter()
-        .map(|c| {
-            let rows: Vec<&SummaryRow> = summary.rows.iter().filter(|r| r.condition == c).collect();
+        .map(|(key, title)| {
+            let rows: Vec<&SummaryRow> = summary
+                .rows
+                .iter()
+                .filter(|r| (r.variant, r.condition) == key)
+                .collect();
             let series = curves
                 .iter()
-                .map(|&(label, color, get)| {
-                    let stats: Vec<(f64, Stat)> =
-                        rows.iter().map(|r| (r.hidden as f64, get(r))).collect();
-                    let points = stats.iter().map(|(h, s)| (*h, scale * s.mean)).collect();
-                    let errors = stats.iter().map(|(_, s)| scale * s.std).collect();
-                    Series::new(label, points, Mark::Line)
-                        .with_errors(errors)
-                        .colored(color)
-                })
+                .map(|&(label, color, get)| curve(&rows, label, get, scale).colored(color))
                 .collect();
             Panel {
-                title: c.name().into(),
+                title,
                 x_label: "hidden units H".into(),
                 y_label: y_label.into(),
                 log2_x: true,
@@ -69,6 +90,88 @@ fn panels(summary: &Summary, curves: &[Curve], y_label: &str, log_y: bool) -> Ve
         .collect()
 }
 
+/// What the grid figure compares across points: (title, y label, log y, statistic, scale).
+type Compared = (
+    &'static str,
+    &'static str,
+    bool,
+    fn(&SummaryRow) -> Stat,
+    f64,
+);
+
+const COMPARED: [Compared; 4] = [
+    (
+        "test error (at convergence)",
+        "error (%)",
+        false,
+        |r| r.test_error,
+        100.0,
+    ),
+    (
+        "test error (early stopping)",
+        "error (%)",
+        false,
+        |r| r.early_stop_test_error,
+        100.0,
+    ),
+    (
+        "‖U − U₀‖_F / ‖U₀‖_F",
+        "relative distance (log scale)",
+        true,
+        |r| r.u_distance_relative,
+        1.0,
+    ),
+    (
+        "Σ‖u_h‖‖v_h‖ (group norm)",
+        "value (log scale)",
+        true,
+        |r| r.group_norm,
+        1.0,
+    ),
+];
+
+/// `vary.{png,svg}` for a `[sweep.vary]` grid: per condition, the test errors, the distance
+/// from initialization and the group norm against H, one curve per grid point.
+fn vary_panels(summary: &Summary) -> Vec<Panel> {
+    let mut conditions: Vec<Condition> = summary.rows.iter().map(|r| r.condition).collect();
+    conditions.sort();
+    conditions.dedup();
+    let mut points: Vec<(usize, String)> = Vec::new();
+    for r in &summary.rows {
+        if !points.iter().any(|(v, _)| *v == r.variant) {
+            points.push((r.variant, r.point.clone()));
+        }
+    }
+    let mut panels = Vec::new();
+    for condition in conditions {
+        for (what, y_label, log_y, get, scale) in COMPARED {
+            let series = points
+                .iter()
+                .enumerate()
+                .map(|(color, (variant, label))| {
+                    let rows: Vec<&SummaryRow> = summary
+                        .rows
+                        .iter()
+                        .filter(|r| r.variant == *variant && r.condition == condition)
+                        .collect();
+                    curve(&rows, label, get, scale).colored(color)
+                })
+                .collect();
+            panels.push(Panel {
+                title: format!("{} · {what}", condition.name()),
+                x_label: "hidden units H".into(),
+                y_label: y_label.into(),
+                log2_x: true,
+                log_y,
+                series,
+                legend_left: log_y,
+                ..Panel::default()
+            });
+        }
+    }
+    panels
+}
+
 /// `errors.{png,svg}` (the paper's figure: training error and both test errors against H) and
 /// `norms.{png,svg}` (beyond the paper: the norm measures beside the parameter count).
 pub fn draw(
@@ -78,7 +181,7 @@ pub fn draw(
     dataset: &str,
     finalized: &mut Finalized,
 ) -> Result<(), ChartError> {
-    let figures = vec![
+    let mut figures = vec![
         (
             "errors",
             format!("{name}: {dataset}, error vs hidden units"),
@@ -90,6 +193,13 @@ pub fn draw(
             panels(summary, &NORM_CURVES, "value (log scale)", true),
         ),
     ];
+    if summary.rows.iter().any(|r| !r.point.is_empty()) {
+        figures.push((
+            "vary",
+            format!("{name}: {dataset}, each point of [sweep.vary] against H"),
+            vary_panels(summary),
+        ));
+    }
     let (files, warnings) = draw_figures(dir, figures)?;
     finalized.files.extend(files);
     finalized.warnings.extend(warnings);

@@ -102,15 +102,15 @@ pub struct MeasureRow {
 /// The runs that stand for a condition at an H: all of them, except that the weight-decay
 /// condition is represented by its selected λ.
 fn representative(plan: &[PlannedRun], summary: &Summary) -> Vec<bool> {
-    let selected: BTreeMap<usize, f64> = summary
+    let selected: BTreeMap<(usize, usize), f64> = summary
         .rows
         .iter()
         .filter(|r| r.condition == Condition::WeightDecay)
-        .filter_map(|r| r.weight_decay.map(|l| (r.hidden, l)))
+        .filter_map(|r| r.weight_decay.map(|l| ((r.variant, r.hidden), l)))
         .collect();
     plan.iter()
         .map(|r| match r.weight_decay {
-            Some(l) => selected.get(&r.hidden) == Some(&l),
+            Some(l) => selected.get(&(r.variant, r.hidden)) == Some(&l),
             None => true,
         })
         .collect()
@@ -130,7 +130,8 @@ fn row(
             let (m, test, train) = network.of(r)?;
             let value = get(m).filter(|v| v.is_finite())?;
             let axes = vec![plan.hidden.to_string(), plan.condition.name().to_string()];
-            let rest = format!("rep{}", plan.rep);
+            // Groups where only H (or only the condition) varies stay within a grid point.
+            let rest = format!("rep{} {}", plan.rep, plan.variant_label(""));
             Some((
                 plan.condition,
                 value,
@@ -295,19 +296,29 @@ pub fn figure(
     summary: &Summary,
 ) -> Figure {
     let keep = representative(plan, summary);
-    let mut conditions: Vec<Condition> = plan.iter().map(|p| p.condition).collect();
-    conditions.sort();
-    conditions.dedup();
+    // One curve per (grid point, condition).
+    let mut curves: Vec<(usize, Condition, String)> = Vec::new();
+    for p in plan {
+        if !curves
+            .iter()
+            .any(|(v, c, _)| (*v, *c) == (p.variant, p.condition))
+        {
+            let label = format!("{}{}", p.variant_label(" · "), p.condition.name());
+            curves.push((p.variant, p.condition, label));
+        }
+    }
+    curves.sort_by_key(|(v, c, _)| (*c, *v));
     let panels = MEASURES
         .iter()
         .map(|&(measure, get)| {
-            let series: Vec<Series> = conditions
+            let series: Vec<Series> = curves
                 .iter()
                 .enumerate()
-                .map(|(i, &c)| {
+                .map(|(i, (variant, c, label))| {
                     let mut by_h: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
                     for ((p, r), k) in plan.iter().zip(results).zip(&keep) {
-                        let value = r.as_ref().filter(|_| *k && p.condition == c).and_then(|r| {
+                        let ours = p.condition == *c && p.variant == *variant;
+                        let value = r.as_ref().filter(|_| *k && ours).and_then(|r| {
                             get(&r.measures.as_ref()?.at_convergence).filter(|v| v.is_finite())
                         });
                         if let Some(v) = value {
@@ -318,7 +329,7 @@ pub fn figure(
                         .iter()
                         .map(|(h, v)| (*h as f64, v.iter().sum::<f64>() / v.len() as f64))
                         .collect();
-                    Series::new(c.name(), points, Mark::Line).colored(i)
+                    Series::new(label, points, Mark::Line).colored(i)
                 })
                 .collect();
             let values: Vec<f64> = series

@@ -12,19 +12,24 @@ mod figures;
 mod measures;
 mod plan;
 mod summary;
+mod vary;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use realbias_data::Dataset;
+use realbias_train::config::TrainConfig;
 use realbias_train::data::{derive_data, load_full};
+use realbias_train::eval::DeviceSplit;
 use realbias_train::record::write_run;
-use realbias_train::{EpochRecord, Progress, RunResult, StopReason, train};
+use realbias_train::{EpochRecord, Progress, RunOutput, RunResult, StopReason, TrueLabels, train};
 
 pub use censor::{CensorInfo, censor, censor_dir, censor_key, censor_labels};
 pub use config::{Condition, ExperimentConfig, SweepConfig};
 pub use measures::{MEASURES, MeasureRow, Network};
 pub use plan::PlannedRun;
 pub use summary::{GridRow, Stat, Summary, SummaryRow, summarize};
+pub use vary::{Axes, Variant};
 
 use crate::ExperimentError;
 use crate::experiment::{Context, Experiment, Finalized, Unit, UnitOutcome};
@@ -36,8 +41,9 @@ pub struct Sweep {
     runs: Vec<PlannedRun>,
     /// The full splits, after `load`.
     full: Option<Dataset>,
-    /// The censored full splits, after `prepare` (censored conditions only).
-    censored: Option<Dataset>,
+    /// The censored full splits of each point of the grid, after `prepare` (censored
+    /// conditions only; points with the same censoring network share them).
+    censored: Vec<Option<Arc<Dataset>>>,
 }
 
 impl Sweep {
@@ -46,7 +52,7 @@ impl Sweep {
             config,
             runs: Vec::new(),
             full: None,
-            censored: None,
+            censored: Vec::new(),
         }
     }
 
@@ -140,27 +146,74 @@ impl Sweep {
         let missing = |what: &str| ExperimentError::Censoring(format!("{what} are not loaded"));
         if run.condition.is_censored() {
             self.censored
-                .as_ref()
+                .get(run.variant)
+                .and_then(|c| c.as_deref())
                 .ok_or_else(|| missing("the censored labels"))
         } else {
             self.full.as_ref().ok_or_else(|| missing("the data"))
         }
     }
 
-    /// Trains the censoring network (or loads its cached labels) when a condition needs it.
+    /// How a censored run's final network does on the true test labels.
+    fn true_labels(
+        &self,
+        out: &RunOutput,
+        data: &Dataset,
+        ctx: &Context,
+    ) -> Result<TrueLabels, ExperimentError> {
+        let full = self
+            .full
+            .as_ref()
+            .ok_or(ExperimentError::Censoring("the data is not loaded".into()))?;
+        let batch = out.result.config.train.eval_batch;
+        let predicted = DeviceSplit::new(&data.test, batch, ctx.device).predict(&out.final_net)?;
+        Ok(TrueLabels::compare(
+            &predicted,
+            &full.test.labels,
+            &data.test.labels,
+        ))
+    }
+
+    /// Trains the censoring networks (or loads their cached labels) the grid's points need,
+    /// each distinct one once.
     fn censor(&mut self, ctx: &Context) -> Result<(), ExperimentError> {
         let needed = self.config.sweep.conditions.iter().any(|c| c.is_censored());
-        let Some(config) = self.config.censor_config().filter(|_| needed) else {
-            return Ok(());
-        };
+        let configs = self.config.censor_configs();
+        let mut done: Vec<(TrainConfig, Arc<Dataset>)> = Vec::new();
+        self.censored = Vec::new();
+        for config in configs {
+            let Some(config) = config.filter(|_| needed) else {
+                self.censored.push(None);
+                continue;
+            };
+            let same = done
+                .iter()
+                .find(|(c, _)| c == &config)
+                .map(|(_, d)| d.clone());
+            let censored = match same {
+                Some(d) => d,
+                None => Arc::new(self.censored_data(&config, ctx)?),
+            };
+            done.push((config, censored.clone()));
+            self.censored.push(Some(censored));
+        }
+        Ok(())
+    }
+
+    /// The full splits relabelled by the censoring network `config` describes.
+    fn censored_data(
+        &self,
+        config: &TrainConfig,
+        ctx: &Context,
+    ) -> Result<Dataset, ExperimentError> {
         let full = self
             .full
             .as_ref()
             .ok_or(ExperimentError::Censoring("the data is not loaded".into()))?;
         // One process trains the censoring network; others wait for its labels.
         // The key fingerprints the whole dataset: computed once, for the lock and the cache.
-        let key = censor_key(&config, full);
-        let cache = censor_dir(&ctx.dir, &config, full, &key);
+        let key = censor_key(config, full);
+        let cache = censor_dir(&ctx.dir, config, full, &key);
         let stop = || ctx.progress.stop_requested();
         let Some(_lock) = crate::lock::wait_lock(&cache.with_extension("lock"), &stop)? else {
             return Err(ExperimentError::Censoring(
@@ -169,14 +222,17 @@ impl Sweep {
         };
         let mut progress = CensorProgress(ctx);
         let Some((labels, info)) =
-            censor_labels(&config, full, (&cache, &key), ctx.device, &mut progress)?
+            censor_labels(config, full, (&cache, &key), ctx.device, &mut progress)?
         else {
             return Err(ExperimentError::Censoring(
                 "interrupted while training the censoring network; nothing was cached".into(),
             ));
         };
+        let ties = info.ties.map_or(String::new(), |t| {
+            format!(", {:.2}% of them ties", 100.0 * t)
+        });
         ctx.progress.note(&format!(
-            "censored labels: H0 = {} network ({} epochs, {:?}) disagrees with the true labels on {:.2}% of {} examples",
+            "censored labels: H0 = {} network ({} epochs, {:?}) disagrees with the true labels on {:.2}% of {} examples{ties}",
             info.censor_hidden,
             info.epochs,
             info.stop_reason,
@@ -187,8 +243,7 @@ impl Sweep {
         censored
             .relabel_all(&labels)
             .map_err(|e| ExperimentError::Censoring(e.to_string()))?;
-        self.censored = Some(censored);
-        Ok(())
+        Ok(censored)
     }
 }
 
@@ -297,12 +352,14 @@ impl Experiment for Sweep {
     }
 
     fn load(&mut self, ctx: &Context) -> Result<(), ExperimentError> {
-        let base = &self.config.base;
-        let full = load_full(&base.data, ctx.data_dir)?;
-        // The subset and noise must fit this data (checked now, not at the first run).
-        derive_data(&full, &base.data, base.train.seed)?;
-        let widest = self.config.sweep.hidden.iter().copied().max().unwrap_or(1);
-        realbias_train::memory::check(full.dim(), widest, full.classes, base)?;
+        let full = load_full(&self.config.base.data, ctx.data_dir)?;
+        // The subset and noise of every point must fit this data (checked now, not at the
+        // first run).
+        for (base, sweep) in self.config.points() {
+            derive_data(&full, &base.data, base.train.seed)?;
+            let widest = sweep.hidden.iter().copied().max().unwrap_or(1);
+            realbias_train::memory::check(full.dim(), widest, full.classes, base)?;
+        }
         self.full = Some(full);
         self.runs = self.config.plan(&ctx.dir);
         Ok(())
@@ -326,9 +383,12 @@ impl Experiment for Sweep {
             worker,
             max_epochs: run.config.train.max_epochs,
         };
-        let out = train(&run.config, &data, ctx.device, &mut progress)?;
+        let mut out = train(&run.config, &data, ctx.device, &mut progress)?;
         if out.result.stop_reason == StopReason::Interrupted {
             return Ok(UnitOutcome::Interrupted);
+        }
+        if run.condition.is_censored() {
+            out.result.true_labels = Some(self.true_labels(&out, &data, ctx)?);
         }
         write_run(&run.dir, &out)?;
         Ok(UnitOutcome::Finished(outcome(&out.result)))

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use realbias_train::config::TrainConfig;
 
-use super::config::{Condition, ExperimentConfig};
+use super::config::{Condition, ExperimentConfig, SweepConfig};
 
 /// One run of a sweep.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +13,12 @@ pub struct PlannedRun {
     pub hidden: usize,
     pub rep: usize,
     pub weight_decay: Option<f64>,
+    /// Its point of the `[sweep.vary]` grid (0 without one) and that point's `(key, value)`
+    /// pairs as text.
+    pub variant: usize,
+    pub axes: Vec<(String, String)>,
+    /// The point's name (`init_scale=0.1`; empty without a grid).
+    pub point: String,
     pub dir: PathBuf,
     pub config: TrainConfig,
 }
@@ -28,54 +34,91 @@ impl PlannedRun {
             .weight_decay
             .map_or(String::new(), |l| format!(" λ={l:e}"));
         format!(
-            "{} H={} rep {}{wd}",
+            "{}{} H={} rep {}{wd}",
+            self.variant_label(" · "),
             self.condition.name(),
             self.hidden,
             self.rep
         )
     }
+
+    /// The grid point's name followed by `separator` (empty without a grid).
+    pub fn variant_label(&self, separator: &str) -> String {
+        match self.point.is_empty() {
+            true => String::new(),
+            false => format!("{}{separator}", self.point),
+        }
+    }
 }
 
 impl ExperimentConfig {
-    /// Every run of the experiment, in plan order (condition, then H, repetition, λ).
+    /// Every run of the experiment, in plan order (variant, condition, H, repetition, λ);
+    /// each variant of `[sweep.vary]` in its own folder.
     pub fn plan(&self, experiment_dir: &Path) -> Vec<PlannedRun> {
+        if self.variants.is_empty() {
+            let point = (0, Vec::new(), String::new());
+            return self.plan_point(&self.base, &self.sweep, experiment_dir, point);
+        }
         let mut runs = Vec::new();
-        for &condition in &self.sweep.conditions {
-            for &hidden in &self.sweep.hidden {
-                for rep in 0..self.sweep.repetitions {
-                    let mut config = self.base.clone();
-                    config.model.hidden = hidden;
-                    config.train.seed = self.base.train.seed + rep as u64;
-                    config.name = Some(format!("{}/{}", self.name, condition.name()));
-                    let dir = experiment_dir
-                        .join(condition.name())
-                        .join(format!("h{hidden}"))
-                        .join(format!("rep{rep}"));
-                    let lambdas: Vec<Option<f64>> = match condition {
-                        Condition::WeightDecay => self
-                            .sweep
-                            .weight_decay_grid
-                            .iter()
-                            .map(|&l| Some(l))
-                            .collect(),
-                        _ => vec![None],
-                    };
-                    for lambda in lambdas {
-                        let mut config = config.clone();
-                        let mut dir = dir.clone();
+        for (i, v) in self.variants.iter().enumerate() {
+            let axes = v
+                .values
+                .iter()
+                .map(|(k, _)| k.clone())
+                .zip(v.value_texts())
+                .collect();
+            let dir = experiment_dir.join(v.dir_name());
+            runs.extend(self.plan_point(&v.base, &v.sweep, &dir, (i, axes, v.label())));
+        }
+        runs
+    }
+
+    /// The runs of one point of the grid, under `dir`.
+    fn plan_point(
+        &self,
+        base: &TrainConfig,
+        sweep: &SweepConfig,
+        dir: &Path,
+        (variant, axes, point): (usize, Vec<(String, String)>, String),
+    ) -> Vec<PlannedRun> {
+        let mut runs = Vec::new();
+        let lambdas: Vec<Option<f64>> = sweep.weight_decay_grid.iter().map(|&l| Some(l)).collect();
+        for &condition in &sweep.conditions {
+            let lambdas = match condition {
+                Condition::WeightDecay => lambdas.clone(),
+                _ => vec![None],
+            };
+            let name = match dir.file_name().filter(|_| !axes.is_empty()) {
+                Some(v) => format!("{}/{}/{}", self.name, v.to_string_lossy(), condition.name()),
+                None => format!("{}/{}", self.name, condition.name()),
+            };
+            for &hidden in &sweep.hidden {
+                for rep in 0..sweep.repetitions {
+                    for &lambda in &lambdas {
+                        let mut config = base.clone();
+                        config.model.hidden = hidden;
+                        config.train.seed = base.train.seed + rep as u64;
+                        config.name = Some(name.clone());
+                        let mut run_dir = dir
+                            .join(condition.name())
+                            .join(format!("h{hidden}"))
+                            .join(format!("rep{rep}"));
                         if let Some(l) = lambda {
                             config.optim.weight_decay = l;
-                            dir = dir.join(format!("wd{l:e}"));
+                            run_dir = run_dir.join(format!("wd{l:e}"));
                         }
                         if condition == Condition::CensoredNoise {
-                            config.data.label_noise = self.sweep.censor_noise;
+                            config.data.label_noise = sweep.censor_noise;
                         }
                         runs.push(PlannedRun {
                             condition,
                             hidden,
                             rep,
                             weight_decay: lambda,
-                            dir,
+                            variant,
+                            axes: axes.clone(),
+                            point: point.clone(),
+                            dir: run_dir,
                             config,
                         });
                     }

@@ -1,0 +1,232 @@
+//! `[sweep.vary]`: sweeps over any config key. Each axis is a dotted key with a list of
+//! values; the grid is their product, and every point (a [`Variant`]) is the whole sweep with
+//! those values set, resolved and validated like a config of its own before anything runs.
+//!
+//! ```toml
+//! [sweep.vary]
+//! "model.init_scale" = [0.01, 0.1, 1.0]
+//! "sweep.censor_max_epochs" = [100, 500]
+//! ```
+//!
+//! `sweep.vary_design = "one-at-a-time"` makes an ablation instead of the product: the first
+//! value of every axis is the baseline, and each other value is tried alone.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use realbias_train::config::{ConfigError, TrainConfig};
+use serde::{Deserialize, Serialize};
+
+use super::config::SweepConfig;
+
+/// The axes: dotted key -> values, in key order.
+pub type Axes = BTreeMap<String, Vec<toml::Value>>;
+
+/// Keys that define the grid of every variant, so they cannot vary themselves.
+const FIXED: [&str; 6] = [
+    "name",
+    "sweep.hidden",
+    "sweep.repetitions",
+    "sweep.conditions",
+    "sweep.vary",
+    "sweep.vary_design",
+];
+
+/// Keys that decide the full splits all points are drawn from (loaded once).
+const SHARED_DATA: [&str; 3] = ["data.dataset", "data.features", "data.validation"];
+
+/// One point of the grid: its values and the configs they resolve to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    /// `(key, value)` per axis, in axis order.
+    pub values: Vec<(String, toml::Value)>,
+    /// Which values name the point: all in a grid, those off the baseline in an ablation.
+    pub named: Vec<bool>,
+    pub base: TrainConfig,
+    pub sweep: SweepConfig,
+}
+
+/// A value as short text: numbers and booleans as TOML writes them, strings bare.
+pub fn value_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The last segment of a dotted key (`model.init_scale` -> `init_scale`).
+fn short_key(key: &str) -> &str {
+    key.rsplit('.').next().unwrap_or(key)
+}
+
+impl Variant {
+    /// The naming values as `(short key, text)`.
+    fn naming(&self) -> impl Iterator<Item = (&str, String)> {
+        self.values
+            .iter()
+            .zip(&self.named)
+            .filter(|(_, n)| **n)
+            .map(|((k, v), _)| (short_key(k), value_text(v)))
+    }
+
+    /// `init_scale=0.1, censor_max_epochs=500` (`baseline` for an ablation's baseline).
+    pub fn label(&self) -> String {
+        let parts: Vec<String> = self.naming().map(|(k, v)| format!("{k}={v}")).collect();
+        match parts.is_empty() {
+            true => "baseline".into(),
+            false => parts.join(", "),
+        }
+    }
+
+    /// The point's folder: `init_scale-0.1_censor_max_epochs-500` (characters outside
+    /// `[A-Za-z0-9._-]` become `-`).
+    pub fn dir_name(&self) -> String {
+        let parts: Vec<String> = self.naming().map(|(k, v)| format!("{k}-{v}")).collect();
+        let name = match parts.is_empty() {
+            true => "baseline".into(),
+            false => parts.join("_"),
+        };
+        name.chars()
+            .map(|c| match c {
+                'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+                _ => '-',
+            })
+            .collect()
+    }
+
+    /// The axis values as text, in axis order (the summary's columns).
+    pub fn value_texts(&self) -> Vec<String> {
+        self.values.iter().map(|(_, v)| value_text(v)).collect()
+    }
+}
+
+/// Problems with the axes themselves (before any value is tried).
+pub fn axis_problems(axes: &Axes) -> Vec<String> {
+    let mut p = Vec::new();
+    for (key, values) in axes {
+        let parts: Vec<&str> = key.split('.').collect();
+        if parts.len() < 2 || parts.iter().any(|s| s.is_empty()) {
+            p.push(format!(
+                "sweep.vary: \"{key}\" is not a dotted config key (e.g. \"model.init_scale\")"
+            ));
+        }
+        if SHARED_DATA
+            .iter()
+            .any(|d| key == d || key.starts_with(&format!("{d}.")))
+        {
+            p.push(format!(
+                "sweep.vary: \"{key}\" changes the dataset every point shares; run separate experiments"
+            ));
+        }
+        if FIXED.contains(&key.as_str()) {
+            p.push(format!(
+                "sweep.vary: \"{key}\" defines the grid itself and cannot vary"
+            ));
+        }
+        if values.is_empty() {
+            p.push(format!("sweep.vary: \"{key}\" lists no values"));
+        }
+        if let Some(v) = values
+            .iter()
+            .enumerate()
+            .find(|(i, v)| values[..*i].contains(v))
+        {
+            p.push(format!("sweep.vary: \"{key}\" lists {} twice", v.1));
+        }
+    }
+    let mut dirs: Vec<String> = axes.keys().map(|k| short_key(k).to_string()).collect();
+    dirs.sort();
+    if let Some(w) = dirs.windows(2).find(|w| w[0] == w[1]) {
+        p.push(format!(
+            "sweep.vary: two axes end in \"{}\"; their folders would clash",
+            w[0]
+        ));
+    }
+    p
+}
+
+/// How the axes' values combine into points.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Design {
+    /// Every combination (the product).
+    #[default]
+    Grid,
+    /// An ablation: the first value of every axis is the baseline; the points are the
+    /// baseline and, for each axis, each later value with every other axis at its first.
+    OneAtATime,
+}
+
+impl Design {
+    pub fn is_grid(&self) -> bool {
+        *self == Design::Grid
+    }
+
+    /// The points of `axes` under this design.
+    pub fn points(self, axes: &Axes) -> Vec<Vec<(String, toml::Value)>> {
+        match self {
+            Design::Grid => grid(axes),
+            Design::OneAtATime => one_at_a_time(axes),
+        }
+    }
+}
+
+/// The baseline (every axis at its first value), then each later value of each axis alone.
+fn one_at_a_time(axes: &Axes) -> Vec<Vec<(String, toml::Value)>> {
+    let baseline: Vec<(String, toml::Value)> = axes
+        .iter()
+        .filter_map(|(k, vs)| Some((k.clone(), vs.first()?.clone())))
+        .collect();
+    let mut points = vec![baseline.clone()];
+    for (i, (_, values)) in axes.iter().enumerate() {
+        for v in values.iter().skip(1) {
+            let mut point = baseline.clone();
+            point[i].1 = v.clone();
+            points.push(point);
+        }
+    }
+    points
+}
+
+/// Every combination of the axes' values, the first axis varying slowest.
+pub fn grid(axes: &Axes) -> Vec<Vec<(String, toml::Value)>> {
+    let mut points: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
+    for (key, values) in axes {
+        points = points
+            .into_iter()
+            .flat_map(|point| {
+                values.iter().map(move |v| {
+                    let mut next = point.clone();
+                    next.push((key.clone(), v.clone()));
+                    next
+                })
+            })
+            .collect();
+    }
+    points
+}
+
+/// Sets the dotted `key` of `table` to `value`, creating tables on the way; a key that runs
+/// through a non-table value is an error naming it.
+pub fn set_key(
+    table: &mut toml::Table,
+    key: &str,
+    value: toml::Value,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut node = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        node = entry.as_table_mut().ok_or_else(|| {
+            ConfigError::parse(
+                path,
+                format!("sweep.vary: \"{key}\": \"{part}\" is not a table"),
+            )
+        })?;
+    }
+    node.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
