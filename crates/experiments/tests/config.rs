@@ -72,3 +72,91 @@ fn repeated_widths_conditions_or_lambdas_are_config_errors() {
         .to_string();
     assert!(err.contains("weight_decay_grid lists 0.001 twice"), "{err}");
 }
+
+const VARY_BASE: &str = "name = \"v\"\n[data]\ndataset = { kind = \"mnist\" }\n[sweep]\nhidden = [8, 16]\nconditions = [\"plain\", \"censored\"]\ncensor_hidden = 4\n";
+
+fn vary(axes: &str) -> Result<ExperimentConfig, String> {
+    let text = format!("{VARY_BASE}[sweep.vary]\n{axes}");
+    ExperimentConfig::parse(&text, Path::new("vary.toml"), &[]).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_two_axis_grid_plans_every_combination_in_its_own_folder() {
+    let c = vary("\"model.init_scale\" = [0.1, 1.0]\n\"sweep.censor_max_epochs\" = [100, 500]\n")
+        .unwrap();
+    let labels: Vec<String> = c.variants.iter().map(|v| v.label()).collect();
+    assert_eq!(
+        labels,
+        [
+            "init_scale=0.1, censor_max_epochs=100",
+            "init_scale=0.1, censor_max_epochs=500",
+            "init_scale=1.0, censor_max_epochs=100",
+            "init_scale=1.0, censor_max_epochs=500"
+        ]
+    );
+    assert_eq!(c.variants[1].base.model.init_scale, 0.1);
+    assert_eq!(c.variants[1].sweep.censor_max_epochs, Some(500));
+    let plan = c.plan(Path::new("out"));
+    assert_eq!(plan.len(), 4 * 2 * 2, "points x conditions x widths");
+    let run = plan
+        .iter()
+        .find(|r| r.variant == 1 && r.condition == Condition::Censored && r.hidden == 16)
+        .unwrap();
+    assert_eq!(
+        run.dir,
+        Path::new("out/init_scale-0.1_censor_max_epochs-500/censored/h16/rep0")
+    );
+    assert_eq!(run.config.model.init_scale, 0.1);
+    // The censoring network keeps the default scale: only the students change.
+    let censors = c.censor_configs();
+    assert_eq!(censors[1].as_ref().unwrap().train.max_epochs, 500);
+    assert_eq!(censors[1].as_ref().unwrap().model.init_scale, 1.0);
+    assert_eq!(censors[0], censors[2], "same labels for both scales");
+}
+
+#[test]
+fn one_at_a_time_changes_a_single_axis_from_the_baseline() {
+    let text = format!(
+        "{VARY_BASE}vary_design = \"one-at-a-time\"\n[sweep.vary]\n\"model.init_scale\" = [1.0, 0.1, 0.01]\n\"train.converge_epochs\" = [20, 1000]\n"
+    );
+    let c = ExperimentConfig::parse(&text, Path::new("v.toml"), &[]).unwrap();
+    let labels: Vec<String> = c.variants.iter().map(|v| v.label()).collect();
+    assert_eq!(
+        labels,
+        [
+            "baseline",
+            "init_scale=0.1",
+            "init_scale=0.01",
+            "converge_epochs=1000"
+        ]
+    );
+    assert_eq!(c.variants[3].base.model.init_scale, 1.0);
+    assert_eq!(c.variants[3].base.train.converge_epochs, 1000);
+    assert_eq!(c.variants[0].dir_name(), "baseline");
+}
+
+#[test]
+fn bad_axes_are_errors_before_anything_runs() {
+    let err = vary("\"model.init_scal\" = [0.1]\n").unwrap_err();
+    assert!(
+        err.contains("init_scal") && err.contains("vary.toml") && err.contains("[sweep.vary]"),
+        "unknown key: {err}"
+    );
+    let err = vary("\"model.init_scale\" = [\"small\"]\n").unwrap_err();
+    assert!(
+        err.contains("model.init_scale = \"small\"") && err.contains("invalid type"),
+        "wrong type: {err}"
+    );
+    let err = vary("\"model.init_scale\" = [-1.0]\n").unwrap_err();
+    assert!(err.contains("must be > 0"), "invalid value: {err}");
+    let err = vary("\"sweep.hidden\" = [[4], [8]]\n").unwrap_err();
+    assert!(err.contains("cannot vary"), "{err}");
+    let err = vary("\"data.dataset\" = [\"mnist\"]\n").unwrap_err();
+    assert!(err.contains("changes the dataset"), "{err}");
+    let err = vary("\"model.init_scale\" = []\n").unwrap_err();
+    assert!(err.contains("lists no values"), "{err}");
+    let err = vary("\"model.init_scale\" = [0.1, 0.1]\n").unwrap_err();
+    assert!(err.contains("lists 0.1 twice"), "{err}");
+    let err = vary("init_scale = [0.1]\n").unwrap_err();
+    assert!(err.contains("not a dotted config key"), "{err}");
+}

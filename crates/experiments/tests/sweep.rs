@@ -363,3 +363,51 @@ fn plots_are_drawn_from_a_fixed_summary() {
     );
     assert!(report.dir.join("measures.png").is_file());
 }
+
+/// A two-axis `[sweep.vary]` grid: stopped part-way and resumed, it ends with the summary of
+/// an uninterrupted run, one row per (point, condition, H), each point's censoring network
+/// trained once and the axis values applied to the runs.
+#[test]
+fn a_two_axis_grid_resumes_to_one_summary_row_per_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_tiny_idx(&data, 200, 40);
+    let config = tiny_config(
+        &data,
+        "conditions = [\"plain\", \"censored\"]\ncensor_hidden = 2\ncensor_max_epochs = 3\n\
+         [sweep.vary]\n\"model.init_scale\" = [0.5, 1.0]\n\"sweep.censor_max_epochs\" = [2, 3]\n",
+    );
+    let whole = tmp.path().join("whole");
+    run_all(&config, &whole);
+    let parts = tmp.path().join("parts");
+    let report = run_with(&config, &options(&parts), &Counter::new(5)).unwrap();
+    assert_eq!((report.outcome.trained, report.outcome.unfinished), (5, 27));
+    let report = run_with(&config, &options(&parts), &Counter::new(usize::MAX)).unwrap();
+    assert_eq!((report.outcome.trained, report.outcome.skipped), (27, 5));
+    let dir = parts.join("tiny");
+    assert_eq!(summary_bytes(&dir), summary_bytes(&whole.join("tiny")));
+    let csv = String::from_utf8(summary_bytes(&dir)).unwrap();
+    assert!(
+        csv.starts_with("model.init_scale,sweep.censor_max_epochs,condition,hidden,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1 + 4 * 2 * 2, "{csv}");
+    assert!(csv.contains("\n0.5,2,censored,8,2,"), "{csv}");
+    assert!(dir.join("vary.png").is_file());
+    let censors = std::fs::read_dir(dir.join("censor")).unwrap().count();
+    assert_eq!(
+        censors, 2,
+        "one censoring network per censor_max_epochs, not per point"
+    );
+    let run = config
+        .plan(&dir)
+        .into_iter()
+        .find(|r| r.variant == 0 && r.condition == Condition::Censored)
+        .unwrap();
+    let result = finished(&run.dir).unwrap();
+    assert_eq!(result.config.model.init_scale, 0.5);
+    let truth = result
+        .true_labels
+        .expect("censored runs are judged on the truth too");
+    assert!((0.0..=1.0).contains(&truth.test_error));
+}
