@@ -60,6 +60,21 @@ fn curve(rows: &[&SummaryRow], label: &str, get: fn(&SummaryRow) -> Stat, scale:
     Series::new(label, points, Mark::Line).with_errors(errors)
 }
 
+/// A panel against H on a log2 axis.
+fn h_panel(title: String, y_label: &str, log_y: bool, series: Vec<Series>) -> Panel {
+    Panel {
+        title,
+        x_label: "hidden units H".into(),
+        y_label: y_label.into(),
+        log2_x: true,
+        log_y,
+        series,
+        // Errors fall with H (upper right is free); norms and counts grow.
+        legend_left: log_y,
+        ..Panel::default()
+    }
+}
+
 /// One panel per (grid point, condition); `scale` maps a statistic to the plotted unit.
 fn panels(summary: &Summary, curves: &[Curve], y_label: &str, log_y: bool) -> Vec<Panel> {
     let scale = if log_y { 1.0 } else { 100.0 };
@@ -75,17 +90,7 @@ fn panels(summary: &Summary, curves: &[Curve], y_label: &str, log_y: bool) -> Ve
                 .iter()
                 .map(|&(label, color, get)| curve(&rows, label, get, scale).colored(color))
                 .collect();
-            Panel {
-                title,
-                x_label: "hidden units H".into(),
-                y_label: y_label.into(),
-                log2_x: true,
-                log_y,
-                series,
-                // Errors fall with H (upper right is free); norms and counts grow.
-                legend_left: log_y,
-                ..Panel::default()
-            }
+            h_panel(title, y_label, log_y, series)
         })
         .collect()
 }
@@ -157,16 +162,8 @@ fn vary_panels(summary: &Summary) -> Vec<Panel> {
                     curve(&rows, label, get, scale).colored(color)
                 })
                 .collect();
-            panels.push(Panel {
-                title: format!("{} · {what}", condition.name()),
-                x_label: "hidden units H".into(),
-                y_label: y_label.into(),
-                log2_x: true,
-                log_y,
-                series,
-                legend_left: log_y,
-                ..Panel::default()
-            });
+            let title = format!("{} · {what}", condition.name());
+            panels.push(h_panel(title, y_label, log_y, series));
         }
     }
     panels

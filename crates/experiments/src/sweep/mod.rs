@@ -2,9 +2,11 @@
 //! runs (conditions x hidden units x repetitions, and the weight-decay grid), each one run of
 //! the paper's protocol.
 //!
-//! Layout: `OUT/<experiment>/experiment.toml`, `<condition>/h<H>/rep<R>/[wd<λ>/]{result.json,
-//! history.csv}`, `censor/` (the cached censoring labels), and `summary.csv`,
-//! `weight-decay-grid.csv`, `errors.{png,svg}`, `norms.{png,svg}`, `report.md`.
+//! Layout: `OUT/<experiment>/experiment.toml`, `[<point>/]<condition>/h<H>/rep<R>/[wd<λ>/]
+//! {result.json,history.csv}` (`<point>`: a point of `[sweep.vary]`'s grid, e.g.
+//! `init_scale-0.1`), `censor/` (the cached censoring labels, one folder per distinct
+//! censoring network), and `summary.csv`, `weight-decay-grid.csv`, `errors.{png,svg}`,
+//! `norms.{png,svg}`, `vary.{png,svg}` (with a grid), `measures.*`, `report.md`.
 
 mod censor;
 mod config;
@@ -154,6 +156,13 @@ impl Sweep {
         }
     }
 
+    /// The full splits, once loaded.
+    fn full(&self) -> Result<&Dataset, ExperimentError> {
+        self.full
+            .as_ref()
+            .ok_or(ExperimentError::Censoring("the data is not loaded".into()))
+    }
+
     /// How a censored run's final network does on the true test labels.
     fn true_labels(
         &self,
@@ -161,10 +170,7 @@ impl Sweep {
         data: &Dataset,
         ctx: &Context,
     ) -> Result<TrueLabels, ExperimentError> {
-        let full = self
-            .full
-            .as_ref()
-            .ok_or(ExperimentError::Censoring("the data is not loaded".into()))?;
+        let full = self.full()?;
         let batch = out.result.config.train.eval_batch;
         let predicted = DeviceSplit::new(&data.test, batch, ctx.device).predict(&out.final_net)?;
         Ok(TrueLabels::compare(
@@ -206,10 +212,7 @@ impl Sweep {
         config: &TrainConfig,
         ctx: &Context,
     ) -> Result<Dataset, ExperimentError> {
-        let full = self
-            .full
-            .as_ref()
-            .ok_or(ExperimentError::Censoring("the data is not loaded".into()))?;
+        let full = self.full()?;
         // One process trains the censoring network; others wait for its labels.
         // The key fingerprints the whole dataset: computed once, for the lock and the cache.
         let key = censor_key(config, full);
@@ -229,7 +232,7 @@ impl Sweep {
             ));
         };
         let ties = info.ties.map_or(String::new(), |t| {
-            format!(", {:.2}% of them ties", 100.0 * t)
+            format!("; its largest output is tied on {:.2}% of them", 100.0 * t)
         });
         ctx.progress.note(&format!(
             "censored labels: H0 = {} network ({} epochs, {:?}) disagrees with the true labels on {:.2}% of {} examples{ties}",
