@@ -66,9 +66,7 @@ pub fn load_sweep(dir: &Path) -> Result<Sweep, ExperimentError> {
         let message = format!("a {kind} experiment, not a width sweep: it has no network measures");
         return Err(ConfigError::parse(&path, message).into());
     }
-    let config: ExperimentConfig =
-        toml::from_str(&text).map_err(|e| ConfigError::parse(&path, e))?;
-    Ok(Sweep::new(config))
+    Ok(Sweep::new(ExperimentConfig::from_recorded(&text, &path)?))
 }
 
 /// The experiment of a folder `realbias run` made, from its recorded config.

@@ -394,6 +394,11 @@ fn a_two_axis_grid_resumes_to_one_summary_row_per_point() {
     assert_eq!(csv.lines().count(), 1 + 4 * 2 * 2, "{csv}");
     assert!(csv.contains("\n0.5,2,censored,8,2,"), "{csv}");
     assert!(dir.join("vary.png").is_file());
+    // `realbias plot` re-plans the grid from the folder's recorded config.
+    std::fs::remove_file(dir.join("summary.csv")).unwrap();
+    let recorded = realbias_experiments::registry::load_folder(&dir).unwrap();
+    recorded.finalize(&dir).unwrap();
+    assert_eq!(summary_bytes(&dir), summary_bytes(&whole.join("tiny")));
     let censors = std::fs::read_dir(dir.join("censor")).unwrap().count();
     assert_eq!(
         censors, 2,

@@ -110,6 +110,23 @@ impl ExperimentConfig {
         Ok(config)
     }
 
+    /// The config a sweep folder recorded (`experiment.toml`, the serialized struct), its
+    /// `[sweep.vary]` grid resolved again.
+    pub fn from_recorded(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let err = |e: &dyn std::fmt::Display| ConfigError::parse(path, e);
+        let mut config: ExperimentConfig = toml::from_str(text).map_err(|e| err(&e))?;
+        if config.sweep.vary.is_empty() {
+            return Ok(config);
+        }
+        let mut table = toml::Table::try_from(&config.base).map_err(|e| err(&e))?;
+        let sweep = toml::Table::try_from(&config.sweep).map_err(|e| err(&e))?;
+        table.insert("name".into(), config.name.clone().into());
+        table.insert("sweep".into(), sweep.into());
+        let axes = (&config.sweep.vary, config.sweep.vary_design);
+        config.variants = Self::variants(&table, axes, path)?;
+        Ok(config)
+    }
+
     /// Every point of the `[sweep.vary]` grid resolved and validated like a config of its own;
     /// a problem names the point.
     fn variants(

@@ -104,7 +104,14 @@ type Compared = (
     f64,
 );
 
-const COMPARED: [Compared; 4] = [
+const COMPARED: [Compared; 5] = [
+    (
+        "predicts the true label where the censored one differs",
+        "test examples (%)",
+        false,
+        |r| r.agrees_with_truth,
+        100.0,
+    ),
     (
         "test error (at convergence)",
         "error (%)",
@@ -135,8 +142,9 @@ const COMPARED: [Compared; 4] = [
     ),
 ];
 
-/// `vary.{png,svg}` for a `[sweep.vary]` grid: per condition, the test errors, the distance
-/// from initialization and the group norm against H, one curve per grid point.
+/// `vary.{png,svg}` for a `[sweep.vary]` grid: per condition, the test errors, (censored) how
+/// often the prediction is the true label where the censored one differs, the distance from
+/// initialization and the group norm against H, one curve per grid point.
 fn vary_panels(summary: &Summary) -> Vec<Panel> {
     let mut conditions: Vec<Condition> = summary.rows.iter().map(|r| r.condition).collect();
     conditions.sort();
@@ -150,7 +158,7 @@ fn vary_panels(summary: &Summary) -> Vec<Panel> {
     let mut panels = Vec::new();
     for condition in conditions {
         for (what, y_label, log_y, get, scale) in COMPARED {
-            let series = points
+            let series: Vec<Series> = points
                 .iter()
                 .enumerate()
                 .map(|(color, (variant, label))| {
@@ -162,6 +170,11 @@ fn vary_panels(summary: &Summary) -> Vec<Panel> {
                     curve(&rows, label, get, scale).colored(color)
                 })
                 .collect();
+            // A statistic only some conditions have (agreement with the truth) has no panel
+            // elsewhere.
+            if series.iter().all(|s| s.points.is_empty()) {
+                continue;
+            }
             let title = format!("{} · {what}", condition.name());
             panels.push(h_panel(title, y_label, log_y, series));
         }
