@@ -36,6 +36,13 @@ fn every_committed_experiment_config_parses_and_plans() {
     assert_eq!(*fig1.sweep.hidden.last().unwrap(), 4096);
     load("fig1-cifar10.toml");
     load("quickstart.toml");
+    // The protocol studies: one-at-a-time ablations and a grid.
+    let ablation = load("ablation-censored-mnist.toml");
+    assert_eq!(ablation.variants.len(), 6);
+    assert_eq!(ablation.variants[0].label(), "baseline");
+    assert_eq!(load("init-scale.toml").variants.len(), 4);
+    let narrow = load("fig1-mnist-narrow.toml");
+    assert_eq!(narrow.plan(Path::new("out")).len(), 3 * 4 * 2);
     let err = ExperimentConfig::load(&dir.join("train-mnist-small.toml"), &[])
         .unwrap_err()
         .to_string();
