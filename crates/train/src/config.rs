@@ -246,14 +246,27 @@ fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigErro
         Ok(mut t) => t.remove("v").ok_or_else(bad)?,
         Err(_) => toml::Value::String(raw.trim().to_string()),
     };
+    set_dotted(table, &parts, value).map_err(|_| bad())
+}
+
+/// Sets the value at the dotted path `parts` of `table`, creating tables on the way; `Err`
+/// names the part that holds a value other than a table.
+pub fn set_dotted<'a>(
+    table: &mut toml::Table,
+    parts: &[&'a str],
+    value: toml::Value,
+) -> Result<(), &'a str> {
+    let Some((last, path)) = parts.split_last() else {
+        return Ok(());
+    };
     let mut node = table;
-    for part in &parts[..parts.len() - 1] {
+    for part in path {
         let entry = node
             .entry(part.to_string())
             .or_insert_with(|| toml::Value::Table(Default::default()));
-        node = entry.as_table_mut().ok_or_else(bad)?;
+        node = entry.as_table_mut().ok_or(*part)?;
     }
-    node.insert(parts[parts.len() - 1].to_string(), value);
+    node.insert(last.to_string(), value);
     Ok(())
 }
 

@@ -97,7 +97,7 @@ impl HostNet {
 }
 
 /// `‖a − b‖_F` (`b = None`: `‖a‖_F`).
-fn frobenius(a: &[f32], b: Option<&[f32]>) -> f64 {
+pub(crate) fn frobenius(a: &[f32], b: Option<&[f32]>) -> f64 {
     let diff = |i: usize| a[i] as f64 - b.map_or(0.0, |b| b[i] as f64);
     (0..a.len()).map(|i| diff(i).powi(2)).sum::<f64>().sqrt()
 }
@@ -141,6 +141,15 @@ pub fn spectral_norm(m: &[f32], rows: usize, cols: usize) -> f64 {
         sigma = next;
     }
     sigma
+}
+
+/// From the examples per hidden unit whose activation sign flipped (of `examples`): the
+/// fraction of units with any flip, and the fraction of (unit, example) pairs flipped.
+pub(crate) fn pattern_fractions(flips_per_unit: &[f64], examples: usize) -> (f64, f64) {
+    let h = flips_per_unit.len().max(1) as f64;
+    let changed = flips_per_unit.iter().filter(|&&c| c > 0.0).count() as f64;
+    let flipped = flips_per_unit.iter().sum::<f64>() / (examples.max(1) as f64 * h);
+    (changed / h, flipped)
 }
 
 /// The `q`-quantile of `values` (nearest rank, `values` non-empty).
@@ -291,10 +300,8 @@ pub fn measure(inputs: &MeasureInputs) -> Result<Measures, TrainError> {
         m.margin_p10 = percentile(&mut margins, 0.10);
     }
     let patterns = inputs.train.pattern_flips(inputs.init, inputs.net)?;
-    let n = inputs.split.len().max(1) as f64;
-    m.pattern_changed_units =
-        patterns.per_unit.iter().filter(|&&c| c > 0.0).count() as f64 / net.h.max(1) as f64;
-    m.pattern_flip_fraction = patterns.per_unit.iter().sum::<f64>() / (n * net.h.max(1) as f64);
+    (m.pattern_changed_units, m.pattern_flip_fraction) =
+        pattern_fractions(&patterns.per_unit, inputs.split.len());
     let data = DataTerms {
         x_frobenius: frobenius(&inputs.split.features, None),
         init_preactivations: patterns.init_preactivation_frobenius,

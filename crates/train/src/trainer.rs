@@ -15,7 +15,7 @@ use realbias_model::{TwoLayerNet, norm_measures};
 use crate::classifier::{Batch, Classifier, LossPath};
 use crate::config::{RunConfig, TrainConfig};
 use crate::eval::DeviceSplit;
-use crate::measures::{MeasureInputs, measure, percentile};
+use crate::measures::{MeasureInputs, frobenius, measure, pattern_fractions, percentile};
 use crate::optim::{HeavyBall, MomentumCell, PaperSchedule};
 use crate::record::{EpochRecord, RunMeasures, RunOutput, RunResult, StopReason, git_revision};
 use crate::{Progress, TrainError};
@@ -107,19 +107,13 @@ impl Initial {
         let (u, v) = net.weights()?;
         let (_, h, _) = net.dims();
         Ok(Initial {
-            u_norm: distance(&u, None),
-            v_norm: distance(&v, None),
+            u_norm: frobenius(&u, None),
+            v_norm: frobenius(&v, None),
             u,
             v,
             patterns: (examples * h <= PATTERN_LIMIT).then(|| train.patterns(net)),
         })
     }
-}
-
-/// `‖a − b‖_F` (`b = None`: `‖a‖_F`), in f64.
-fn distance(a: &[f32], b: Option<&[f32]>) -> f64 {
-    let at = |i: usize| a[i] as f64 - b.map_or(0.0, |b| b[i] as f64);
-    (0..a.len()).map(|i| at(i).powi(2)).sum::<f64>().sqrt()
 }
 
 /// `x / y`, 0 when `y` is 0 (a zero initialization).
@@ -156,12 +150,14 @@ impl Evaluator<'_> {
         let (u, v) = net.weights()?;
         let (d, h, k) = net.dims();
         let norms = norm_measures(&u, &v, d, h, k);
-        let moved = |w: &[f32], w0: &[f32], n0: f64| ratio(distance(w, Some(w0)), n0);
+        let moved = |w: &[f32], w0: &[f32], n0: f64| ratio(frobenius(w, Some(w0)), n0);
         let (u_distance_relative, v_distance_relative) = initial.map_or((0.0, 0.0), |i| {
             (moved(&u, &i.u, i.u_norm), moved(&v, &i.v, i.v_norm))
         });
-        let examples = self.train.len().max(1) as f64;
-        let flips = tr.flips_per_unit.as_ref();
+        let fractions = tr
+            .flips_per_unit
+            .as_deref()
+            .map(|f| pattern_fractions(f, self.train.len()));
         // Epoch e's record carries the step size and momentum its steps used (epoch 0: the
         // first epoch's).
         let schedule_epoch = epoch.saturating_sub(1);
@@ -184,10 +180,8 @@ impl Evaluator<'_> {
                 true => 0.0,
                 false => percentile(&mut tr.margins, 0.05),
             },
-            pattern_changed_units: flips
-                .map(|f| f.iter().filter(|&&c| c > 0.0).count() as f64 / h.max(1) as f64),
-            pattern_flip_fraction: flips
-                .map(|f| f.iter().sum::<f64>() / (examples * h.max(1) as f64)),
+            pattern_changed_units: fractions.map(|f| f.0),
+            pattern_flip_fraction: fractions.map(|f| f.1),
             train_seconds,
             eval_seconds: t.elapsed().as_secs_f64(),
             wall_seconds: self.start.elapsed().as_secs_f64(),

@@ -145,10 +145,7 @@ impl ExperimentConfig {
         let points = design.points(axes);
         let baseline = points.first().cloned().unwrap_or_default();
         for values in points {
-            let named = match design {
-                Design::Grid => vec![true; values.len()],
-                Design::OneAtATime => values.iter().zip(&baseline).map(|(a, b)| a != b).collect(),
-            };
+            let named = design.named(&values, &baseline);
             let mut point = table.clone();
             for (key, value) in &values {
                 set_key(&mut point, key, value.clone(), path)?;
@@ -307,10 +304,10 @@ fn censor_config(name: &str, base: &TrainConfig, sweep: &SweepConfig) -> Option<
 }
 
 /// The first value that occurs twice in `values`.
-fn first_repeat<T: PartialEq + Copy>(values: &[T]) -> Option<T> {
+pub(super) fn first_repeat<T: PartialEq>(values: &[T]) -> Option<&T> {
     values
         .iter()
         .enumerate()
         .find(|(i, v)| values[..*i].contains(v))
-        .map(|(_, v)| *v)
+        .map(|(_, v)| v)
 }

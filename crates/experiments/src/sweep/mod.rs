@@ -192,15 +192,14 @@ impl Sweep {
                 self.censored.push(None);
                 continue;
             };
-            let same = done
-                .iter()
-                .find(|(c, _)| c == &config)
-                .map(|(_, d)| d.clone());
-            let censored = match same {
-                Some(d) => d,
-                None => Arc::new(self.censored_data(&config, ctx)?),
+            let censored = match done.iter().find(|(c, _)| c == &config) {
+                Some((_, d)) => d.clone(),
+                None => {
+                    let d = Arc::new(self.censored_data(&config, ctx)?);
+                    done.push((config, d.clone()));
+                    d
+                }
             };
-            done.push((config, censored.clone()));
             self.censored.push(Some(censored));
         }
         Ok(())

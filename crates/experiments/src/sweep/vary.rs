@@ -14,10 +14,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use realbias_train::config::{ConfigError, TrainConfig};
+use realbias_train::config::{ConfigError, TrainConfig, set_dotted};
 use serde::{Deserialize, Serialize};
 
-use super::config::SweepConfig;
+use super::config::{SweepConfig, first_repeat};
 
 /// The axes: dotted key -> values, in key order.
 pub type Axes = BTreeMap<String, Vec<toml::Value>>;
@@ -126,12 +126,8 @@ pub fn axis_problems(axes: &Axes) -> Vec<String> {
         if values.is_empty() {
             p.push(format!("sweep.vary: \"{key}\" lists no values"));
         }
-        if let Some(v) = values
-            .iter()
-            .enumerate()
-            .find(|(i, v)| values[..*i].contains(v))
-        {
-            p.push(format!("sweep.vary: \"{key}\" lists {} twice", v.1));
+        if let Some(v) = first_repeat(values) {
+            p.push(format!("sweep.vary: \"{key}\" lists {v} twice"));
         }
     }
     let mut dirs: Vec<String> = axes.keys().map(|k| short_key(k).to_string()).collect();
@@ -160,6 +156,19 @@ pub enum Design {
 impl Design {
     pub fn is_grid(&self) -> bool {
         *self == Design::Grid
+    }
+
+    /// Which of a point's values name it: all in a grid; in an ablation those that differ
+    /// from the `baseline` point.
+    pub fn named(
+        self,
+        values: &[(String, toml::Value)],
+        baseline: &[(String, toml::Value)],
+    ) -> Vec<bool> {
+        match self {
+            Design::Grid => vec![true; values.len()],
+            Design::OneAtATime => values.iter().zip(baseline).map(|(a, b)| a != b).collect(),
+        }
     }
 
     /// The points of `axes` under this design.
@@ -215,18 +224,10 @@ pub fn set_key(
     path: &Path,
 ) -> Result<(), ConfigError> {
     let parts: Vec<&str> = key.split('.').collect();
-    let mut node = table;
-    for part in &parts[..parts.len() - 1] {
-        let entry = node
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(Default::default()));
-        node = entry.as_table_mut().ok_or_else(|| {
-            ConfigError::parse(
-                path,
-                format!("sweep.vary: \"{key}\": \"{part}\" is not a table"),
-            )
-        })?;
-    }
-    node.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
+    set_dotted(table, &parts, value).map_err(|part| {
+        ConfigError::parse(
+            path,
+            format!("sweep.vary: \"{key}\": \"{part}\" is not a table"),
+        )
+    })
 }
