@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use burn::tensor::Device;
 use realbias_train::files::remove;
 
-pub use crate::unit::{Unit, UnitOutcome};
+pub use crate::unit::{Unit, UnitGroup, UnitOutcome};
 
 use crate::ExperimentError;
 use crate::lock;
@@ -61,6 +61,19 @@ pub trait Experiment: Sync {
         worker: usize,
         ctx: &Context,
     ) -> Result<UnitOutcome, ExperimentError>;
+    /// Runs a batch of units of one [`UnitGroup`] together, one outcome per unit in order.
+    /// Without an override, one after the other.
+    fn run_group(
+        &self,
+        units: &[&Unit],
+        worker: usize,
+        ctx: &Context,
+    ) -> Vec<Result<UnitOutcome, ExperimentError>> {
+        units
+            .iter()
+            .map(|unit| self.run_unit(unit, worker, ctx))
+            .collect()
+    }
     /// Writes the tables and figures of whatever finished in `dir`; writes nothing when
     /// nothing finished.
     fn finalize(&self, dir: &Path) -> Result<Finalized, ExperimentError>;
@@ -228,14 +241,14 @@ pub fn lock_path(unit: &Unit) -> PathBuf {
 
 /// The work queue shared by the workers.
 struct Queue<'a> {
-    pending: Mutex<VecDeque<&'a Unit>>,
+    pending: Mutex<VecDeque<Vec<&'a Unit>>>,
     outcome: Mutex<Outcome>,
     failure: Mutex<Option<ExperimentError>>,
     failed: AtomicBool,
 }
 
 impl<'a> Queue<'a> {
-    fn next(&self, ctx: &Context) -> Option<&'a Unit> {
+    fn next(&self, ctx: &Context) -> Option<Vec<&'a Unit>> {
         if self.failed.load(Ordering::Relaxed) || ctx.progress.stop_requested() {
             return None;
         }
@@ -302,9 +315,8 @@ fn execute(
             None => pending.push(unit),
         }
     }
-    pending.sort_by(|a, b| b.cost.total_cmp(&a.cost));
     let queue = Queue {
-        pending: Mutex::new(pending.into_iter().collect()),
+        pending: Mutex::new(crate::unit::batches(&pending).into_iter().collect()),
         outcome: Mutex::new(outcome),
         failure: Mutex::new(None),
         failed: AtomicBool::new(false),
@@ -319,11 +331,15 @@ fn execute(
         return Err(e);
     }
     let mut outcome = queue.outcome.into_inner().unwrap_or_default();
-    outcome.unfinished += queue.pending.into_inner().map(|q| q.len()).unwrap_or(0);
+    outcome.unfinished += queue
+        .pending
+        .into_inner()
+        .map(|q| q.iter().map(Vec::len).sum())
+        .unwrap_or(0);
     Ok(outcome)
 }
 
-/// One worker: takes units off the queue until it is empty, stopped or failed.
+/// One worker: takes batches of units off the queue until it is empty, stopped or failed.
 fn work(exp: &dyn Experiment, queue: &Queue, worker: usize, threads: usize, ctx: &Context) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
@@ -332,31 +348,52 @@ fn work(exp: &dyn Experiment, queue: &Queue, worker: usize, threads: usize, ctx:
             threads,
             message: e.to_string(),
         });
-    while let Some(unit) = queue.next(ctx) {
-        // Another process may hold the unit, or have finished it since the plan was read.
-        let _lock = match lock::try_lock(&lock_path(unit)) {
-            Ok(Ok(lock)) => lock,
-            Ok(Err(owner)) => {
-                queue.elsewhere(unit, &owner, ctx);
-                continue;
-            }
-            Err(e) => {
-                queue.record(unit, Err(e.into()), ctx);
-                continue;
-            }
-        };
-        if let Some(line) = exp.finished(unit) {
-            queue.finished_elsewhere(unit, &line, ctx);
+    while let Some(batch) = queue.next(ctx) {
+        let (units, _locks) = claim_units(exp, queue, batch, ctx);
+        let Some(first) = units.first() else {
             continue;
-        }
-        ctx.progress.started(worker, unit);
-        let result = match &pool {
-            Ok(pool) => pool.install(|| exp.run_unit(unit, worker, ctx)),
-            Err(e) => Err(ExperimentError::Pool {
-                threads,
-                message: e.to_string(),
-            }),
         };
-        queue.record(unit, result, ctx);
+        ctx.progress.started(worker, first);
+        let results = match &pool {
+            Ok(pool) if units.len() == 1 => vec![pool.install(|| exp.run_unit(first, worker, ctx))],
+            Ok(pool) => pool.install(|| exp.run_group(&units, worker, ctx)),
+            Err(e) => units
+                .iter()
+                .map(|_| {
+                    Err(ExperimentError::Pool {
+                        threads,
+                        message: e.to_string(),
+                    })
+                })
+                .collect(),
+        };
+        for (unit, result) in units.iter().zip(results) {
+            queue.record(unit, result, ctx);
+        }
     }
+}
+
+/// The units of `batch` this worker may run: each locked, and not finished meanwhile by
+/// another process (those are counted and left out); with their locks.
+fn claim_units<'a>(
+    exp: &dyn Experiment,
+    queue: &Queue,
+    batch: Vec<&'a Unit>,
+    ctx: &Context,
+) -> (Vec<&'a Unit>, Vec<lock::Lock>) {
+    let (mut units, mut locks) = (Vec::new(), Vec::new());
+    for unit in batch {
+        match lock::try_lock(&lock_path(unit)) {
+            Ok(Ok(lock)) => match exp.finished(unit) {
+                Some(line) => queue.finished_elsewhere(unit, &line, ctx),
+                None => {
+                    units.push(unit);
+                    locks.push(lock);
+                }
+            },
+            Ok(Err(owner)) => queue.elsewhere(unit, &owner, ctx),
+            Err(e) => queue.record(unit, Err(e.into()), ctx),
+        }
+    }
+    (units, locks)
 }

@@ -61,6 +61,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(index, &cost)| Unit {
+                group: None,
                 index,
                 label: format!("u{index}"),
                 result: format!("u{index}.json").into(),

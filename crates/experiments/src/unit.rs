@@ -13,6 +13,45 @@ pub struct Unit {
     pub result: PathBuf,
     /// Relative cost: the most expensive units start first.
     pub cost: f64,
+    /// Units with the same group may be run together, as one batch (a sweep's ensembles).
+    pub group: Option<UnitGroup>,
+}
+
+/// Which units can share a batch, and how many at most.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitGroup {
+    pub key: String,
+    pub max_units: usize,
+}
+
+/// The pending units as batches: units of one group together (in plan order, at most its
+/// `max_units` to a batch), every other unit alone; the most expensive batches first.
+pub fn batches<'a>(pending: &[&'a Unit]) -> Vec<Vec<&'a Unit>> {
+    let mut batches: Vec<Vec<&Unit>> = Vec::new();
+    let mut open: Vec<(&str, usize)> = Vec::new();
+    let mut in_order: Vec<&Unit> = pending.to_vec();
+    in_order.sort_by_key(|u| u.index);
+    for unit in in_order {
+        let Some(group) = &unit.group else {
+            batches.push(vec![unit]);
+            continue;
+        };
+        let slot = open.iter().position(|(k, _)| *k == group.key);
+        match slot.map(|s| open[s].1) {
+            Some(b) if batches[b].len() < group.max_units.max(1) => batches[b].push(unit),
+            _ => {
+                batches.push(vec![unit]);
+                let entry = (group.key.as_str(), batches.len() - 1);
+                match slot {
+                    Some(s) => open[s] = entry,
+                    None => open.push(entry),
+                }
+            }
+        }
+    }
+    let cost = |b: &Vec<&Unit>| b.iter().map(|u| u.cost).sum::<f64>();
+    batches.sort_by(|a, b| cost(b).total_cmp(&cost(a)));
+    batches
 }
 
 /// What running a unit came to.
@@ -34,6 +73,7 @@ impl Unit {
                 label,
                 result,
                 cost: 1.0,
+                group: None,
             })
             .collect()
     }

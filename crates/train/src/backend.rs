@@ -26,6 +26,20 @@ pub fn backend_name() -> &'static str {
     }
 }
 
+/// The widest H at which an ensemble beats single runs per member on the CPU backends:
+/// `realbias bench --ensemble 8` against single runs on the 2-core development machine
+/// (flex: 113 vs 148 µs per member-step at H = 16, 219 vs 266 at H = 64, 1,053 vs 737 at
+/// H = 256; `experiments/performance/`). The CPU's batched product is a loop of the same
+/// GEMM, so only the per-step overhead is shared.
+pub const CPU_ENSEMBLE_MAX_HIDDEN: usize = 64;
+
+/// Whether training runs of width `hidden` as one ensemble is faster per run than training
+/// them one by one on this backend: always on a GPU (a step there is launch overhead), on
+/// the CPU only for narrow networks.
+pub fn ensembles_help(hidden: usize) -> bool {
+    cfg!(feature = "wgpu") || hidden <= CPU_ENSEMBLE_MAX_HIDDEN
+}
+
 /// The inference device of the chosen backend (training uses its `.autodiff()` twin).
 pub fn device() -> Result<Device, BackendError> {
     #[cfg(feature = "wgpu")]

@@ -17,6 +17,8 @@ use serde::Serialize;
 
 use crate::classifier::LossPath;
 use crate::config::{ConfigError, TrainConfig};
+use crate::ensemble::{Member, train_ensemble};
+use crate::record::EpochRecord;
 use crate::{Quiet, TrainError, Trainer};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,8 @@ pub struct BenchSettings {
     pub batch_size: usize,
     /// The loss implementation the training steps differentiate.
     pub loss: LossPath,
+    /// Train this many runs (seeds 0, 1, ...) as one ensemble instead of one run.
+    pub ensemble: Option<usize>,
 }
 
 impl BenchSettings {
@@ -66,6 +70,12 @@ impl BenchSettings {
         if self.threads == 0 {
             p.push("--threads must be at least 1".into());
         }
+        if self.ensemble == Some(0) {
+            p.push("--ensemble must be at least 1 member".into());
+        }
+        if self.ensemble.is_some() && self.loss != LossPath::Fused {
+            p.push("--ensemble trains with the fused loss's gradient only".into());
+        }
         p
     }
 
@@ -79,13 +89,21 @@ impl BenchSettings {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRow {
     pub hidden: usize,
-    /// Median over epochs of the training steps' time (evaluation excluded).
+    /// Members trained as one ensemble (absent: one run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<usize>,
+    /// Median over epochs of the training steps' time (evaluation excluded; of the whole
+    /// ensemble).
     pub epoch_seconds: f64,
-    /// Median over epochs of the per-epoch evaluation (training and validation error).
+    /// Median over epochs of the per-epoch evaluation (training and validation error; every
+    /// member's).
     pub eval_seconds: f64,
     /// `eval_seconds / epoch_seconds`.
     pub eval_overhead: f64,
+    /// One step (of the whole ensemble).
     pub step_micros: f64,
+    /// `step_micros` per member (one run: the same).
+    pub step_micros_per_member: f64,
     pub gflops: f64,
     pub peak_gflops: f64,
     /// The product `[m, k, n]` that reached the peak.
@@ -199,8 +217,20 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Trains `settings.epochs` epochs at width `h` through [`Trainer`] (what `train`
-/// runs) and times them.
+/// The paper's protocol at width `h` with seed `seed`; only the data and the stopping rule are
+/// the bench's.
+fn bench_config(settings: &BenchSettings, h: usize, seed: u64) -> Result<TrainConfig, BenchError> {
+    let text = format!(
+        "name = \"bench\"\n[data]\ndataset = {{ kind = \"mnist\" }}\n[model]\nhidden = {h}\n[optim]\nbatch_size = {}\n[train]\nseed = {seed}\nmax_epochs = {}\nconverge_epochs = {}\nmeasures = false\n",
+        settings.batch_size,
+        settings.epochs,
+        settings.epochs + 1
+    );
+    Ok(TrainConfig::parse(&text, Path::new("<bench>"), &[])?)
+}
+
+/// Trains `settings.epochs` epochs at width `h` through [`Trainer`] (what `train` runs), or
+/// an ensemble of `settings.ensemble` members through [`train_ensemble`], and times them.
 fn bench_width(
     settings: &BenchSettings,
     data: &Dataset,
@@ -208,28 +238,49 @@ fn bench_width(
     (peak, peak_shape): (f64, [usize; 3]),
     device: &Device,
 ) -> Result<BenchRow, BenchError> {
-    // The paper's protocol; only the data and the stopping rule are the bench's.
-    let text = format!(
-        "name = \"bench\"\n[data]\ndataset = {{ kind = \"mnist\" }}\n[model]\nhidden = {h}\n[optim]\nbatch_size = {}\n[train]\nmax_epochs = {}\nconverge_epochs = {}\nmeasures = false\n",
-        settings.batch_size,
-        settings.epochs,
-        settings.epochs + 1
-    );
-    let config = TrainConfig::parse(&text, Path::new("<bench>"), &[])?;
-    let out = Trainer::new(&config, data, device)
-        .with_loss(settings.loss)
-        .run(&mut Quiet)?;
-    let epochs: Vec<_> = out.history.iter().filter(|r| r.epoch > 0).collect();
-    let epoch_seconds = median(epochs.iter().map(|r| r.train_seconds).collect());
-    let eval_seconds = median(epochs.iter().map(|r| r.eval_seconds).collect());
+    let members = settings.ensemble.unwrap_or(1);
+    let histories: Vec<Vec<EpochRecord>> = match settings.ensemble {
+        None => {
+            let config = bench_config(settings, h, 0)?;
+            let out = Trainer::new(&config, data, device)
+                .with_loss(settings.loss)
+                .run(&mut Quiet)?;
+            vec![out.history]
+        }
+        Some(r) => {
+            let configs = (0..r as u64)
+                .map(|seed| bench_config(settings, h, seed))
+                .collect::<Result<Vec<_>, _>>()?;
+            let members: Vec<Member> = configs
+                .iter()
+                .map(|config| Member { config, data })
+                .collect();
+            let outs = train_ensemble(&members, device, &mut Quiet)?;
+            outs.into_iter().map(|o| o.history).collect()
+        }
+    };
+    // Per epoch: the steps' time (members record their equal shares) and every evaluation.
+    let per_epoch = |f: &dyn Fn(&EpochRecord) -> f64| {
+        let epochs = settings.epochs.min(histories[0].len().saturating_sub(1));
+        median(
+            (1..=epochs)
+                .map(|e| histories.iter().filter_map(|h| h.get(e)).map(f).sum())
+                .collect(),
+        )
+    };
+    let epoch_seconds = per_epoch(&|r| r.train_seconds);
+    let eval_seconds = per_epoch(&|r| r.eval_seconds);
     let steps = settings.examples.div_ceil(settings.batch_size);
-    let gflops = settings.epoch_flops(h) / epoch_seconds / 1e9;
+    let gflops = members as f64 * settings.epoch_flops(h) / epoch_seconds / 1e9;
+    let step_micros = epoch_seconds / steps as f64 * 1e6;
     Ok(BenchRow {
         hidden: h,
+        ensemble: settings.ensemble,
         epoch_seconds,
         eval_seconds,
         eval_overhead: eval_seconds / epoch_seconds,
-        step_micros: epoch_seconds / steps as f64 * 1e6,
+        step_micros,
+        step_micros_per_member: step_micros / members as f64,
         gflops,
         peak_gflops: peak,
         peak_shape,

@@ -59,19 +59,66 @@ pub(crate) struct Batch {
     pub targets: Tensor<2>,
 }
 
-impl Batch {
-    /// The rows `rows` of `split`, on `device`.
-    pub fn gather(split: &Split, rows: &[usize], classes: usize, device: &Device) -> Batch {
-        let dim = split.dim;
-        let mut xs = Vec::with_capacity(rows.len() * dim);
-        let mut targets = vec![0f32; rows.len() * classes];
-        for (r, &i) in rows.iter().enumerate() {
-            xs.extend_from_slice(split.row(i));
-            targets[r * classes + split.labels[i] as usize] = 1.0;
+/// Training splits kept on the device for a whole run: features and one-hot targets, one
+/// block of rows per split (one split for a single run, one per member of an ensemble). Each
+/// epoch uploads one index tensor; every batch is gathered on the device from it, so no
+/// step builds or uploads data on the host.
+pub(crate) struct TrainingSet {
+    x: Tensor<2>,
+    targets: Tensor<2>,
+    /// Rows per split (every split has the same number).
+    examples: usize,
+}
+
+impl TrainingSet {
+    /// `splits` stacked row-wise on `device`; they must have the same size and dimension.
+    pub fn new(splits: &[&Split], classes: usize, device: &Device) -> TrainingSet {
+        let examples = splits.first().map_or(0, |s| s.len());
+        let dim = splits.first().map_or(0, |s| s.dim);
+        let rows = splits.len() * examples;
+        let mut xs = Vec::with_capacity(rows * dim);
+        let mut targets = vec![0f32; rows * classes];
+        for (i, split) in splits.iter().enumerate() {
+            xs.extend_from_slice(&split.features);
+            for (r, &label) in split.labels.iter().enumerate() {
+                targets[(i * examples + r) * classes + label as usize] = 1.0;
+            }
         }
+        TrainingSet {
+            x: Tensor::from_data(TensorData::new(xs, [rows, dim]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [rows, classes]), device),
+            examples,
+        }
+    }
+
+    /// An epoch's rows, batch-major: for every batch of `batch` positions of the shuffled
+    /// orders, the rows of each `(split, order)` in turn (split: its block in the stack).
+    pub fn epoch_rows(
+        &self,
+        orders: &[(usize, &[usize])],
+        batch: usize,
+        device: &Device,
+    ) -> Tensor<1, Int> {
+        let mut rows = Vec::with_capacity(orders.len() * self.examples);
+        for (start, len) in crate::trainer::batch_ranges(self.examples, batch) {
+            for &(split, order) in orders {
+                let offset = split * self.examples;
+                rows.extend(
+                    order[start..start + len]
+                        .iter()
+                        .map(|&i| (offset + i) as i64),
+                );
+            }
+        }
+        let n = rows.len();
+        Tensor::from_data(TensorData::new(rows, [n]), device)
+    }
+
+    /// The rows `rows` of the stack.
+    pub fn batch(&self, rows: Tensor<1, Int>) -> Batch {
         Batch {
-            x: Tensor::from_data(TensorData::new(xs, [rows.len(), dim]), device),
-            targets: Tensor::from_data(TensorData::new(targets, [rows.len(), classes]), device),
+            x: self.x.clone().select(0, rows.clone()),
+            targets: self.targets.clone().select(0, rows),
         }
     }
 }

@@ -25,6 +25,17 @@ pub enum TrainError {
     /// Reading results back from the device failed (or returned the wrong amount of data).
     #[error("reading {what} back from the device failed: {message}")]
     ReadBack { what: &'static str, message: String },
+    #[error("these runs cannot be trained as one ensemble: {0}")]
+    Ensemble(String),
+    #[error(
+        "an ensemble of {members} networks of H = {hidden} needs about {needed_gib:.1} GiB of memory, and this machine has {available_gib:.1} GiB available; train fewer members at once"
+    )]
+    EnsembleMemory {
+        members: usize,
+        hidden: usize,
+        needed_gib: f64,
+        available_gib: f64,
+    },
     #[error(
         "a network of H = {hidden} hidden units needs about {needed_gib:.1} GiB of memory to train, and this machine has {available_gib:.1} GiB available; use a smaller H"
     )]

@@ -5,14 +5,16 @@
 //! network as a Burn learner model ([`classifier`], with the loss as one fused autodiff node,
 //! [`fused`]); the paper's SGD and schedule ([`optim`]); the loop itself ([`trainer::Trainer`],
 //! with its [`trainer::StopRule`]), full-split evaluation after every epoch ([`eval`]); and the
-//! run's record ([`record`]: `result.json` and `history.csv`, written atomically). [`bench`]
-//! times the same path on synthetic data.
+//! run's record ([`record`]: `result.json` and `history.csv`, written atomically). [`ensemble`]
+//! trains many runs of one width as one batched model, each member the run it would be alone;
+//! [`bench`] times both on synthetic data.
 
 pub mod backend;
 pub mod bench;
 pub mod classifier;
 pub mod config;
 pub mod data;
+pub mod ensemble;
 mod error;
 pub mod eval;
 pub mod files;
@@ -24,6 +26,7 @@ pub mod progress;
 pub mod record;
 mod trainer;
 
+pub use ensemble::{Member, train_ensemble};
 pub use error::TrainError;
 pub use progress::{Progress, Quiet};
 pub use record::{EpochRecord, RunOutput, RunResult, StopReason, TrueLabels};

@@ -45,6 +45,56 @@ pub fn check(
     }
 }
 
+/// Bytes an ensemble of `members` runs needs: each member's weights (as a run alone), its
+/// splits on the device and on the host, and its block of the training stack.
+pub fn ensemble_bytes(
+    members: usize,
+    (inputs, classes): (usize, usize),
+    examples: usize,
+    config: &TrainConfig,
+) -> f64 {
+    let weights = estimate_bytes(inputs, config.model.hidden, classes, config);
+    let data = 4.0 * (inputs + classes) as f64 * examples as f64;
+    members as f64 * (weights + 3.0 * data)
+}
+
+/// The most members of `config`'s width (inputs and classes: `shape`) on `examples` examples (training, validation and
+/// test together) that fit in half the available memory (the other half for the rest of
+/// the process and a second job); at least 1, at most `cap`.
+pub fn ensemble_capacity(
+    shape: (usize, usize),
+    examples: usize,
+    config: &TrainConfig,
+    cap: usize,
+) -> usize {
+    let one = ensemble_bytes(1, shape, examples, config);
+    match available_bytes() {
+        Some(available) => ((0.5 * available / one) as usize).clamp(1, cap.max(1)),
+        None => cap.max(1),
+    }
+}
+
+/// Refuses an ensemble that needs more memory than the machine has available.
+pub fn check_ensemble(members: &[crate::ensemble::Member]) -> Result<(), TrainError> {
+    let Some(first) = members.first() else {
+        return Ok(());
+    };
+    let data = first.data;
+    let examples = data.train.len() + data.validation.len() + data.test.len();
+    let shape = (data.dim(), data.classes);
+    let needed = ensemble_bytes(members.len(), shape, examples, first.config);
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    match available_bytes() {
+        Some(available) if needed > available => Err(TrainError::EnsembleMemory {
+            members: members.len(),
+            hidden: first.config.model.hidden,
+            needed_gib: gib(needed),
+            available_gib: gib(available),
+        }),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

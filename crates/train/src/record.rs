@@ -122,6 +122,10 @@ pub struct RunResult {
     /// compare with the dataset's true labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub true_labels: Option<TrueLabels>,
+    /// Trained as a member of an ensemble of this many runs (batched on the device; its
+    /// numbers are those of the run alone, its times its share of the ensemble's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble_members: Option<usize>,
 }
 
 /// A network trained on substituted labels, judged against the true test labels.

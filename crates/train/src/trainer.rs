@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::{Bool, Device, Tensor};
+use burn::tensor::{Bool, Device, Int, Tensor};
 use burn::train::Learner;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use realbias_data::Dataset;
 use realbias_model::{TwoLayerNet, norm_measures};
 
-use crate::classifier::{Batch, Classifier, LossPath};
+use crate::classifier::{Classifier, LossPath, TrainingSet};
 use crate::config::{RunConfig, TrainConfig};
 use crate::eval::DeviceSplit;
 use crate::measures::{MeasureInputs, frobenius, measure, pattern_fractions, percentile};
@@ -189,13 +189,6 @@ impl Evaluator<'_> {
     }
 }
 
-/// The networks a run ends with: the last, the early-stopped and the initial one.
-struct Networks {
-    last: TwoLayerNet,
-    best: Best,
-    init: TwoLayerNet,
-}
-
 /// The network with the lowest validation error so far (the first such epoch).
 struct Best {
     validation_error: f64,
@@ -203,163 +196,102 @@ struct Best {
     net: TwoLayerNet,
 }
 
-impl<'a> Trainer<'a> {
-    pub fn new(config: &'a TrainConfig, data: &'a Dataset, device: &'a Device) -> Self {
-        Trainer {
-            config,
-            data,
-            device,
-            loss: LossPath::Fused,
-        }
-    }
+/// One run's bookkeeping, whichever loop steps its weights (a single [`Trainer`] or a member
+/// of an ensemble): the evaluation after every epoch, the history, the best-validation
+/// network, the stop rule, and the result at the end.
+pub(crate) struct Run<'a> {
+    config: &'a TrainConfig,
+    data: &'a Dataset,
+    device: &'a Device,
+    eval: Evaluator<'a>,
+    init: TwoLayerNet,
+    best: Best,
+    history: Vec<EpochRecord>,
+    rule: StopRule,
+}
 
-    /// Differentiate the loss by `loss` (the composed path is the fused one's reference).
-    pub fn with_loss(mut self, loss: LossPath) -> Self {
-        self.loss = loss;
-        self
-    }
-
-    /// Trains until the stop rule (or `progress`) says stop.
-    pub fn run(&self, progress: &mut dyn Progress) -> Result<RunOutput, TrainError> {
-        let (config, data) = (self.config, self.data);
-        crate::memory::check(data.dim(), config.model.hidden, data.classes, config)?;
+impl<'a> Run<'a> {
+    /// Evaluates the initial network `initial` (epoch 0) and starts the history.
+    pub fn start(
+        config: &'a TrainConfig,
+        data: &'a Dataset,
+        device: &'a Device,
+        initial: TwoLayerNet,
+        progress: &mut dyn Progress,
+    ) -> Result<Self, TrainError> {
+        let split = |s| DeviceSplit::new(s, config.train.eval_batch, device);
         let mut eval = Evaluator {
             config,
-            train: DeviceSplit::new(&data.train, config.train.eval_batch, self.device),
-            validation: DeviceSplit::new(&data.validation, config.train.eval_batch, self.device),
-            test: DeviceSplit::new(&data.test, config.train.eval_batch, self.device),
+            train: split(&data.train),
+            validation: split(&data.validation),
+            test: split(&data.test),
             initial: None,
             start: Instant::now(),
         };
-        let mut learner = self.learner()?;
-        let initial = learner.model().net.valid();
         eval.initial = Some(Initial::of(&initial, &eval.train, data.train.len())?);
-        let init = initial.clone();
         let record = eval.record(&initial, 0, 0.0)?;
         progress.epoch(&record);
-        let mut best = Best {
-            validation_error: record.validation_error,
-            epoch: 0,
-            net: initial,
-        };
-        let mut history = vec![record];
-        let stop = self.epochs(&mut learner, &eval, &mut history, &mut best, progress)?;
-        let last = learner.model().net.valid();
-        self.finish(Networks { last, best, init }, history, stop, &eval)
+        Ok(Run {
+            config,
+            data,
+            device,
+            eval,
+            best: Best {
+                validation_error: record.validation_error,
+                epoch: 0,
+                net: initial.clone(),
+            },
+            init: initial,
+            history: vec![record],
+            rule: StopRule::new(&config.train),
+        })
     }
 
-    fn learner(&self) -> Result<Learner<Classifier>, TrainError> {
-        let config = self.config;
-        let net_config = config.model.network(self.data.dim(), self.data.classes);
-        let model = Classifier {
-            net: net_config.init(config.train.seed, &self.device.clone().autodiff())?,
-            loss: self.loss,
-        };
-        let momentum = MomentumCell::new(config.optim.momentum);
-        let optimizer = HeavyBall::new(momentum.clone(), config.optim.weight_decay);
-        let schedule = PaperSchedule::new(config.optim.clone(), self.batches_per_epoch(), momentum);
-        Ok(Learner::new(model, optimizer.into(), schedule))
-    }
-
-    fn batch_size(&self) -> usize {
-        self.config.optim.batch_size.min(self.data.train.len())
-    }
-
-    fn batches_per_epoch(&self) -> usize {
-        self.data.train.len().div_ceil(self.batch_size())
-    }
-
-    /// The epochs from 1 on; returns why they stopped.
-    fn epochs(
-        &self,
-        learner: &mut Learner<Classifier>,
-        eval: &Evaluator,
-        history: &mut Vec<EpochRecord>,
-        best: &mut Best,
-        progress: &mut dyn Progress,
-    ) -> Result<StopReason, TrainError> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.config.train.seed);
-        rng.set_stream(STREAM_BATCHES);
-        let mut order: Vec<usize> = (0..self.data.train.len()).collect();
-        let mut rule = StopRule::new(&self.config.train);
-        for epoch in 1..=self.config.train.max_epochs {
-            if progress.stop_requested() {
-                return Ok(StopReason::Interrupted);
-            }
-            let t = Instant::now();
-            order.shuffle(&mut rng);
-            self.steps(learner, &order, epoch, progress);
-            // On a GPU the steps are queued: wait for them so the epoch's time is its own (a
-            // failed step shows up in the evaluation's read-back).
-            let _ = self.device.clone().autodiff().sync();
-            let net = learner.model().net.valid();
-            let record = eval.record(&net, epoch, t.elapsed().as_secs_f64())?;
-            progress.epoch(&record);
-            let verdict = rule.after_epoch(epoch, record.train_loss, record.train_error);
-            if record.validation_error < best.validation_error {
-                *best = Best {
-                    validation_error: record.validation_error,
-                    epoch,
-                    net,
-                };
-            }
-            history.push(record);
-            if let Some(reason) = verdict {
-                return Ok(reason);
-            }
-        }
-        Ok(StopReason::MaxEpochs)
-    }
-
-    /// One epoch's SGD steps over the shuffled `order`.
-    fn steps(
-        &self,
-        learner: &mut Learner<Classifier>,
-        order: &[usize],
+    /// Records epoch `epoch`'s network `net` (its steps took `train_seconds`); why the run
+    /// stops now, if it does.
+    pub fn after_epoch(
+        &mut self,
+        net: TwoLayerNet,
         epoch: usize,
+        train_seconds: f64,
         progress: &mut dyn Progress,
-    ) {
-        let device = self.device.clone().autodiff();
-        let batches = self.batches_per_epoch();
-        for (b, chunk) in order.chunks(self.batch_size()).enumerate() {
-            let batch = Batch::gather(&self.data.train, chunk, self.data.classes, &device);
-            learner.lr_step();
-            let out = learner.train_step(batch);
-            learner.optimizer_step(out.grads);
-            progress.batch(epoch, b + 1, batches);
+    ) -> Result<Option<StopReason>, TrainError> {
+        let record = self.eval.record(&net, epoch, train_seconds)?;
+        progress.epoch(&record);
+        let verdict = self
+            .rule
+            .after_epoch(epoch, record.train_loss, record.train_error);
+        if record.validation_error < self.best.validation_error {
+            self.best = Best {
+                validation_error: record.validation_error,
+                epoch,
+                net,
+            };
         }
+        self.history.push(record);
+        Ok(verdict)
     }
 
-    /// The run's result from its history, final and best networks.
-    fn finish(
-        &self,
-        nets: Networks,
-        history: Vec<EpochRecord>,
-        stop: StopReason,
-        eval: &Evaluator,
-    ) -> Result<RunOutput, TrainError> {
-        let (config, data) = (self.config, self.data);
-        let measures = match config.train.measures && stop != StopReason::Interrupted {
-            true => Some(self.measures(&nets, eval)?),
+    /// The run's result from its history, its last network `last` and the best one.
+    pub fn finish(self, last: TwoLayerNet, stop: StopReason) -> Result<RunOutput, TrainError> {
+        let measures = match self.config.train.measures && stop != StopReason::Interrupted {
+            true => Some(self.measures(&last)?),
             false => None,
         };
-        let Networks {
-            last: final_net,
-            best,
-            ..
-        } = nets;
-        let last = history.last().cloned().ok_or(TrainError::ReadBack {
+        let (config, data, eval, best) = (self.config, self.data, &self.eval, &self.best);
+        let history = self.history;
+        let last_record = history.last().cloned().ok_or(TrainError::ReadBack {
             what: "history",
             message: "no epoch was recorded".into(),
         })?;
-        let norms = final_net.norms()?;
-        let epochs = last.epoch;
+        let norms = last.norms()?;
+        let epochs = last_record.epoch;
         let train_seconds: f64 = history.iter().map(|r| r.train_seconds).sum();
         let result = RunResult {
-            train_error: last.train_error,
-            train_loss: last.train_loss,
-            validation_error: last.validation_error,
-            test_error: eval.test.evaluate(&final_net)?.error,
+            train_error: last_record.train_error,
+            train_loss: last_record.train_loss,
+            validation_error: last_record.validation_error,
+            test_error: eval.test.evaluate(&last)?.error,
             early_stop_epoch: best.epoch,
             early_stop_validation_error: best.validation_error,
             early_stop_test_error: eval.test.evaluate(&best.net)?.error,
@@ -393,32 +325,162 @@ impl<'a> Trainer<'a> {
             config: config.clone(),
             measures,
             true_labels: None,
+            ensemble_members: None,
         };
         Ok(RunOutput {
             result,
             history,
-            final_net,
+            final_net: last,
         })
     }
-}
 
-impl Trainer<'_> {
     /// The complexity measures of the last and the early-stopped network.
-    fn measures(&self, nets: &Networks, eval: &Evaluator) -> Result<RunMeasures, TrainError> {
+    fn measures(&self, last: &TwoLayerNet) -> Result<RunMeasures, TrainError> {
         let of = |net: &TwoLayerNet| {
             measure(&MeasureInputs {
                 net,
-                init: &nets.init,
+                init: &self.init,
                 split: &self.data.train,
-                train: &eval.train,
+                train: &self.eval.train,
                 device: self.device,
                 seed: self.config.train.seed,
             })
         };
         Ok(RunMeasures {
-            at_convergence: of(&nets.last)?,
-            early_stop: of(&nets.best.net)?,
+            at_convergence: of(last)?,
+            early_stop: of(&self.best.net)?,
         })
+    }
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(config: &'a TrainConfig, data: &'a Dataset, device: &'a Device) -> Self {
+        Trainer {
+            config,
+            data,
+            device,
+            loss: LossPath::Fused,
+        }
+    }
+
+    /// Differentiate the loss by `loss` (the composed path is the fused one's reference).
+    pub fn with_loss(mut self, loss: LossPath) -> Self {
+        self.loss = loss;
+        self
+    }
+
+    /// Trains until the stop rule (or `progress`) says stop.
+    pub fn run(&self, progress: &mut dyn Progress) -> Result<RunOutput, TrainError> {
+        let (config, data) = (self.config, self.data);
+        crate::memory::check(data.dim(), config.model.hidden, data.classes, config)?;
+        let mut learner = self.learner()?;
+        let initial = learner.model().net.valid();
+        let mut run = Run::start(config, data, self.device, initial, progress)?;
+        let stop = self.epochs(&mut learner, &mut run, progress)?;
+        run.finish(learner.model().net.valid(), stop)
+    }
+
+    fn learner(&self) -> Result<Learner<Classifier>, TrainError> {
+        let config = self.config;
+        let net_config = config.model.network(self.data.dim(), self.data.classes);
+        let model = Classifier {
+            net: net_config.init(config.train.seed, &self.device.clone().autodiff())?,
+            loss: self.loss,
+        };
+        let momentum = MomentumCell::new(config.optim.momentum);
+        let optimizer = HeavyBall::new(momentum.clone(), config.optim.weight_decay);
+        let schedule = PaperSchedule::new(config.optim.clone(), self.batches_per_epoch(), momentum);
+        Ok(Learner::new(model, optimizer.into(), schedule))
+    }
+
+    fn batch_size(&self) -> usize {
+        self.config.optim.batch_size.min(self.data.train.len())
+    }
+
+    fn batches_per_epoch(&self) -> usize {
+        self.data.train.len().div_ceil(self.batch_size())
+    }
+
+    /// The epochs from 1 on; returns why they stopped.
+    fn epochs(
+        &self,
+        learner: &mut Learner<Classifier>,
+        run: &mut Run,
+        progress: &mut dyn Progress,
+    ) -> Result<StopReason, TrainError> {
+        let device = self.device.clone().autodiff();
+        let training = TrainingSet::new(&[&self.data.train], self.data.classes, &device);
+        let mut order = BatchOrder::new(self.config.train.seed, self.data.train.len());
+        for epoch in 1..=self.config.train.max_epochs {
+            if progress.stop_requested() {
+                return Ok(StopReason::Interrupted);
+            }
+            let t = Instant::now();
+            let rows = training.epoch_rows(&[(0, order.shuffle())], self.batch_size(), &device);
+            self.steps(learner, &training, &rows, epoch, progress);
+            // On a GPU the steps are queued: wait for them so the epoch's time is its own (a
+            // failed step shows up in the evaluation's read-back).
+            let _ = device.sync();
+            let net = learner.model().net.valid();
+            if let Some(reason) =
+                run.after_epoch(net, epoch, t.elapsed().as_secs_f64(), progress)?
+            {
+                return Ok(reason);
+            }
+        }
+        Ok(StopReason::MaxEpochs)
+    }
+
+    /// One epoch's SGD steps over the epoch's shuffled `rows` (on the device).
+    fn steps(
+        &self,
+        learner: &mut Learner<Classifier>,
+        training: &TrainingSet,
+        rows: &Tensor<1, Int>,
+        epoch: usize,
+        progress: &mut dyn Progress,
+    ) {
+        let batches = self.batches_per_epoch();
+        for (b, (start, len)) in batch_ranges(self.data.train.len(), self.batch_size()).enumerate()
+        {
+            let batch = training.batch(rows.clone().narrow(0, start, len));
+            learner.lr_step();
+            let out = learner.train_step(batch);
+            learner.optimizer_step(out.grads);
+            progress.batch(epoch, b + 1, batches);
+        }
+    }
+}
+
+/// The mini-batches of an epoch of `examples` examples as `(start, length)` in the shuffled
+/// order: full batches of `batch`, the last one shorter.
+pub(crate) fn batch_ranges(examples: usize, batch: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..examples)
+        .step_by(batch.max(1))
+        .map(move |start| (start, batch.min(examples - start)))
+}
+
+/// A run's batch order: a fresh permutation of its training examples every epoch, from the
+/// run's own seed (a member of an ensemble draws exactly what it would draw alone).
+pub(crate) struct BatchOrder {
+    rng: ChaCha8Rng,
+    order: Vec<usize>,
+}
+
+impl BatchOrder {
+    pub fn new(seed: u64, examples: usize) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(STREAM_BATCHES);
+        BatchOrder {
+            rng,
+            order: (0..examples).collect(),
+        }
+    }
+
+    /// The next epoch's order.
+    pub fn shuffle(&mut self) -> &[usize] {
+        self.order.shuffle(&mut self.rng);
+        &self.order
     }
 }
 

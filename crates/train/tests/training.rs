@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use realbias_data::{Dataset, Split};
 use realbias_train::config::TrainConfig;
 use realbias_train::data::prepare_data;
-use realbias_train::{Quiet, StopReason, train};
+use realbias_train::{Member, Quiet, StopReason, train, train_ensemble};
 
 fn device() -> Device {
     realbias_train::backend::device().unwrap()
@@ -385,4 +385,151 @@ fn normalization_statistics_come_from_the_training_split_or_every_example() {
     for m in mean(&derived.train) {
         assert!((m + 5.0 / 9.0).abs() < 0.1, "{m}");
     }
+}
+
+/// Every label of `data` replaced by the teacher of `seed`'s labels (a stand-in for censoring:
+/// the same images, labels from another network).
+fn relabelled(data: &Dataset, seed: u64) -> Dataset {
+    let other = teacher_data(seed);
+    let labels: Vec<u8> = [&other.train, &other.validation, &other.test]
+        .iter()
+        .flat_map(|s| s.labels.iter().copied())
+        .collect();
+    let mut data = data.clone();
+    data.relabel_all(&labels).unwrap();
+    data
+}
+
+/// An ensemble of plain, weight-decay, relabelled and noisy members (some stop early by
+/// convergence, some run to the cap) gives each member the history, stop and early-stop
+/// epochs, errors and measures it gets trained alone.
+#[test]
+fn an_ensemble_trains_each_member_as_it_would_train_alone() {
+    let base = r#"
+[data]
+dataset = { kind = "mnist" }
+[model]
+hidden = 32
+[optim]
+batch_size = 20
+[train]
+max_epochs = 80
+converge_loss = 0.15
+converge_epochs = 2
+"#;
+    let clean = teacher_data(1);
+    let mut noisy = clean.clone();
+    noisy
+        .add_label_noise(0.2, realbias_data::SplitSelection::default(), 3)
+        .unwrap();
+    let members = [
+        (config(&format!("{base}seed = 0\n")), clean.clone()),
+        (config(&format!("{base}seed = 1\n")), clean.clone()),
+        (config(&format!("{base}seed = 2\n")), relabelled(&clean, 5)),
+        (config(&format!("{base}seed = 3\n")), noisy),
+    ];
+    let mut members = members.to_vec();
+    members[1].0.optim.weight_decay = 1e-3;
+    let device = device();
+    let alone: Vec<_> = members
+        .iter()
+        .map(|(c, d)| train(c, d, &device, &mut Quiet).unwrap())
+        .collect();
+    let batch: Vec<Member> = members
+        .iter()
+        .map(|(config, data)| Member { config, data })
+        .collect();
+    let together = train_ensemble(&batch, &device, &mut Quiet).unwrap();
+    let stops: Vec<usize> = alone.iter().map(|o| o.result.epochs).collect();
+    assert!(
+        stops.iter().any(|&e| e < 80) && stops.contains(&80),
+        "the test needs members that stop early and members that reach the cap: {stops:?}"
+    );
+    let one_example = 1.0 / 200.0 + 1e-9;
+    for (i, (a, e)) in alone.iter().zip(&together).enumerate() {
+        let (ra, re) = (&a.result, &e.result);
+        assert_eq!(re.ensemble_members, Some(4));
+        assert_eq!(ra.stop_reason, re.stop_reason, "member {i}");
+        assert_eq!(ra.epochs, re.epochs, "member {i}");
+        assert_eq!(ra.early_stop_epoch, re.early_stop_epoch, "member {i}");
+        assert_eq!(
+            ra.epochs_to_zero_train_error, re.epochs_to_zero_train_error,
+            "member {i}"
+        );
+        assert!(
+            (ra.test_error - re.test_error).abs() <= 1.0 / 500.0 + 1e-9,
+            "member {i}"
+        );
+        assert_eq!(a.history.len(), e.history.len(), "member {i}");
+        for (x, y) in a.history.iter().zip(&e.history) {
+            let close = |p: f64, q: f64| (p - q).abs() <= 1e-4 * p.abs().max(q.abs()).max(1e-6);
+            let what = format!("member {i}, epoch {}", x.epoch);
+            assert!(
+                close(x.train_loss, y.train_loss),
+                "{what}: {} vs {}",
+                x.train_loss,
+                y.train_loss
+            );
+            assert!(close(x.validation_loss, y.validation_loss), "{what}");
+            assert!(close(x.u_frobenius, y.u_frobenius), "{what}");
+            assert!(
+                (x.train_error - y.train_error).abs() <= one_example,
+                "{what}"
+            );
+            assert!(
+                (x.validation_error - y.validation_error).abs() <= one_example,
+                "{what}"
+            );
+        }
+        let (ma, me) = (ra.measures.as_ref().unwrap(), re.measures.as_ref().unwrap());
+        let (pa, pe) = (ma.at_convergence.path_norm, me.at_convergence.path_norm);
+        assert!(
+            (pa - pe).abs() <= 1e-4 * pa.abs(),
+            "member {i}: path norm {pa} vs {pe}"
+        );
+    }
+}
+
+#[test]
+fn runs_that_cannot_share_an_ensemble_are_refused_before_training() {
+    let data = teacher_data(1);
+    let a = config(SYNTHETIC);
+    let mut b = a.clone();
+    b.optim.lr = 0.05;
+    let members = [
+        Member {
+            config: &a,
+            data: &data,
+        },
+        Member {
+            config: &b,
+            data: &data,
+        },
+    ];
+    let e = train_ensemble(&members, &device(), &mut Quiet)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("member 1 differs"), "{e}");
+    let small = Dataset {
+        train: Split {
+            dim: 10,
+            features: data.train.features[..100].to_vec(),
+            labels: data.train.labels[..10].to_vec(),
+        },
+        ..data.clone()
+    };
+    let members = [
+        Member {
+            config: &a,
+            data: &data,
+        },
+        Member {
+            config: &a,
+            data: &small,
+        },
+    ];
+    let e = train_ensemble(&members, &device(), &mut Quiet)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("training split"), "{e}");
 }

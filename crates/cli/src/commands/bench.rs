@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// `composed` (Burn's operations one by one, the reference).
     #[arg(long, default_value = "fused")]
     loss: LossPath,
+    /// Train R runs (seeds 0..R) as one batched ensemble; `µs/step` is then one step of the
+    /// whole ensemble, `µs/member` its share per run.
+    #[arg(long, value_name = "R")]
+    ensemble: Option<usize>,
 }
 
 fn print_header(settings: &BenchSettings, device: &burn::tensor::Device) {
@@ -43,9 +47,12 @@ fn print_header(settings: &BenchSettings, device: &burn::tensor::Device) {
         settings.epochs,
         settings.loss.name()
     );
+    if let Some(r) = settings.ensemble {
+        println!("{r} runs (seeds 0..{r}) trained as one ensemble: times are the whole ensemble's");
+    }
     println!(
-        "{:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8}",
-        "H", "epoch s", "eval s", "eval/ep", "µs/step", "GFLOP/s", "% peak"
+        "{:>6} {:>10} {:>10} {:>9} {:>9} {:>10} {:>9} {:>8}",
+        "H", "epoch s", "eval s", "eval/ep", "µs/step", "µs/member", "GFLOP/s", "% peak"
     );
 }
 
@@ -55,12 +62,13 @@ fn print_row(r: &BenchRow, json: bool) {
         return;
     }
     println!(
-        "{:>6} {:>10.4} {:>10.4} {:>8.0}% {:>9.1} {:>9.1} {:>7.1}%",
+        "{:>6} {:>10.4} {:>10.4} {:>8.0}% {:>9.1} {:>10.1} {:>9.1} {:>7.1}%",
         r.hidden,
         r.epoch_seconds,
         r.eval_seconds,
         100.0 * r.eval_overhead,
         r.step_micros,
+        r.step_micros_per_member,
         r.gflops,
         r.percent_of_peak
     );
@@ -77,6 +85,7 @@ pub fn command(args: BenchArgs) -> Result<()> {
         classes: 10,
         batch_size: 100,
         loss: args.loss,
+        ensemble: args.ensemble,
     };
     let device = backend::device()?;
     if !args.json {

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use realbias_train::config::{ConfigError, TrainConfig, parse_table, read_config};
+use realbias_train::ensemble::EnsembleMode;
 use serde::{Deserialize, Serialize};
 
 use super::vary::{Axes, Design, Variant, axis_problems, set_key};
@@ -80,6 +81,11 @@ pub struct SweepConfig {
     /// How `vary`'s axes combine: `"grid"` (every combination) or `"one-at-a-time"`.
     #[serde(default, skip_serializing_if = "Design::is_grid")]
     pub vary_design: Design,
+    /// Train runs that share a width (repetitions, conditions, the λ grid) as one batched
+    /// model: `"auto"` (where the backend gains from it) or `"off"`. Results are those of the
+    /// runs alone either way.
+    #[serde(default, skip_serializing_if = "EnsembleMode::is_auto")]
+    pub ensemble: EnsembleMode,
 }
 
 /// A whole experiment: the base run and how it is swept.

@@ -22,9 +22,13 @@ use std::sync::Arc;
 use realbias_data::Dataset;
 use realbias_train::config::TrainConfig;
 use realbias_train::data::{derive_data, load_full};
+use realbias_train::ensemble::{EnsembleMode, shared_settings};
 use realbias_train::eval::DeviceSplit;
 use realbias_train::record::write_run;
-use realbias_train::{EpochRecord, Progress, RunOutput, RunResult, StopReason, TrueLabels, train};
+use realbias_train::{
+    EpochRecord, Member, Progress, RunOutput, RunResult, StopReason, TrueLabels, train,
+    train_ensemble,
+};
 
 pub use censor::{CensorInfo, censor, censor_dir, censor_key, censor_labels};
 pub use config::{Condition, ExperimentConfig, SweepConfig};
@@ -34,8 +38,11 @@ pub use summary::{GridRow, Stat, Summary, SummaryRow, summarize};
 pub use vary::{Axes, Variant};
 
 use crate::ExperimentError;
-use crate::experiment::{Context, Experiment, Finalized, Unit, UnitOutcome};
+use crate::experiment::{Context, Experiment, Finalized, Unit, UnitGroup, UnitOutcome};
 use crate::store::{read_result, read_results, save_texts};
+
+/// The most runs trained as one ensemble (Figure 2 has 40 runs per width and condition set).
+const MAX_ENSEMBLE: usize = 64;
 
 /// A width sweep as an [`Experiment`].
 pub struct Sweep {
@@ -142,6 +149,93 @@ impl Sweep {
             Some(s) => s.train,
             None => self.full.as_ref().map_or(1, |f| f.train.len()),
         }
+    }
+
+    /// The ensemble `run` may join: runs with the same shared settings and subset, where the
+    /// backend gains from ensembles at its width, as many as fit in memory.
+    fn group(&self, run: &PlannedRun) -> Option<UnitGroup> {
+        let full = self.full.as_ref()?;
+        let helps = realbias_train::backend::ensembles_help(run.hidden);
+        if self.config.sweep.ensemble == EnsembleMode::Off || !helps {
+            return None;
+        }
+        let validation = run
+            .config
+            .data
+            .subset
+            .map_or(full.validation.len(), |s| s.validation);
+        let examples = self.train_examples(run) + validation + full.test.len();
+        let shape = (full.dim(), full.classes);
+        let capacity =
+            realbias_train::memory::ensemble_capacity(shape, examples, &run.config, MAX_ENSEMBLE);
+        Some(UnitGroup {
+            key: format!(
+                "{:?} {:?}",
+                shared_settings(&run.config),
+                run.config.data.subset
+            ),
+            max_units: capacity,
+        })
+    }
+
+    /// Saves a finished run (with its censored test labels judged against the truth).
+    fn save(
+        &self,
+        run: &PlannedRun,
+        mut out: RunOutput,
+        data: &Dataset,
+        ctx: &Context,
+    ) -> Result<UnitOutcome, ExperimentError> {
+        if out.result.stop_reason == StopReason::Interrupted {
+            return Ok(UnitOutcome::Interrupted);
+        }
+        if run.condition.is_censored() {
+            out.result.true_labels = Some(self.true_labels(&out, data, ctx)?);
+        }
+        write_run(&run.dir, &out)?;
+        Ok(UnitOutcome::Finished(outcome(&out.result)))
+    }
+
+    /// Trains the runs of `units` as one ensemble and saves each.
+    fn train_group(
+        &self,
+        units: &[&Unit],
+        worker: usize,
+        ctx: &Context,
+    ) -> Result<Vec<Result<UnitOutcome, ExperimentError>>, ExperimentError> {
+        let runs: Vec<&PlannedRun> = units.iter().map(|u| &self.runs[u.index]).collect();
+        let data = runs
+            .iter()
+            .map(|r| {
+                Ok(derive_data(
+                    self.source(r)?,
+                    &r.config.data,
+                    r.config.train.seed,
+                )?)
+            })
+            .collect::<Result<Vec<_>, ExperimentError>>()?;
+        let members: Vec<Member> = runs
+            .iter()
+            .zip(&data)
+            .map(|(r, data)| Member {
+                config: &r.config,
+                data,
+            })
+            .collect();
+        let mut progress = RunProgress {
+            ctx,
+            unit: units[0],
+            worker,
+            max_epochs: runs[0].config.train.max_epochs,
+            members: units.len(),
+        };
+        let outs = train_ensemble(&members, ctx.device, &mut progress)?;
+        Ok(runs
+            .iter()
+            .zip(outs)
+            .zip(&data)
+            .map(|((run, out), data)| self.save(run, out, data, ctx))
+            .collect())
     }
 
     fn source(&self, run: &PlannedRun) -> Result<&Dataset, ExperimentError> {
@@ -281,12 +375,18 @@ struct RunProgress<'a> {
     unit: &'a Unit,
     worker: usize,
     max_epochs: usize,
+    /// Runs trained together (1: the run alone); the first one's epochs are shown.
+    members: usize,
 }
 
 impl Progress for RunProgress<'_> {
     fn epoch(&mut self, r: &EpochRecord) {
+        let ensemble = match self.members {
+            1 => String::new(),
+            n => format!("ensemble of {n}, first: "),
+        };
         let text = format!(
-            "epoch {}/{}  train err {:.2}%  val err {:.2}%",
+            "{ensemble}epoch {}/{}  train err {:.2}%  val err {:.2}%",
             r.epoch,
             self.max_epochs,
             100.0 * r.train_error,
@@ -333,6 +433,7 @@ impl Experiment for Sweep {
                 label: r.label(),
                 result: r.dir.join("result.json"),
                 cost: r.cost(self.train_examples(r)),
+                group: self.group(r),
             })
             .collect()
     }
@@ -384,16 +485,25 @@ impl Experiment for Sweep {
             unit,
             worker,
             max_epochs: run.config.train.max_epochs,
+            members: 1,
         };
-        let mut out = train(&run.config, &data, ctx.device, &mut progress)?;
-        if out.result.stop_reason == StopReason::Interrupted {
-            return Ok(UnitOutcome::Interrupted);
+        let out = train(&run.config, &data, ctx.device, &mut progress)?;
+        self.save(run, out, &data, ctx)
+    }
+
+    fn run_group(
+        &self,
+        units: &[&Unit],
+        worker: usize,
+        ctx: &Context,
+    ) -> Vec<Result<UnitOutcome, ExperimentError>> {
+        match self.train_group(units, worker, ctx) {
+            Ok(outcomes) => outcomes,
+            // The failure stops the experiment; the other runs are left unfinished.
+            Err(e) => std::iter::once(Err(e))
+                .chain(units.iter().skip(1).map(|_| Ok(UnitOutcome::Interrupted)))
+                .collect(),
         }
-        if run.condition.is_censored() {
-            out.result.true_labels = Some(self.true_labels(&out, &data, ctx)?);
-        }
-        write_run(&run.dir, &out)?;
-        Ok(UnitOutcome::Finished(outcome(&out.result)))
     }
 
     fn finalize(&self, dir: &Path) -> Result<Finalized, ExperimentError> {
