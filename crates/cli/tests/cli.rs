@@ -205,7 +205,32 @@ fn bench_prints_one_json_line_per_width() {
         assert!((row["step_micros"].as_f64().unwrap() - seconds / 4.0 * 1e6).abs() < 1e-6);
         assert!(row["peak_gflops"].as_f64().unwrap() > 0.0);
         assert_eq!(row["threads"].as_f64(), Some(1.0));
+        assert!(row.get("ensemble").is_none(), "one run: no ensemble key");
     }
+    // An ensemble of 3: `step_micros` is the whole ensemble's step, the FLOPs three runs'.
+    let out = succeed(realbias().args([
+        "bench",
+        "--hidden",
+        "8",
+        "--examples",
+        "400",
+        "--validation",
+        "100",
+        "--epochs",
+        "2",
+        "--json",
+        "--ensemble",
+        "3",
+    ]));
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(row["ensemble"].as_f64(), Some(3.0));
+    let seconds = row["epoch_seconds"].as_f64().unwrap();
+    let flops = 3.0 * 400.0 * 8.0 * (4.0 * 100.0 + 6.0 * 10.0);
+    let gflops = row["gflops"].as_f64().unwrap();
+    assert!((gflops - flops / seconds / 1e9).abs() <= 1e-9 * gflops.max(1.0));
+    let step = row["step_micros"].as_f64().unwrap();
+    assert!((step - seconds / 4.0 * 1e6).abs() < 1e-6);
+    assert!((row["step_micros_per_member"].as_f64().unwrap() - step / 3.0).abs() < 1e-6);
     let bad = realbias()
         .args(["bench", "--epochs", "0"])
         .output()

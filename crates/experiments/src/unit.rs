@@ -78,3 +78,40 @@ impl Unit {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(index: usize, cost: f64, group: Option<&str>) -> Unit {
+        Unit {
+            index,
+            label: format!("u{index}"),
+            result: format!("u{index}.json").into(),
+            cost,
+            group: group.map(|key| UnitGroup {
+                key: key.into(),
+                max_units: 2,
+            }),
+        }
+    }
+
+    #[test]
+    fn batches_hold_one_group_each_up_to_its_size_most_expensive_first() {
+        let units = [
+            unit(0, 1.0, Some("a")),
+            unit(1, 5.0, None),
+            unit(2, 1.0, Some("b")),
+            unit(3, 1.0, Some("a")),
+            unit(4, 1.0, Some("a")),
+            unit(5, 1.5, Some("b")),
+        ];
+        let pending: Vec<&Unit> = units.iter().rev().collect();
+        let got: Vec<Vec<usize>> = batches(&pending)
+            .iter()
+            .map(|b| b.iter().map(|u| u.index).collect())
+            .collect();
+        // Costs: [1] 5, [2, 5] 2.5, [0, 3] 2, [4] 1.
+        assert_eq!(got, vec![vec![1], vec![2, 5], vec![0, 3], vec![4]]);
+    }
+}

@@ -126,33 +126,38 @@ fn a_second_run_trains_nothing_and_writes_the_same_summary() {
     assert_eq!(summary_bytes(&dir), before, "byte-identical summary");
 }
 
-/// Runs trained as ensembles (the default on the CPU at these widths; plain and weight-decay
-/// runs of one width share one) save the results the same runs get one by one; a sweep
-/// stopped after the first ensemble resumes to the same summary.
+/// Runs trained as ensembles (the default on the CPU at these widths; plain, weight-decay,
+/// censored and noisy censored runs of one width share one) save the results the same runs
+/// get one by one; a sweep stopped after the first ensemble resumes to the same summary.
 #[test]
 fn ensembles_save_the_results_of_single_runs_and_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     common::write_tiny_idx(&data, 200, 40);
-    let sweep = "conditions = [\"plain\", \"weight-decay\"]\nweight_decay_grid = [1e-4, 1e-3]\n";
+    let sweep = "conditions = [\"plain\", \"weight-decay\", \"censored\", \"censored-noise\"]\n\
+                 weight_decay_grid = [1e-4, 1e-3]\ncensor_hidden = 2\ncensor_max_epochs = 3\n";
     let together = tiny_config(&data, sweep);
     let alone = tiny_config(&data, &format!("{sweep}ensemble = \"off\"\n"));
     run_all(&alone, &tmp.path().join("alone"));
     let parts = tmp.path().join("parts");
     let report = run_with(&together, &options(&parts), &Counter::new(1)).unwrap();
-    // 2 widths x (2 plain + 2 x 2 weight-decay) runs: the first ensemble holds 6.
-    assert_eq!((report.outcome.trained, report.outcome.unfinished), (6, 6));
+    // 2 widths x (2 plain + 2 x 2 weight-decay + 2 censored + 2 noisy) runs: 10 an ensemble.
+    assert_eq!(
+        (report.outcome.trained, report.outcome.unfinished),
+        (10, 10)
+    );
     let report = run_with(&together, &options(&parts), &Counter::new(usize::MAX)).unwrap();
-    assert_eq!((report.outcome.trained, report.outcome.skipped), (6, 6));
+    assert_eq!((report.outcome.trained, report.outcome.skipped), (10, 10));
     let (a, b) = (
         String::from_utf8(summary_bytes(&tmp.path().join("alone/tiny"))).unwrap(),
         String::from_utf8(summary_bytes(&parts.join("tiny"))).unwrap(),
     );
     assert_eq!(a, b, "the same summary");
-    let plan = together.plan(&parts.join("tiny"));
-    for run in &plan {
+    assert!(a.contains("\ncensored-noise,8,2,"), "{a}");
+    for run in &together.plan(&parts.join("tiny")) {
         let r = finished(&run.dir).unwrap();
-        assert_eq!(r.ensemble_members, Some(6), "{}", run.label());
+        assert_eq!(r.ensemble_members, Some(10), "{}", run.label());
+        assert_eq!(r.true_labels.is_some(), run.condition.is_censored());
     }
 }
 

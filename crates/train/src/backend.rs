@@ -26,11 +26,14 @@ pub fn backend_name() -> &'static str {
     }
 }
 
-/// The widest H at which an ensemble beats single runs per member on the CPU backends:
-/// `realbias bench --ensemble 8` against single runs on the 2-core development machine
-/// (flex: 113 vs 148 µs per member-step at H = 16, 219 vs 266 at H = 64, 1,053 vs 737 at
-/// H = 256; `experiments/performance/`). The CPU's batched product is a loop of the same
-/// GEMM, so only the per-step overhead is shared.
+/// The widest H at which an ensemble is faster per run than single runs on the CPU
+/// backends, measured on the 2-core development machine (flex; `experiments/performance/
+/// ensembles/`): Figure 2's 35 runs of one width took 68.8 s as one ensemble against 88.7 s
+/// one by one at H = 16, 110.6 s against 129.3 s at H = 64; per training step
+/// (`realbias bench --ensemble 8`) the ensemble is faster at H = 16, even at H = 64 and
+/// slower from H = 256 (878-1,001 against 485-712 µs per run): the CPU's batched product is
+/// a loop of the same GEMM, so only the per-step overhead is shared, and a wide ensemble's
+/// step falls out of cache.
 pub const CPU_ENSEMBLE_MAX_HIDDEN: usize = 64;
 
 /// Whether training runs of width `hidden` as one ensemble is faster per run than training

@@ -493,23 +493,16 @@ converge_epochs = 2
 #[test]
 fn runs_that_cannot_share_an_ensemble_are_refused_before_training() {
     let data = teacher_data(1);
+    let refusal = |pairs: [(&TrainConfig, &Dataset); 2]| {
+        let members = pairs.map(|(config, data)| Member { config, data });
+        let e = train_ensemble(&members, &device(), &mut Quiet).err();
+        e.map(|e| e.to_string()).unwrap_or_default()
+    };
     let a = config(SYNTHETIC);
     let mut b = a.clone();
     b.optim.lr = 0.05;
-    let members = [
-        Member {
-            config: &a,
-            data: &data,
-        },
-        Member {
-            config: &b,
-            data: &data,
-        },
-    ];
-    let e = train_ensemble(&members, &device(), &mut Quiet)
-        .err()
-        .unwrap();
-    assert!(e.to_string().contains("member 1 differs"), "{e}");
+    let e = refusal([(&a, &data), (&b, &data)]);
+    assert!(e.contains("member 1 differs"), "{e}");
     let small = Dataset {
         train: Split {
             dim: 10,
@@ -518,18 +511,6 @@ fn runs_that_cannot_share_an_ensemble_are_refused_before_training() {
         },
         ..data.clone()
     };
-    let members = [
-        Member {
-            config: &a,
-            data: &data,
-        },
-        Member {
-            config: &a,
-            data: &small,
-        },
-    ];
-    let e = train_ensemble(&members, &device(), &mut Quiet)
-        .err()
-        .unwrap();
-    assert!(e.to_string().contains("training split"), "{e}");
+    let e = refusal([(&a, &data), (&a, &small)]);
+    assert!(e.contains("training split"), "{e}");
 }
