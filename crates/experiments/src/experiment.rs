@@ -315,8 +315,19 @@ fn execute(
             None => pending.push(unit),
         }
     }
+    let batches = crate::unit::batches(&pending);
+    let grouped: Vec<usize> = batches.iter().map(Vec::len).filter(|&n| n > 1).collect();
+    if !grouped.is_empty() {
+        ctx.progress.note(&format!(
+            "{} of {} runs to train go in {} ensembles (sizes {:?}), each run still its own",
+            grouped.iter().sum::<usize>(),
+            pending.len(),
+            grouped.len(),
+            grouped
+        ));
+    }
     let queue = Queue {
-        pending: Mutex::new(crate::unit::batches(&pending).into_iter().collect()),
+        pending: Mutex::new(batches.into_iter().collect()),
         outcome: Mutex::new(outcome),
         failure: Mutex::new(None),
         failed: AtomicBool::new(false),

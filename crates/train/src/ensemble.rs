@@ -88,19 +88,35 @@ pub fn incompatibility(members: &[Member]) -> Option<String> {
     })
 }
 
-/// Trains `members` as one ensemble on `device`; returns each member's output, in order.
-/// `progress` sees the first still-training member's epochs; an interruption stops every
-/// member still training (`StopReason::Interrupted`), those already stopped keep their result.
+/// Trains `members` as one ensemble on `device`; returns each member's output, in order
+/// (see [`train_ensemble_with`]).
 pub fn train_ensemble(
     members: &[Member],
     device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<Vec<RunOutput>, TrainError> {
+    let mut outputs: Vec<Option<RunOutput>> = members.iter().map(|_| None).collect();
+    train_ensemble_with(members, device, progress, &mut |i, out| {
+        outputs[i] = Some(out)
+    })?;
+    Ok(outputs.into_iter().flatten().collect())
+}
+
+/// Trains `members` as one ensemble on `device`, handing each member's output to `finished`
+/// (with its index) as soon as the member stops, so a caller can save it while the others
+/// train on. `progress` sees the first still-training member's epochs; an interruption stops
+/// every member still training (`StopReason::Interrupted`).
+pub fn train_ensemble_with(
+    members: &[Member],
+    device: &Device,
+    progress: &mut dyn Progress,
+    finished: &mut dyn FnMut(usize, RunOutput),
+) -> Result<(), TrainError> {
     if let Some(why) = incompatibility(members) {
         return Err(TrainError::Ensemble(why));
     }
     let Some(first) = members.first() else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     crate::memory::check_ensemble(members)?;
     let (d, k) = (first.data.dim(), first.data.classes);
@@ -114,20 +130,31 @@ pub fn train_ensemble(
             .init(m.config.train.seed, device)?;
         let mut quiet = Quiet;
         let shown: &mut dyn Progress = if i == 0 { &mut *progress } else { &mut quiet };
-        runs.push(Run::start(m.config, m.data, device, net.clone(), shown)?);
+        runs.push(Some(Run::start(
+            m.config,
+            m.data,
+            device,
+            net.clone(),
+            shown,
+        )?));
         nets.push(net);
     }
-    let mut ensemble = Ensemble::new(members, &nets, device);
-    let stops = ensemble.train(&mut runs, progress)?;
-    let count = members.len();
-    runs.into_iter()
-        .zip(stops)
-        .map(|(run, (net, stop))| {
-            let mut out = run.finish(net, stop)?;
-            out.result.ensemble_members = Some(count);
-            Ok(out)
-        })
-        .collect()
+    Ensemble::new(members, &nets, device).train(&mut runs, progress, finished)
+}
+
+/// Ends member `m`'s run with its last network `net` and hands its output on.
+fn finish_member(
+    runs: &mut [Option<Run>],
+    (m, net, stop): (usize, TwoLayerNet, StopReason),
+    finished: &mut dyn FnMut(usize, RunOutput),
+) -> Result<(), TrainError> {
+    let count = runs.len();
+    if let Some(run) = runs[m].take() {
+        let mut out = run.finish(net, stop)?;
+        out.result.ensemble_members = Some(count);
+        finished(m, out);
+    }
+    Ok(())
 }
 
 /// The members still training, stacked on the device, with their optimizer state.
@@ -195,13 +222,13 @@ impl<'a> Ensemble<'a> {
             .min(self.members[0].data.train.len())
     }
 
-    /// The epochs; returns each member's last network and why it stopped.
+    /// The epochs; each member is finished and handed to `finished` when it stops.
     fn train(
         &mut self,
-        runs: &mut [Run],
+        runs: &mut [Option<Run>],
         progress: &mut dyn Progress,
-    ) -> Result<Vec<(TwoLayerNet, StopReason)>, TrainError> {
-        let mut ends: Vec<Option<(TwoLayerNet, StopReason)>> = vec![None; self.members.len()];
+        finished: &mut dyn FnMut(usize, RunOutput),
+    ) -> Result<(), TrainError> {
         let max_epochs = self.config().train.max_epochs;
         for epoch in 1..=max_epochs {
             if progress.stop_requested() {
@@ -214,27 +241,34 @@ impl<'a> Ensemble<'a> {
             let seconds = t.elapsed().as_secs_f64() / self.active.len() as f64;
             let mut stopped = Vec::new();
             for (position, &m) in self.active.iter().enumerate() {
+                let Some(run) = runs[m].as_mut() else {
+                    continue;
+                };
                 let net = self.member_net(position);
                 let mut quiet = Quiet;
                 let shown: &mut dyn Progress = match position {
                     0 => &mut *progress,
                     _ => &mut quiet,
                 };
-                if let Some(reason) = runs[m].after_epoch(net.clone(), epoch, seconds, shown)? {
-                    ends[m] = Some((net, reason));
-                    stopped.push(position);
+                if let Some(reason) = run.after_epoch(net.clone(), epoch, seconds, shown)? {
+                    stopped.push((position, (m, net, reason)));
                 }
             }
-            self.remove(&stopped);
+            let positions: Vec<usize> = stopped.iter().map(|(p, _)| *p).collect();
+            for (_, end) in stopped {
+                finish_member(runs, end, finished)?;
+            }
+            self.remove(&positions);
             if self.active.is_empty() {
-                break;
+                return Ok(());
             }
         }
         // Members still training were interrupted (the cap stops them in `after_epoch`).
         for (position, &m) in self.active.iter().enumerate() {
-            ends[m] = Some((self.member_net(position), StopReason::Interrupted));
+            let end = (m, self.member_net(position), StopReason::Interrupted);
+            finish_member(runs, end, finished)?;
         }
-        Ok(ends.into_iter().flatten().collect())
+        Ok(())
     }
 
     /// One epoch's SGD steps of every active member.

@@ -8,7 +8,8 @@ use rand_chacha::ChaCha8Rng;
 use realbias_data::{Dataset, Split};
 use realbias_train::config::TrainConfig;
 use realbias_train::data::prepare_data;
-use realbias_train::{Member, Quiet, StopReason, train, train_ensemble};
+use realbias_train::ensemble::train_ensemble_with;
+use realbias_train::{Member, Quiet, RunOutput, StopReason, train, train_ensemble};
 
 fn device() -> Device {
     realbias_train::backend::device().unwrap()
@@ -439,7 +440,16 @@ converge_epochs = 2
         .iter()
         .map(|(config, data)| Member { config, data })
         .collect();
-    let together = train_ensemble(&batch, &device, &mut Quiet).unwrap();
+    // Members are handed over as they stop: the earliest stop first.
+    let mut handed: Vec<(usize, RunOutput)> = Vec::new();
+    train_ensemble_with(&batch, &device, &mut Quiet, &mut |i, out| {
+        handed.push((i, out))
+    })
+    .unwrap();
+    let order: Vec<usize> = handed.iter().map(|(_, o)| o.result.epochs).collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    handed.sort_by_key(|(i, _)| *i);
+    let together: Vec<RunOutput> = handed.into_iter().map(|(_, o)| o).collect();
     let stops: Vec<usize> = alone.iter().map(|o| o.result.epochs).collect();
     assert!(
         stops.iter().any(|&e| e < 80) && stops.contains(&80),

@@ -22,12 +22,12 @@ use std::sync::Arc;
 use realbias_data::Dataset;
 use realbias_train::config::TrainConfig;
 use realbias_train::data::{derive_data, load_full};
+use realbias_train::ensemble::train_ensemble_with;
 use realbias_train::ensemble::{EnsembleMode, shared_settings};
 use realbias_train::eval::DeviceSplit;
 use realbias_train::record::write_run;
 use realbias_train::{
     EpochRecord, Member, Progress, RunOutput, RunResult, StopReason, TrueLabels, train,
-    train_ensemble,
 };
 
 pub use censor::{CensorInfo, censor, censor_dir, censor_key, censor_labels};
@@ -229,12 +229,15 @@ impl Sweep {
             max_epochs: runs[0].config.train.max_epochs,
             members: units.len(),
         };
-        let outs = train_ensemble(&members, ctx.device, &mut progress)?;
-        Ok(runs
-            .iter()
-            .zip(outs)
-            .zip(&data)
-            .map(|((run, out), data)| self.save(run, out, data, ctx))
+        // Each run is saved as soon as it stops: a kill loses only the runs still training.
+        let mut outcomes: Vec<Option<Result<UnitOutcome, ExperimentError>>> =
+            runs.iter().map(|_| None).collect();
+        train_ensemble_with(&members, ctx.device, &mut progress, &mut |i, out| {
+            outcomes[i] = Some(self.save(runs[i], out, &data[i], ctx));
+        })?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Ok(UnitOutcome::Interrupted)))
             .collect())
     }
 
@@ -383,7 +386,7 @@ impl Progress for RunProgress<'_> {
     fn epoch(&mut self, r: &EpochRecord) {
         let ensemble = match self.members {
             1 => String::new(),
-            n => format!("ensemble of {n}, first: "),
+            n => format!("ensemble of {n}: "),
         };
         let text = format!(
             "{ensemble}epoch {}/{}  train err {:.2}%  val err {:.2}%",
