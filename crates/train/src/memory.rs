@@ -58,9 +58,9 @@ pub fn ensemble_bytes(
     members as f64 * (weights + 3.0 * data)
 }
 
-/// The most members of `config`'s width (inputs and classes: `shape`) on `examples` examples (training, validation and
-/// test together) that fit in half the available memory (the other half for the rest of
-/// the process and a second job); at least 1, at most `cap`.
+/// The most members of `config`'s width (inputs and classes: `shape`) on `examples`
+/// examples (training, validation and test together) that fit in a quarter of the available memory (two jobs' ensembles then
+/// take half, and leave the rest to everything else); at least 1, at most `cap`.
 pub fn ensemble_capacity(
     shape: (usize, usize),
     examples: usize,
@@ -69,7 +69,7 @@ pub fn ensemble_capacity(
 ) -> usize {
     let one = ensemble_bytes(1, shape, examples, config);
     match available_bytes() {
-        Some(available) => ((0.5 * available / one) as usize).clamp(1, cap.max(1)),
+        Some(available) => ((0.25 * available / one) as usize).clamp(1, cap.max(1)),
         None => cap.max(1),
     }
 }
@@ -116,5 +116,29 @@ mod tests {
             assert!(e.to_string().contains("H = 100000000000"), "{e}");
             check(100, 256, 10, &config).unwrap();
         }
+    }
+
+    #[test]
+    fn an_ensemble_needs_its_members_data_and_is_capped() {
+        let config = TrainConfig::parse(
+            "[data]\ndataset = { kind = \"mnist\" }\n",
+            std::path::Path::new("t.toml"),
+            &[],
+        )
+        .unwrap();
+        let one = ensemble_bytes(1, (784, 10), 14_000, &config);
+        // Three copies of 14,000 examples of 794 floats, plus the weights: ~133 MB.
+        assert!(one > 3.0 * 4.0 * 794.0 * 14_000.0 && one < 1.5e8, "{one}");
+        assert!((ensemble_bytes(35, (784, 10), 14_000, &config) - 35.0 * one).abs() < 1.0);
+        let small = ensemble_capacity((784, 10), 14_000, &config, 64);
+        let large = ensemble_capacity((784, 10), 1_400_000_000, &config, 64);
+        assert!(
+            (1..=64).contains(&small) && large <= small,
+            "{small} {large}"
+        );
+        assert_eq!(
+            ensemble_capacity((784, 10), 14_000, &config, 3).min(3),
+            small.min(3)
+        );
     }
 }
