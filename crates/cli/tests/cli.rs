@@ -167,22 +167,17 @@ fn data_info_json_and_preview() {
 /// consistent arithmetic (GFLOP/s from the FLOP count and the epoch time).
 #[test]
 fn bench_prints_one_json_line_per_width() {
-    let out = succeed(realbias().args([
-        "bench",
-        "--hidden",
-        "4,32",
-        "--examples",
-        "400",
-        "--validation",
-        "100",
-        "--epochs",
-        "2",
-        "--json",
-    ]));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    // Two short epochs of 400 examples at the widths `hidden`, as JSON rows.
+    let bench = |hidden: &str, extra: &[&str]| -> Vec<serde_json::Value> {
+        let args = ["bench", "--hidden", hidden, "--examples", "400"];
+        let rest = ["--validation", "100", "--epochs", "2", "--json"];
+        let out = succeed(realbias().args(args).args(rest).args(extra));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let lines = bench("4,32", &[]);
     assert_eq!(lines.len(), 2);
     for (row, h) in lines.iter().zip([4.0, 32.0]) {
         for key in [
@@ -208,21 +203,7 @@ fn bench_prints_one_json_line_per_width() {
         assert!(row.get("ensemble").is_none(), "one run: no ensemble key");
     }
     // An ensemble of 3: `step_micros` is the whole ensemble's step, the FLOPs three runs'.
-    let out = succeed(realbias().args([
-        "bench",
-        "--hidden",
-        "8",
-        "--examples",
-        "400",
-        "--validation",
-        "100",
-        "--epochs",
-        "2",
-        "--json",
-        "--ensemble",
-        "3",
-    ]));
-    let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = bench("8", &["--ensemble", "3"]).remove(0);
     assert_eq!(row["ensemble"].as_f64(), Some(3.0));
     let seconds = row["epoch_seconds"].as_f64().unwrap();
     let flops = 3.0 * 400.0 * 8.0 * (4.0 * 100.0 + 6.0 * 10.0);
