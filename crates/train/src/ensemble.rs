@@ -168,8 +168,8 @@ struct Ensemble<'a> {
     u: Tensor<3>,
     v: Tensor<3>,
     /// Each member's weight decay over its whole block of `U` and of `V` (none when every
-    /// λ is 0). Full-size rather than broadcast from `[R, 1, 1]`: flex's broadcasting
-    /// product walks strides element by element, and made a step at H = 256 1.5x slower.
+    /// λ is 0, so plain ensembles skip the product). Full-size so the product is a plain
+    /// elementwise one rather than a broadcast from `[R, 1, 1]`.
     weight_decay: Option<(Tensor<3>, Tensor<3>)>,
     /// Momentum buffers (none before the first step).
     velocity: Option<(Tensor<3>, Tensor<3>)>,
@@ -275,19 +275,16 @@ impl<'a> Ensemble<'a> {
     fn epoch_steps(&mut self, epoch: usize, progress: &mut dyn Progress) {
         let batch = self.batch_size();
         let examples = self.members[0].data.train.len();
-        let shuffled: Vec<Vec<usize>> = self
-            .active
-            .iter()
-            .map(|&m| self.orders[m].shuffle().to_vec())
-            .collect();
+        for &m in &self.active {
+            self.orders[m].shuffle();
+        }
         let orders: Vec<(usize, &[usize])> = self
             .active
             .iter()
-            .zip(&shuffled)
-            .map(|(&m, o)| (m, o.as_slice()))
+            .map(|&m| (m, self.orders[m].current()))
             .collect();
         let rows = self.training.epoch_rows(&orders, batch, self.device);
-        let optim = self.config().optim.clone();
+        let optim = &self.config().optim;
         let (lr, momentum) = (optim.lr_at(epoch - 1), optim.momentum_at(epoch - 1));
         let count = self.active.len();
         let batches = examples.div_ceil(batch);

@@ -34,15 +34,22 @@ pub fn check(
     config: &TrainConfig,
 ) -> Result<(), TrainError> {
     let needed = estimate_bytes(inputs, hidden, outputs, config);
-    let gib = |b: f64| b / (1u64 << 30) as f64;
-    match available_bytes() {
-        Some(available) if needed > available => Err(TrainError::Memory {
+    match shortfall(needed) {
+        Some((needed_gib, available_gib)) => Err(TrainError::Memory {
             hidden,
-            needed_gib: gib(needed),
-            available_gib: gib(available),
+            needed_gib,
+            available_gib,
         }),
-        _ => Ok(()),
+        None => Ok(()),
     }
+}
+
+/// `(needed, available)` in GiB when `needed` bytes exceed the available memory.
+fn shortfall(needed: f64) -> Option<(f64, f64)> {
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    available_bytes()
+        .filter(|&available| needed > available)
+        .map(|available| (gib(needed), gib(available)))
 }
 
 /// Bytes an ensemble of `members` runs needs: each member's weights (as a run alone), its
@@ -59,8 +66,9 @@ pub fn ensemble_bytes(
 }
 
 /// The most members of `config`'s width (inputs and classes: `shape`) on `examples`
-/// examples (training, validation and test together) that fit in a quarter of the available memory (two jobs' ensembles then
-/// take half, and leave the rest to everything else); at least 1, at most `cap`.
+/// examples (training, validation and test together) that fit in a quarter of the
+/// available memory (two jobs' ensembles then take half and leave the rest to everything
+/// else); at least 1, at most `cap`.
 pub fn ensemble_capacity(
     shape: (usize, usize),
     examples: usize,
@@ -83,15 +91,14 @@ pub fn check_ensemble(members: &[crate::ensemble::Member]) -> Result<(), TrainEr
     let examples = data.train.len() + data.validation.len() + data.test.len();
     let shape = (data.dim(), data.classes);
     let needed = ensemble_bytes(members.len(), shape, examples, first.config);
-    let gib = |b: f64| b / (1u64 << 30) as f64;
-    match available_bytes() {
-        Some(available) if needed > available => Err(TrainError::EnsembleMemory {
+    match shortfall(needed) {
+        Some((needed_gib, available_gib)) => Err(TrainError::EnsembleMemory {
             members: members.len(),
             hidden: first.config.model.hidden,
-            needed_gib: gib(needed),
-            available_gib: gib(available),
+            needed_gib,
+            available_gib,
         }),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
@@ -99,14 +106,15 @@ pub fn check_ensemble(members: &[crate::ensemble::Member]) -> Result<(), TrainEr
 mod tests {
     use super::*;
 
+    /// The paper's defaults on MNIST.
+    fn default_config() -> TrainConfig {
+        let text = "[data]\ndataset = { kind = \"mnist\" }\n";
+        TrainConfig::parse(text, std::path::Path::new("t.toml"), &[]).unwrap()
+    }
+
     #[test]
     fn the_estimate_grows_with_h_and_refuses_absurd_widths() {
-        let config = TrainConfig::parse(
-            "[data]\ndataset = { kind = \"mnist\" }\n",
-            std::path::Path::new("t.toml"),
-            &[],
-        )
-        .unwrap();
+        let config = default_config();
         let small = estimate_bytes(100, 256, 10, &config);
         // H = 256: 28,160 weights; well under 100 MB.
         assert!(small > 4.0 * 28_160.0 && small < 1e8, "{small}");
@@ -120,12 +128,7 @@ mod tests {
 
     #[test]
     fn an_ensemble_needs_its_members_data_and_is_capped() {
-        let config = TrainConfig::parse(
-            "[data]\ndataset = { kind = \"mnist\" }\n",
-            std::path::Path::new("t.toml"),
-            &[],
-        )
-        .unwrap();
+        let config = default_config();
         let one = ensemble_bytes(1, (784, 10), 14_000, &config);
         // Three copies of 14,000 examples of 794 floats, plus the weights: ~133 MB.
         assert!(one > 3.0 * 4.0 * 794.0 * 14_000.0 && one < 1.5e8, "{one}");

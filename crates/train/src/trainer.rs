@@ -482,6 +482,11 @@ impl BatchOrder {
         self.order.shuffle(&mut self.rng);
         &self.order
     }
+
+    /// The order drawn by the last [`shuffle`](Self::shuffle).
+    pub fn current(&self) -> &[usize] {
+        &self.order
+    }
 }
 
 #[cfg(test)]

@@ -22,8 +22,7 @@ use std::sync::Arc;
 use realbias_data::Dataset;
 use realbias_train::config::TrainConfig;
 use realbias_train::data::{derive_data, load_full};
-use realbias_train::ensemble::train_ensemble_with;
-use realbias_train::ensemble::{EnsembleMode, shared_settings};
+use realbias_train::ensemble::{EnsembleMode, shared_settings, train_ensemble_with};
 use realbias_train::eval::DeviceSplit;
 use realbias_train::record::write_run;
 use realbias_train::{
@@ -41,7 +40,8 @@ use crate::ExperimentError;
 use crate::experiment::{Context, Experiment, Finalized, Unit, UnitGroup, UnitOutcome};
 use crate::store::{read_result, read_results, save_texts};
 
-/// The most runs trained as one ensemble (Figure 2 has 40 runs per width and condition set).
+/// The most runs trained as one ensemble (Figure 2 has 35 runs per width: 5 repetitions of
+/// plain, censored, censored-noise and the 4-value λ grid).
 const MAX_ENSEMBLE: usize = 64;
 
 /// A width sweep as an [`Experiment`].
