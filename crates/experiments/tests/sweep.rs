@@ -335,7 +335,9 @@ fn censored_labels_are_exactly_learnable_by_the_censoring_network() {
     assert_eq!(err, 0.0);
     // Through a sweep, the censoring is trained once and cached.
     let out = tmp.path().join("runs");
-    run_all(&config, &out);
+    let first = Notes::default();
+    run_with(&config, &options(&out), &first).unwrap();
+    assert!(first.trained_censoring(), "{:?}", first.0.lock().unwrap());
     let cache_dirs = || -> Vec<PathBuf> {
         std::fs::read_dir(out.join("tiny/censor"))
             .unwrap()
@@ -344,20 +346,50 @@ fn censored_labels_are_exactly_learnable_by_the_censoring_network() {
     };
     let cache = cache_dirs();
     assert_eq!(cache.len(), 1);
-    assert!(cache[0].join("labels.bin").is_file());
+    let labels_written = || {
+        std::fs::metadata(cache[0].join("labels.bin"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let written = labels_written();
     let info = std::fs::read(cache[0].join("censor.json")).unwrap();
-    run_all(&config, &out);
-    assert_eq!(
-        cache_dirs(),
-        cache,
-        "trained once, then read from the cache"
-    );
-    assert_eq!(std::fs::read(cache[0].join("censor.json")).unwrap(), info);
+    // A run left to do needs the labels again: they must come from the cache, with no
+    // censoring network trained (seen in the progress, not in deterministic bytes).
     let runs = config.plan(&out.join("tiny"));
+    std::fs::remove_file(runs[0].dir.join("result.json")).unwrap();
+    let second = Notes::default();
+    let report = run_with(&config, &options(&out), &second).unwrap();
+    assert_eq!(report.outcome.trained, 1);
+    assert!(
+        !second.trained_censoring(),
+        "read from the cache, not retrained: {:?}",
+        second.0.lock().unwrap()
+    );
+    assert_eq!(cache_dirs(), cache);
+    assert_eq!(labels_written(), written, "labels.bin was not rewritten");
+    assert_eq!(std::fs::read(cache[0].join("censor.json")).unwrap(), info);
     assert!(
         runs.iter()
             .all(|r| r.condition == Condition::Censored && finished(&r.dir).is_some())
     );
+}
+
+/// Collects the notes about shared work (the censoring network's epochs among them).
+#[derive(Default)]
+struct Notes(std::sync::Mutex<Vec<String>>);
+
+impl ExperimentProgress for Notes {
+    fn note(&self, text: &str) {
+        self.0.lock().unwrap().push(text.to_string());
+    }
+}
+
+impl Notes {
+    fn trained_censoring(&self) -> bool {
+        let notes = self.0.lock().unwrap();
+        notes.iter().any(|n| n.contains("censoring network, epoch"))
+    }
 }
 
 #[test]
@@ -388,7 +420,7 @@ fn plots_are_drawn_from_a_fixed_summary() {
     let csv = std::fs::read_to_string(report.dir.join("measures.csv")).unwrap();
     let header = csv.lines().next().unwrap();
     assert!(
-        header.ends_with("tau_gap_within_plain,tau_gap_within_censored"),
+        header.ends_with("tau_b_gap_within_plain,tau_b_gap_within_censored"),
         "{header}"
     );
     let measures = realbias_experiments::sweep::MEASURES.len();
@@ -398,6 +430,27 @@ fn plots_are_drawn_from_a_fixed_summary() {
         "{csv}"
     );
     assert!(report.dir.join("measures.png").is_file());
+    // A diverged run's finite measures paired with a chance-level error say nothing: it is
+    // left out of the rankings, and the table says so.
+    let run = &config.plan(&report.dir)[0];
+    let path = run.dir.join("result.json");
+    let mut result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    result["stop_reason"] = "diverged".into();
+    std::fs::write(&path, serde_json::to_string(&result).unwrap()).unwrap();
+    let (markdown, _) = Sweep::new(config.clone())
+        .measures(&report.dir)
+        .unwrap()
+        .unwrap();
+    let csv = std::fs::read_to_string(report.dir.join("measures.csv")).unwrap();
+    assert!(
+        csv.contains("at convergence,\"group norm Σ‖u_h‖‖v_h‖\",7,"),
+        "{csv}"
+    );
+    assert!(
+        markdown.contains(&format!("1 diverged run(s) left out: {}", run.label())),
+        "{markdown}"
+    );
 }
 
 /// A two-axis `[sweep.vary]` grid: stopped part-way and resumed, it ends with the summary of

@@ -1,13 +1,14 @@
-//! Which complexity measure ranks a sweep's networks like their test error does: Kendall's τ
-//! of every measure with the test error and with the generalization gap over all runs, within
-//! each condition, and Jiang et al.'s granulated τ over the axes H and condition
-//! (`measures.csv`, `measures.md`, `measures.{png,svg}`).
+//! Which complexity measure ranks a sweep's networks like their test error does: Kendall's τ_b
+//! of every measure with the test error and with the generalization gap over all runs and
+//! within each condition, and Jiang et al.'s granulated τ (ties score 0) over the axes H and
+//! condition (`measures.csv`, `measures.md`, `measures.{png,svg}`). Diverged runs are left out:
+//! their test error says nothing about a measure of a network that did not train.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use realbias_train::RunResult;
 use realbias_train::measures::Measures;
+use realbias_train::{RunResult, StopReason};
 
 use super::config::Condition;
 use super::plan::PlannedRun;
@@ -89,13 +90,15 @@ pub struct MeasureRow {
     pub network: Network,
     pub measure: &'static str,
     pub runs: usize,
+    /// τ_b over every run.
     pub tau_test_error: Option<f64>,
     pub tau_gap: Option<f64>,
-    /// Granulated τ with the gap: per axis (H, condition) and their mean Ψ.
+    /// Granulated τ (Jiang et al.'s eq. 3, ties 0) with the gap: per axis (H, condition) and
+    /// their mean Ψ over the axes that vary.
     pub granulated_hidden: Option<f64>,
     pub granulated_condition: Option<f64>,
     pub psi: Option<f64>,
-    /// τ with the gap within each condition.
+    /// τ_b with the gap within each condition.
     pub within: Vec<(Condition, Option<f64>)>,
 }
 
@@ -173,35 +176,43 @@ fn row(
     }
 }
 
-/// Every measure's row for both networks, over the finished runs that carry measures (none
-/// when no run does; a measure undefined for every run keeps its row, with no τ).
-pub fn rank(
-    plan: &[PlannedRun],
-    results: &[Option<RunResult>],
-    summary: &Summary,
-) -> Vec<MeasureRow> {
+/// The rows of every measure, and the finished runs left out because they diverged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranking {
+    pub rows: Vec<MeasureRow>,
+    /// The folders (relative to the experiment's) of the diverged runs left out.
+    pub diverged: Vec<String>,
+}
+
+/// Every measure's row for both networks, over the finished runs that carry measures and did
+/// not diverge (no rows when no run does; a measure undefined for every run keeps its row,
+/// with no τ).
+pub fn rank(plan: &[PlannedRun], results: &[Option<RunResult>], summary: &Summary) -> Ranking {
     let keep = representative(plan, summary);
-    let runs: Vec<(&PlannedRun, &RunResult)> = plan
-        .iter()
-        .zip(results)
-        .zip(keep)
-        .filter_map(|((p, r), k)| {
-            r.as_ref()
-                .filter(|r| k && r.measures.is_some())
-                .map(|r| (p, r))
-        })
-        .collect();
+    let mut diverged = Vec::new();
+    let mut runs: Vec<(&PlannedRun, &RunResult)> = Vec::new();
+    for ((p, r), k) in plan.iter().zip(results).zip(keep) {
+        match r.as_ref().filter(|r| k && r.measures.is_some()) {
+            Some(r) if r.stop_reason == StopReason::Diverged => diverged.push(p.label()),
+            Some(r) => runs.push((p, r)),
+            None => {}
+        }
+    }
     if runs.is_empty() {
-        return Vec::new();
+        return Ranking {
+            rows: Vec::new(),
+            diverged,
+        };
     }
     let mut conditions: Vec<Condition> = runs.iter().map(|(p, _)| p.condition).collect();
     conditions.sort();
     conditions.dedup();
-    [Network::AtConvergence, Network::EarlyStop]
+    let rows = [Network::AtConvergence, Network::EarlyStop]
         .into_iter()
         .flat_map(|n| MEASURES.iter().map(move |&m| (n, m)))
         .map(|(n, m)| row(n, m, &runs, &conditions))
-        .collect()
+        .collect();
+    Ranking { rows, diverged }
 }
 
 fn cell(x: Option<f64>) -> String {
@@ -214,10 +225,10 @@ pub fn csv(rows: &[MeasureRow]) -> String {
         .first()
         .map_or(Vec::new(), |r| r.within.iter().map(|w| w.0).collect());
     let mut s = String::from(
-        "network,measure,runs,tau_test_error,tau_gap,granulated_gap_hidden,granulated_gap_condition,granulated_gap_psi",
+        "network,measure,runs,tau_b_test_error,tau_b_gap,granulated_gap_hidden,granulated_gap_condition,granulated_gap_psi",
     );
     for c in &conditions {
-        let _ = write!(s, ",tau_gap_within_{}", c.name());
+        let _ = write!(s, ",tau_b_gap_within_{}", c.name());
     }
     s.push('\n');
     for r in rows {
@@ -241,48 +252,68 @@ pub fn csv(rows: &[MeasureRow]) -> String {
     s
 }
 
-/// `measures.md`: per network, the measures sorted by Ψ (best first).
-pub fn markdown(name: &str, rows: &[MeasureRow]) -> String {
+/// The order of `measures.md`: by |Ψ|, strongest first (a measure whose informative direction
+/// is negative, such as a margin, ranks by its strength too), undefined Ψ last.
+fn by_strength(a: &&MeasureRow, b: &&MeasureRow) -> std::cmp::Ordering {
+    let strength = |r: &MeasureRow| r.psi.map_or(f64::NEG_INFINITY, f64::abs);
+    strength(b).total_cmp(&strength(a))
+}
+
+/// `measures.md`: per network, the measures sorted by |Ψ| (strongest first, sign shown).
+pub fn markdown(name: &str, ranking: &Ranking) -> String {
     let mut s = format!(
-        "# {name}: which measure ranks the networks like their generalization?\n\nKendall's τ_b of each measure with the test error and with the generalization gap (test − training error) over all runs (the weight-decay condition by its selected λ), within each condition, and the granulated τ of Jiang et al. (2020): the mean τ over groups in which only H (or only the condition) varies, and Ψ, their mean. 1: the measure orders the networks exactly as their gap does; 0: unrelated.\n"
+        "# {name}: which measure ranks the networks like their generalization?\n\nColumns: Kendall's τ_b (ties corrected) of each measure with the test error and with the generalization gap (test − training error) over all runs (the weight-decay condition by its selected λ) and within each condition; and the granulated τ of Jiang et al. (2020, eq. 3-5), in which a tied pair scores 0: the mean τ over groups in which only H (or only the condition) varies, and Ψ, their mean over the axes that vary here. 1: the measure orders the networks exactly as their gap does; −1: exactly reversed; 0: unrelated, or constant along the axis. Sorted by |Ψ|.\n"
     );
+    if !ranking.diverged.is_empty() {
+        let _ = write!(
+            s,
+            "\n{} diverged run(s) left out: {}.\n",
+            ranking.diverged.len(),
+            ranking.diverged.join(", ")
+        );
+    }
     for network in [Network::AtConvergence, Network::EarlyStop] {
-        let mut of: Vec<&MeasureRow> = rows.iter().filter(|r| r.network == network).collect();
+        let mut of: Vec<&MeasureRow> = ranking
+            .rows
+            .iter()
+            .filter(|r| r.network == network)
+            .collect();
         if of.is_empty() {
             continue;
         }
-        of.sort_by(|a, b| {
-            b.psi
-                .unwrap_or(f64::NEG_INFINITY)
-                .total_cmp(&a.psi.unwrap_or(f64::NEG_INFINITY))
-        });
-        let conditions: Vec<&str> = of[0].within.iter().map(|w| w.0.name()).collect();
-        let _ = write!(
+        of.sort_by(by_strength);
+        let _ = write!(s, "\n## Networks {}\n\n", network.name());
+        s.push_str(&table(&of));
+    }
+    s
+}
+
+/// One network kind's table.
+fn table(rows: &[&MeasureRow]) -> String {
+    let conditions: Vec<&str> = rows[0].within.iter().map(|w| w.0.name()).collect();
+    let mut s = format!(
+        "| measure | runs | τ_b test error | τ_b gap | Ψ gap | τ over H | τ over condition | {} |\n|---|---|---|---|---|---|---|{}\n",
+        conditions
+            .iter()
+            .map(|c| format!("τ_b gap, {c}"))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(conditions.len())
+    );
+    for r in rows {
+        let within: Vec<String> = r.within.iter().map(|w| cell(w.1)).collect();
+        let _ = writeln!(
             s,
-            "\n## Networks {}\n\n| measure | runs | τ test error | τ gap | Ψ gap | τ over H | τ over condition | {} |\n|---|---|---|---|---|---|---|{}\n",
-            network.name(),
-            conditions
-                .iter()
-                .map(|c| format!("τ gap, {c}"))
-                .collect::<Vec<_>>()
-                .join(" | "),
-            "---|".repeat(conditions.len())
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.measure,
+            r.runs,
+            cell(r.tau_test_error),
+            cell(r.tau_gap),
+            cell(r.psi),
+            cell(r.granulated_hidden),
+            cell(r.granulated_condition),
+            within.join(" | ")
         );
-        for r in of {
-            let within: Vec<String> = r.within.iter().map(|w| cell(w.1)).collect();
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.measure,
-                r.runs,
-                cell(r.tau_test_error),
-                cell(r.tau_gap),
-                cell(r.psi),
-                cell(r.granulated_hidden),
-                cell(r.granulated_condition),
-                within.join(" | ")
-            );
-        }
     }
     s
 }
@@ -355,4 +386,42 @@ pub fn figure(
         format!("{name}: complexity measures of the final networks against H"),
         panels,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(measure: &'static str, psi: Option<f64>) -> MeasureRow {
+        MeasureRow {
+            network: Network::AtConvergence,
+            measure,
+            runs: 4,
+            tau_test_error: None,
+            tau_gap: None,
+            granulated_hidden: None,
+            granulated_condition: None,
+            psi,
+            within: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_table_is_sorted_by_the_strength_of_psi_with_its_sign_shown() {
+        let ranking = Ranking {
+            rows: vec![
+                row("weak", Some(0.2)),
+                row("undefined", None),
+                row("margin-like", Some(-0.8)),
+                row("strong", Some(0.5)),
+            ],
+            diverged: Vec::new(),
+        };
+        let text = markdown("x", &ranking);
+        let at = |name: &str| text.find(&format!("| {name} |")).unwrap();
+        assert!(at("margin-like") < at("strong"), "{text}");
+        assert!(at("strong") < at("weak") && at("weak") < at("undefined"));
+        assert!(text.contains("| -0.8000 |"), "the sign is kept: {text}");
+        assert!(!text.contains("diverged"), "{text}");
+    }
 }

@@ -31,7 +31,7 @@ use realbias_train::{
 
 pub use censor::{CensorInfo, censor, censor_dir, censor_key, censor_labels};
 pub use config::{Condition, ExperimentConfig, SweepConfig};
-pub use measures::{MEASURES, MeasureRow, Network};
+pub use measures::{MEASURES, MeasureRow, Network, Ranking};
 pub use plan::PlannedRun;
 pub use summary::{GridRow, Stat, Summary, SummaryRow, summarize};
 pub use vary::{Axes, Variant};
@@ -122,13 +122,13 @@ impl Sweep {
         dir: &Path,
         c: &Collected,
     ) -> Result<Option<(String, Finalized)>, ExperimentError> {
-        let rows = measures::rank(&c.runs, &c.results, &c.summary);
-        if rows.is_empty() {
+        let ranking = measures::rank(&c.runs, &c.results, &c.summary);
+        if ranking.rows.is_empty() {
             return Ok(None);
         }
-        let markdown = measures::markdown(&self.config.name, &rows);
+        let markdown = measures::markdown(&self.config.name, &ranking);
         let texts = vec![
-            (dir.join("measures.csv"), measures::csv(&rows)),
+            (dir.join("measures.csv"), measures::csv(&ranking.rows)),
             (dir.join("measures.md"), markdown.clone()),
         ];
         let mut finalized = Finalized {
@@ -311,7 +311,7 @@ impl Sweep {
         let full = self.full()?;
         // One process trains the censoring network; others wait for its labels.
         // The key fingerprints the whole dataset: computed once, for the lock and the cache.
-        let key = censor_key(config, full);
+        let key = censor_key(config, full)?;
         let cache = censor_dir(&ctx.dir, config, full, &key);
         let stop = || ctx.progress.stop_requested();
         let Some(_lock) = crate::lock::wait_lock(&cache.with_extension("lock"), &stop)? else {
@@ -423,8 +423,8 @@ impl Experiment for Sweep {
         &self.config.name
     }
 
-    fn config_toml(&self) -> String {
-        toml::to_string(&self.config).unwrap_or_default()
+    fn config_toml(&self) -> Result<String, ExperimentError> {
+        crate::store::config_text(&self.config.name, &self.config)
     }
 
     fn plan(&self, dir: &Path) -> Vec<Unit> {
