@@ -114,33 +114,56 @@ fn norm_2_1(a: &[f32], b: &[f32], rows: usize, cols: usize) -> f64 {
         .sum()
 }
 
-/// The largest singular value of a row-major `rows x cols` matrix, by power iteration on
-/// `MᵀM` (converges geometrically; stopped at a relative change of 1e-12 or 2,000 steps).
-pub fn spectral_norm(m: &[f32], rows: usize, cols: usize) -> f64 {
-    let mut x = vec![1.0f64; cols];
-    let mut sigma = 0.0;
-    for _ in 0..2000 {
-        let y: Vec<f64> = (0..rows)
-            .map(|r| (0..cols).map(|c| m[r * cols + c] as f64 * x[c]).sum())
-            .collect();
-        let mut z = vec![0.0f64; cols];
-        for (r, yr) in y.iter().enumerate() {
-            for (c, zc) in z.iter_mut().enumerate() {
-                *zc += m[r * cols + c] as f64 * yr;
-            }
+/// Random stream of the spectral norm's start vector.
+const STREAM_SPECTRAL: u64 = 21;
+/// Power iteration stops once `‖MᵀM x − ρ x‖ ≤ SPECTRAL_TOLERANCE ρ` (ρ the Rayleigh quotient
+/// of the unit vector x): some eigenvalue of `MᵀM` is then within that residual of ρ
+/// (Krylov-Weinstein), so σ² is known to 1e-7 relative.
+const SPECTRAL_TOLERANCE: f64 = 1e-7;
+const SPECTRAL_MAX_STEPS: usize = 10_000;
+
+/// `MᵀM x` for a row-major `rows x cols` matrix.
+fn gram_times(m: &[f32], rows: usize, cols: usize, x: &[f64]) -> Vec<f64> {
+    let mut z = vec![0.0f64; cols];
+    for r in 0..rows {
+        let row = &m[r * cols..(r + 1) * cols];
+        let y: f64 = row.iter().zip(x).map(|(&a, b)| a as f64 * b).sum();
+        for (zc, &a) in z.iter_mut().zip(row) {
+            *zc += a as f64 * y;
         }
-        let norm = z.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if norm == 0.0 {
+    }
+    z
+}
+
+/// The largest singular value of a row-major `rows x cols` matrix: power iteration on `MᵀM`
+/// from a seeded random start (a fixed start such as all-ones can be orthogonal to the top
+/// singular vector: the trained V's rows of `V − V₀` sum to 0), stopped when the residual of
+/// the Rayleigh quotient is small, not when it stalls.
+pub fn spectral_norm(m: &[f32], rows: usize, cols: usize) -> f64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(rows as u64 * 1_000_003 + cols as u64);
+    rng.set_stream(STREAM_SPECTRAL);
+    let mut x: Vec<f64> = (0..cols).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let mut rho = 0.0;
+    for _ in 0..SPECTRAL_MAX_STEPS {
+        let length = x.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if length == 0.0 {
             return 0.0;
         }
-        let next = norm.sqrt(); // ‖MᵀM x‖ with ‖x‖ = 1 tends to σ²
-        x = z.iter().map(|v| v / norm).collect();
-        if (next - sigma).abs() <= 1e-12 * next {
-            return next;
+        x.iter_mut().for_each(|v| *v /= length);
+        let z = gram_times(m, rows, cols, &x);
+        rho = x.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>();
+        let residual = z
+            .iter()
+            .zip(&x)
+            .map(|(zc, xc)| (zc - rho * xc).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        if residual <= SPECTRAL_TOLERANCE * rho.abs() || rho == 0.0 {
+            break;
         }
-        sigma = next;
+        x = z;
     }
-    sigma
+    rho.max(0.0).sqrt()
 }
 
 /// From the examples per hidden unit whose activation sign flipped (of `examples`): the
@@ -376,7 +399,7 @@ mod tests {
     #[test]
     fn the_spectral_norm_matches_the_svd() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
-        for (rows, cols) in [(1, 1), (4, 9), (30, 7), (100, 256)] {
+        for (rows, cols) in [(1, 1), (4, 9), (30, 7), (100, 256), (256, 10)] {
             let m: Vec<f32> = (0..rows * cols)
                 .map(|_| StandardNormal.sample(&mut rng))
                 .map(|x: f64| x as f32)
@@ -390,6 +413,128 @@ mod tests {
             );
         }
         assert_eq!(spectral_norm(&[0.0; 6], 2, 3), 0.0);
+    }
+
+    #[test]
+    fn the_spectral_norm_does_not_depend_on_a_lucky_start() {
+        // All-ones is in the null space of [[1,-1],[2,-2]] (σ = √10), and an eigenvector of
+        // the other singular value of [[2,-1],[-1,2]] (σ = 3 and 1).
+        let sigma = spectral_norm(&[1.0, -1.0, 2.0, -2.0], 2, 2);
+        assert!((sigma - 10f64.sqrt()).abs() < 1e-9, "{sigma}");
+        let sigma = spectral_norm(&[2.0, -1.0, -1.0, 2.0], 2, 2);
+        assert!((sigma - 3.0).abs() < 1e-9, "{sigma}");
+        // A trained V's update: every row sums to 0, as the softmax gradient's rows do.
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let (rows, cols) = (64, 10);
+        let mut m: Vec<f32> = (0..rows * cols)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .map(|x: f64| x as f32)
+            .collect();
+        for row in m.chunks_mut(cols) {
+            let mean = row.iter().sum::<f32>() / cols as f32;
+            row.iter_mut().for_each(|v| *v -= mean);
+        }
+        let dm = nalgebra::DMatrix::from_fn(rows, cols, |r, c| m[r * cols + c] as f64);
+        let svd = realbias_theory::trace::spectral_norm(&dm).unwrap();
+        let power = spectral_norm(&m, rows, cols);
+        assert!((power - svd).abs() <= 1e-6 * svd, "{power} vs {svd}");
+    }
+
+    /// d = 3, H = 2, k = 2, small enough to do by hand:
+    /// `U = [[3, 1], [4, 0], [1, 1]]` (units u₁ = (3, 4, 1), u₂ = (1, 0, 1)),
+    /// `U₀ = [[0, 1], [0, 0], [1, 0]]`, so `U − U₀ = [[3, 0], [4, 0], [0, 1]]`: its columns
+    /// have lengths 5 and 1 (the (2,1) norm 6), its rows 3, 4 and 1 (8: a transposed reading
+    /// differs), `‖U − U₀‖_F = √26` while `‖U‖_F = √28`;
+    /// `V = [[2, 0], [0, 1]]`, `V₀ = I`, so `‖V − V₀‖_{2,1} = 1`.
+    /// `UᵀU = [[26, 4], [4, 2]]` has eigenvalues `14 ± 4√10`, so `‖U‖₂ = 2 + √10`; `‖V‖₂ = 2`.
+    fn hand_net() -> (HostNet, HostNet, DataTerms) {
+        let net = host(
+            vec![3.0, 1.0, 4.0, 0.0, 1.0, 1.0],
+            vec![2.0, 0.0, 0.0, 1.0],
+            3,
+            2,
+            2,
+        );
+        let init = host(
+            vec![0.0, 1.0, 0.0, 0.0, 1.0, 0.0],
+            vec![1.0, 0.0, 0.0, 1.0],
+            3,
+            2,
+            2,
+        );
+        // ‖X‖_F = 3 and ‖U₀ᵀX‖_F = 2 over n = 4 examples.
+        let data = DataTerms {
+            x_frobenius: 3.0,
+            init_preactivations: 2.0,
+            examples: 4,
+        };
+        (net, init, data)
+    }
+
+    fn close(what: &str, got: Option<f64>, want: f64) {
+        let got = got.unwrap_or_else(|| panic!("{what}: undefined"));
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs(),
+            "{what}: {got} vs {want}"
+        );
+    }
+
+    #[test]
+    fn margin_measures_and_bounds_match_a_hand_computation() {
+        let (net, init, data) = hand_net();
+        let mut m = weight_measures(&net, &init);
+        close("‖U‖₂", Some(m.u_spectral), 2.0 + 10f64.sqrt());
+        close("‖V‖₂", Some(m.v_spectral), 2.0);
+        close("‖U − U₀‖_F", Some(m.u_distance), 26f64.sqrt());
+        // Group norm √26·2 + √2·1; path norm √(26·4 + 2·1) = √106.
+        close(
+            "group norm",
+            Some(m.group_norm),
+            2.0 * 26f64.sqrt() + 2f64.sqrt(),
+        );
+        close("path norm", Some(m.path_norm), 106f64.sqrt());
+        m.margin_p10 = 0.5; // γ: every ratio below is (x / 0.5)² = 4x²
+        margin_measures(&mut m, &net, &init, &data);
+        close("‖U‖_F²‖V‖_F²/γ²", m.frobenius_over_margin, 4.0 * 28.0 * 5.0);
+        // 4(2√26 + √2)² = 4(106 + 8√13)
+        close(
+            "group²/γ²",
+            m.group_over_margin,
+            424.0 + 32.0 * 13f64.sqrt(),
+        );
+        close("path²/γ²", m.path_over_margin, 424.0);
+        // 4(2(2 + √10))² = 16(14 + 4√10)
+        close(
+            "spectral²/γ²",
+            m.spectral_over_margin,
+            224.0 + 64.0 * 10f64.sqrt(),
+        );
+        // Bartlett et al.: ‖X‖_F R_A ln W / (γ n) with W = 3 and
+        // R_A = ‖U‖₂‖V‖₂ ((6 / (2 + √10))^{2/3} + (1/2)^{2/3})^{3/2}:
+        // 3 · 2(2 + √10) · S^{3/2} · ln 3 / 2 = 38.89655999619322.
+        let sigma_u = 2.0 + 10f64.sqrt();
+        let s = (6.0 / sigma_u).powf(2.0 / 3.0) + 0.5f64.powf(2.0 / 3.0);
+        let bartlett = 3.0 * sigma_u * s.powf(1.5) * 3f64.ln();
+        assert!((bartlett - 38.89655999619322).abs() < 1e-9);
+        close("Bartlett et al. 2017", m.bartlett2017, bartlett);
+        // Neyshabur et al.: √k ‖V‖_F (‖U − U₀‖_F ‖X‖_F + ‖U₀ᵀX‖_F) / (γ n) + √(H / n)
+        // = √2 · √5 · (3√26 + 2) / 2 + √(1/2) = 28.05615768625057.
+        let neyshabur = 10f64.sqrt() * (3.0 * 26f64.sqrt() + 2.0) / 2.0 + 0.5f64.sqrt();
+        assert!((neyshabur - 28.05615768625057).abs() < 1e-9);
+        close("Neyshabur et al. 2018", m.neyshabur2018, neyshabur);
+    }
+
+    #[test]
+    fn margin_measures_are_undefined_without_a_positive_margin() {
+        let (net, init, data) = hand_net();
+        for gamma in [0.0, -0.5, f64::NAN] {
+            let mut m = weight_measures(&net, &init);
+            m.margin_p10 = gamma;
+            margin_measures(&mut m, &net, &init, &data);
+            assert_eq!(m.group_over_margin, None, "γ = {gamma}");
+            assert_eq!(m.bartlett2017, None, "γ = {gamma}");
+            assert_eq!(m.neyshabur2018, None, "γ = {gamma}");
+        }
     }
 
     #[test]
