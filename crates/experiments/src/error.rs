@@ -31,6 +31,14 @@ pub enum ExperimentError {
     },
     #[error("{path}: cannot encode: {message}")]
     Encode { path: PathBuf, message: String },
+    #[error("cannot encode the resolved config of experiment `{name}` as TOML: {message}")]
+    EncodeConfig { name: String, message: String },
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Nothing to summarize: no unit has a readable result.
     #[error("{dir}: no finished results to summarize{}", broken_list(.broken))]
     NothingFinished { dir: PathBuf, broken: Vec<String> },

@@ -45,7 +45,7 @@ pub trait Experiment: Sync {
     /// The experiment folder's name.
     fn name(&self) -> &str;
     /// The resolved config, as recorded in the folder.
-    fn config_toml(&self) -> String;
+    fn config_toml(&self) -> Result<String, ExperimentError>;
     /// Every unit, in plan order, for the folder `dir`.
     fn plan(&self, dir: &Path) -> Vec<Unit>;
     /// A finished unit's outcome line; `None` when it has no readable result.
@@ -170,7 +170,7 @@ pub fn dry_run(
     ctx: &Context,
 ) -> Result<DryRun, ExperimentError> {
     exp.load(ctx)?;
-    let claim = check_claim(&ctx.dir, &exp.config_toml(), options.force)?;
+    let claim = check_claim(&ctx.dir, &exp.config_toml()?, options.force)?;
     let units = exp.plan(&ctx.dir);
     let kept = kept(exp, &units, claim, options.force);
     let mine = in_shard(&units, options.shard);
@@ -195,7 +195,7 @@ pub fn run(
     // Inputs first: a config or data problem leaves no trace in the folder.
     exp.load(ctx)?;
     let _session = join(&ctx.dir)?;
-    let state = claim(&ctx.dir, &exp.config_toml(), options.force)?;
+    let state = claim(&ctx.dir, &exp.config_toml()?, options.force)?;
     let units = exp.plan(&ctx.dir);
     if options.force {
         for (unit, keep) in units.iter().zip(kept(exp, &units, state, true)) {
@@ -341,7 +341,11 @@ fn execute(
     if let Some(e) = queue.failure.into_inner().ok().flatten() {
         return Err(e);
     }
-    let mut outcome = queue.outcome.into_inner().unwrap_or_default();
+    // A worker that panicked poisons the counts but does not make them wrong.
+    let mut outcome = queue
+        .outcome
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     outcome.unfinished += queue
         .pending
         .into_inner()

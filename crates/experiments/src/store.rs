@@ -36,8 +36,18 @@ pub fn check_claim(dir: &Path, config_text: &str, force: bool) -> Result<Claim, 
         Ok(existing) if existing == config_text => Ok(Claim::Same),
         Ok(_) if force => Ok(Claim::Replaced),
         Ok(_) => Err(ExperimentError::ConfigChanged { path }),
-        Err(_) => Ok(Claim::New),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Claim::New),
+        // An unreadable config is not a new folder: taking it for one would overwrite it.
+        Err(source) => Err(ExperimentError::Read { path, source }),
     }
+}
+
+/// The resolved config of experiment `name` as the TOML its folder records.
+pub fn config_text<T: Serialize>(name: &str, config: &T) -> Result<String, ExperimentError> {
+    toml::to_string(config).map_err(|e| ExperimentError::EncodeConfig {
+        name: name.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// [`check_claim`], then records `config_text` as the folder's config. Taking over a folder for
@@ -177,6 +187,20 @@ mod tests {
         assert_eq!(check_claim(dir.path(), "a", false).unwrap(), Claim::Same);
         assert_eq!(claim(dir.path(), "b", true).unwrap(), Claim::Replaced);
         assert_eq!(folder_config(dir.path()).unwrap().1, "b");
+    }
+
+    #[test]
+    fn an_unreadable_config_is_an_error_naming_it_not_a_new_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder where experiment.toml should be: it exists but cannot be read as text.
+        std::fs::create_dir(dir.path().join(EXPERIMENT_FILE)).unwrap();
+        let err = check_claim(dir.path(), "a", true).unwrap_err();
+        assert!(matches!(err, ExperimentError::Read { .. }), "{err}");
+        assert!(err.to_string().contains(EXPERIMENT_FILE), "{err}");
+        std::fs::remove_dir(dir.path().join(EXPERIMENT_FILE)).unwrap();
+        // Not valid UTF-8.
+        std::fs::write(dir.path().join(EXPERIMENT_FILE), [0xff, 0xfe, 0x00]).unwrap();
+        assert!(check_claim(dir.path(), "a", true).is_err());
     }
 
     #[test]

@@ -326,6 +326,17 @@ impl TrainConfig {
         {
             p.push("data.subset.train must be at least 1".into());
         }
+        // Early stopping picks the network of lowest validation error: with no validation
+        // examples every error is 0 and the "early-stopped" network is the initialization.
+        match d.subset {
+            Some(s) if s.validation == 0 => p.push(
+                "data.subset.validation must be at least 1 (early stopping selects on the validation split)".into(),
+            ),
+            None if d.validation == 0 => p.push(
+                "data.validation must be at least 1 (early stopping selects on the validation split)".into(),
+            ),
+            _ => {}
+        }
         let t = &self.train;
         if t.max_epochs == 0 {
             p.push("train.max_epochs must be at least 1".into());

@@ -25,6 +25,12 @@ pub enum TrainError {
     /// Reading results back from the device failed (or returned the wrong amount of data).
     #[error("reading {what} back from the device failed: {message}")]
     ReadBack { what: &'static str, message: String },
+    #[error(
+        "{dataset}: the validation split is empty; early stopping selects on it, so give it at least one example (data.validation or data.subset.validation)"
+    )]
+    EmptyValidation { dataset: String },
+    #[error("cannot encode {what}: {message}")]
+    Encode { what: String, message: String },
     #[error("these runs cannot be trained as one ensemble: {0}")]
     Ensemble(String),
     #[error(

@@ -109,3 +109,22 @@ fn every_committed_train_config_parses() {
     }
     assert!(seen >= 1);
 }
+
+#[test]
+fn an_empty_validation_split_is_refused_before_anything_runs() {
+    // Every validation error would be 0 and the "early-stopped" network the initialization.
+    for (set, key) in [
+        (
+            "data.subset={ train = 500, validation = 0 }",
+            "data.subset.validation",
+        ),
+        ("data.validation=0", "data.validation"),
+    ] {
+        let err = TrainConfig::parse(MINIMAL, Path::new("c.toml"), &[set.to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml") && err.contains(key), "{set}: {err}");
+    }
+    let ok = "data.subset={ train = 500, validation = 1 }".to_string();
+    TrainConfig::parse(MINIMAL, Path::new("c.toml"), &[ok]).unwrap();
+}

@@ -58,7 +58,10 @@ fn print_header(settings: &BenchSettings, device: &burn::tensor::Device) {
 
 fn print_row(r: &BenchRow, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        match serde_json::to_string(r) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("cannot encode a benchmark row as JSON: {e}"),
+        }
         return;
     }
     println!(

@@ -138,13 +138,16 @@ fn sbatch(extra: &[String], script: &Path) -> Result<String> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    // `--parsable` prints `id` or `id;cluster`; the id is the next job's dependency.
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text
-        .trim()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_string())
+    match text.trim().split(';').next() {
+        Some(id) if !id.is_empty() => Ok(id.to_string()),
+        _ => bail!(
+            "sbatch {} printed no job id (output: {:?})",
+            script.display(),
+            text.trim()
+        ),
+    }
 }
 
 pub fn command(args: SlurmArgs) -> Result<()> {

@@ -87,8 +87,8 @@ impl Experiment for ConvexNn {
         &self.config.name
     }
 
-    fn config_toml(&self) -> String {
-        toml::to_string(&self.config).unwrap_or_default()
+    fn config_toml(&self) -> Result<String, ExperimentError> {
+        crate::store::config_text(&self.config.name, &self.config)
     }
 
     fn plan(&self, dir: &Path) -> Vec<Unit> {

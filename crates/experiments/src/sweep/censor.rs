@@ -34,10 +34,14 @@ pub struct CensorInfo {
 /// Everything that determines the censored labels, as text: the censoring network's resolved
 /// training config and the data's identity (sizes and a fingerprint of every feature and
 /// label). Recorded as `key.toml` beside the labels; the folder is named by its hash.
-pub fn censor_key(config: &TrainConfig, full: &Dataset) -> String {
+pub fn censor_key(config: &TrainConfig, full: &Dataset) -> Result<String, TrainError> {
     let mut anonymous = config.clone();
     anonymous.name = None; // the experiment's name does not change the labels
-    let training = toml::to_string(&anonymous).unwrap_or_default();
+    // An empty key would make every censoring config share one cache.
+    let training = toml::to_string(&anonymous).map_err(|e| TrainError::Encode {
+        what: "the censoring network's config (the cache key)".into(),
+        message: e.to_string(),
+    })?;
     let mut fingerprint = Fnv::default();
     for split in [&full.train, &full.validation, &full.test] {
         for v in &split.features {
@@ -45,7 +49,7 @@ pub fn censor_key(config: &TrainConfig, full: &Dataset) -> String {
         }
         fingerprint.write(&split.labels);
     }
-    format!(
+    Ok(format!(
         "# What determines the censored labels; they are recomputed when any of it changes.\n\
          [data]\nname = {:?}\nclasses = {}\ndim = {}\ntrain = {}\nvalidation = {}\ntest = {}\n\
          fingerprint = \"{:016x}\"\n\n[censor]\n{training}",
@@ -56,7 +60,7 @@ pub fn censor_key(config: &TrainConfig, full: &Dataset) -> String {
         full.validation.len(),
         full.test.len(),
         fingerprint.0
-    )
+    ))
 }
 
 /// 64-bit FNV-1a: a stable hash (the standard library's may change between releases).
@@ -122,7 +126,10 @@ pub fn censor_labels(
     if info.stop_reason == StopReason::Interrupted {
         return Ok(None);
     }
-    let info_text = serde_json::to_string_pretty(&info).unwrap_or_default();
+    let info_text = serde_json::to_string_pretty(&info).map_err(|e| TrainError::Encode {
+        what: dir.join("censor.json").display().to_string(),
+        message: e.to_string(),
+    })?;
     write_atomic(&dir.join("labels.bin"), &labels)?;
     write_atomic(&dir.join("censor.json"), info_text.as_bytes())?;
     // The key last: a folder without it is never taken for a finished cache.
