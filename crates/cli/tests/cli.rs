@@ -45,10 +45,8 @@ fn train_writes_result_and_history_and_refuses_to_overwrite() {
             .args(["--seed", "3"]),
     );
     let stdout = String::from_utf8_lossy(&status.stdout);
-    assert!(
-        stdout.contains("backend flex") || stdout.contains("backend "),
-        "{stdout}"
-    );
+    let backend = realbias_train::backend::backend_name();
+    assert!(stdout.contains(&format!("backend {backend} (")), "{stdout}");
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("epoch ")).count(),
         6,
@@ -80,6 +78,8 @@ fn train_writes_result_and_history_and_refuses_to_overwrite() {
         assert!(result.get(key).is_some(), "result.json lacks {key}");
     }
     assert_eq!(result["seed"], 3);
+    assert_eq!(result["backend"], backend);
+    assert!(result["machine"]["cpu_kernels"].is_string(), "{result}");
     assert_eq!(result["hidden"], 8);
     assert_eq!(
         result["config"]["train"]["seed"], 3,
@@ -532,4 +532,91 @@ fn shard_arguments_are_checked_and_empty_shards_exit_cleanly() {
     );
     succeed(realbias().arg("plot").arg(runs.join("tiny")));
     assert!(runs.join("tiny/summary.csv").exists());
+}
+
+/// The revision of the checkout this test binary was built from, as `build.rs` derives it.
+fn checkout_revision() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let head = git(&["rev-parse", "--short=12", "HEAD"]);
+    let dirty = !git(&[
+        "status",
+        "--porcelain",
+        "--",
+        "crates",
+        "Cargo.toml",
+        "Cargo.lock",
+    ])
+    .is_empty();
+    if dirty { format!("{head}-dirty") } else { head }
+}
+
+#[test]
+fn the_recorded_revision_is_the_binarys_wherever_it_runs() {
+    if std::env::var_os("REALBIAS_REVISION").is_some() {
+        return; // a packager's override, not the checkout's
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("tiny");
+    write_tiny_idx(&data, 60, 20);
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 20\n[model]\nhidden = 4\n[optim]\nbatch_size = 10\n[train]\nmax_epochs = 1\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    // From a directory outside any checkout, and from inside another git repository.
+    let elsewhere = tmp.path().join("elsewhere");
+    let other_repo = tmp.path().join("other-repo");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::create_dir(&other_repo).unwrap();
+    // A repository with a commit of its own: a revision looked up at run time would be its.
+    let init = Command::new("git")
+        .arg("init")
+        .arg("-q")
+        .arg(&other_repo)
+        .status()
+        .and_then(|_| {
+            Command::new("git")
+                .current_dir(&other_repo)
+                .args(["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q"])
+                .args(["--allow-empty", "-m", "other"])
+                .status()
+        });
+    let want = checkout_revision();
+    for (i, cwd) in [&elsewhere, &other_repo].into_iter().enumerate() {
+        if i == 1 && !init.as_ref().is_ok_and(|s| s.success()) {
+            continue;
+        }
+        let out = tmp.path().join(format!("run{i}"));
+        succeed(
+            realbias()
+                .current_dir(cwd)
+                .args(["train", "--config"])
+                .arg(&config)
+                .arg("--out")
+                .arg(&out),
+        );
+        let result: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            result["git_revision"],
+            want.as_str(),
+            "run from {}",
+            cwd.display()
+        );
+    }
 }

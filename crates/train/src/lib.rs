@@ -23,6 +23,7 @@ pub mod measures;
 pub mod memory;
 pub mod optim;
 pub mod progress;
+pub mod provenance;
 pub mod record;
 mod trainer;
 

@@ -103,7 +103,12 @@ pub struct RunResult {
     pub hidden: usize,
     pub seed: u64,
     pub backend: String,
+    /// The revision the binary was built from ([`crate::provenance::BUILD_REVISION`]).
     pub git_revision: String,
+    /// The CPU, kernels and threads the run used (results from before it was recorded have
+    /// none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<crate::provenance::Machine>,
     pub dataset: String,
     pub train_examples: usize,
     pub validation_examples: usize,
@@ -220,18 +225,10 @@ pub fn write_run(dir: &Path, run: &RunOutput) -> Result<(), TrainError> {
         &dir.join("history.csv"),
         history_csv(&run.history).as_bytes(),
     )?;
-    let json = serde_json::to_string_pretty(&run.result).unwrap_or_default();
-    write_atomic(&dir.join("result.json"), json.as_bytes())
-}
-
-/// The source revision, for the record; "unknown" outside a git checkout.
-pub fn git_revision() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    let path = dir.join("result.json");
+    let json = serde_json::to_string_pretty(&run.result).map_err(|e| TrainError::Encode {
+        what: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    write_atomic(&path, json.as_bytes())
 }

@@ -17,7 +17,7 @@ use crate::config::{RunConfig, TrainConfig};
 use crate::eval::DeviceSplit;
 use crate::measures::{MeasureInputs, frobenius, measure, pattern_fractions, percentile};
 use crate::optim::{HeavyBall, MomentumCell, PaperSchedule};
-use crate::record::{EpochRecord, RunMeasures, RunOutput, RunResult, StopReason, git_revision};
+use crate::record::{EpochRecord, RunMeasures, RunOutput, RunResult, StopReason};
 use crate::{Progress, TrainError};
 
 /// Random streams derived from the run's seed (the data crate uses streams 1 and 2).
@@ -311,7 +311,8 @@ impl<'a> Run<'a> {
             hidden: config.model.hidden,
             seed: config.train.seed,
             backend: crate::backend::backend_name().into(),
-            git_revision: git_revision(),
+            git_revision: crate::provenance::BUILD_REVISION.into(),
+            machine: Some(crate::provenance::Machine::this()),
             dataset: data.name.clone(),
             train_examples: data.train.len(),
             validation_examples: data.validation.len(),
