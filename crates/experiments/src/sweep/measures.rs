@@ -104,7 +104,7 @@ pub struct MeasureRow {
 
 /// The runs that stand for a condition at an H: all of them, except that the weight-decay
 /// condition is represented by its selected λ.
-fn representative(plan: &[PlannedRun], summary: &Summary) -> Vec<bool> {
+pub(super) fn representative(plan: &[PlannedRun], summary: &Summary) -> Vec<bool> {
     let selected: BTreeMap<(usize, usize), f64> = summary
         .rows
         .iter()

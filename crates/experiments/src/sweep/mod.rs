@@ -12,6 +12,7 @@ mod censor;
 mod config;
 mod figures;
 mod measures;
+mod paired;
 mod plan;
 mod summary;
 mod vary;
@@ -523,6 +524,14 @@ impl Experiment for Sweep {
         ];
         if !c.summary.grid.is_empty() {
             texts.push((dir.join("weight-decay-grid.csv"), c.summary.grid_csv()));
+        }
+        let paired = paired::compare(&c.runs, &c.results, &c.summary);
+        if !paired.is_empty() {
+            texts.push((dir.join("paired.csv"), paired::csv(&paired)));
+            texts.push((
+                dir.join("paired.md"),
+                paired::markdown(&self.config.name, &paired),
+            ));
         }
         let mut finalized = Finalized {
             files: save_texts(texts)?,
