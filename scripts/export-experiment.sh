@@ -8,7 +8,7 @@ src=${1:?usage: $0 RUN_FOLDER}
 name=$(basename "$src")
 dst="$(dirname "$0")/../experiments/$name"
 mkdir -p "$dst"
-for f in experiment.toml summary.csv report.md weight-decay-grid.csv errors.png errors.svg norms.png norms.svg measures.csv measures.md measures.png measures.svg vary.png vary.svg; do
+for f in experiment.toml summary.csv report.md weight-decay-grid.csv errors.png errors.svg norms.png norms.svg measures.csv measures.md measures.png measures.svg paired.csv paired.md vary.png vary.svg; do
     [ -f "$src/$f" ] && cp "$src/$f" "$dst/"
 done
 (cd "$src" && find . -name result.json -o -name censor.json -o -name key.toml) | while read -r f; do
