@@ -199,7 +199,7 @@ pub fn run(
     let units = exp.plan(&ctx.dir);
     if options.force {
         for (unit, keep) in units.iter().zip(kept(exp, &units, state, true)) {
-            if !keep && lock::owner(&lock_path(unit)).is_none_or(|o| !o.alive()) {
+            if !keep && lock::live_owner(&lock_path(unit)).is_none() {
                 remove(&unit.result)?;
             }
         }

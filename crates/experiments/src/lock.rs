@@ -1,26 +1,63 @@
-//! Claims that let several processes (local runs, Slurm shards) share one experiment folder: a
-//! unit is trained by whoever creates its lock file first (`create_new` is atomic on local and
-//! NFSv3+ filesystems); the file names its owner (host, pid), so a lock left by a dead local
-//! process is recognised and taken over. Locks are removed when their guard is dropped.
+//! Claims that let several processes (local runs, Slurm shards on many nodes) share one
+//! experiment folder. A unit is trained by whoever creates its lock file first (`create_new` is
+//! atomic on local and NFSv3+ filesystems). A lock is a **lease**: its holder refreshes the
+//! file's modification time every [`REFRESH`] while it holds it, and a lock not refreshed for
+//! the lease time ([`lease`], default 5 minutes) is stale, whatever host wrote it, and is taken
+//! over. A lock is stale at once when its owner is known to be gone: a process of this host that
+//! no longer exists, or whose pid now belongs to a process started at another time (a reused
+//! pid); an empty or unreadable lock is stale once it is older than [`WRITE_GRACE`] (a full
+//! disk leaves a 0-byte file). Locks are removed when their guard is dropped.
+//!
+//! Clocks: on a shared filesystem the lease compares the file's mtime, set from the holder's
+//! clock, with the reader's clock, so the nodes' clocks must agree to well within the lease
+//! (NTP keeps them within milliseconds; a skew of minutes would take live locks over).
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use realbias_train::TrainError;
+
+/// How often a holder refreshes its locks.
+pub const REFRESH: Duration = Duration::from_secs(10);
+/// The default lease: a lock not refreshed for this long is stale.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+/// How long an empty or unreadable lock may be in the middle of being written.
+pub const WRITE_GRACE: Duration = Duration::from_secs(10);
+/// The environment variable that sets the lease, in seconds (at least 3 refreshes).
+pub const LEASE_VARIABLE: &str = "REALBIAS_LOCK_LEASE";
+
+/// The lease in force: `REALBIAS_LOCK_LEASE` seconds, else [`DEFAULT_LEASE`]; never shorter
+/// than three refreshes, so a live holder is never taken for stale.
+pub fn lease() -> Duration {
+    std::env::var(LEASE_VARIABLE)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_LEASE)
+        .max(3 * REFRESH)
+}
 
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub host: String,
     pub pid: u32,
+    /// When the process started (clock ticks since boot, `/proc/PID/stat`), to tell a reused
+    /// pid from the owner; `None` in locks written before it was recorded.
+    pub started: Option<u64>,
 }
 
 impl Owner {
     /// This process.
     pub fn me() -> Owner {
+        let pid = std::process::id();
         Owner {
             host: hostname(),
-            pid: std::process::id(),
+            pid,
+            started: process_start(pid),
         }
     }
 
@@ -28,13 +65,31 @@ impl Owner {
         let mut words = text.split_whitespace();
         let host = words.next()?.to_string();
         let pid = words.next()?.parse().ok()?;
-        Some(Owner { host, pid })
+        let started = words.next().and_then(|w| w.parse().ok());
+        Some(Owner { host, pid, started })
     }
 
-    /// False only when the owner is known to be gone: a process of this host that no longer
-    /// exists. Another host's process is taken to be alive (it cannot be checked from here).
-    pub fn alive(&self) -> bool {
-        self.host != hostname() || Path::new(&format!("/proc/{}", self.pid)).exists()
+    fn line(&self) -> String {
+        match self.started {
+            Some(t) => format!("{} {} {t}\n", self.host, self.pid),
+            None => format!("{} {}\n", self.host, self.pid),
+        }
+    }
+
+    /// Why the owner is known to be gone, if it is: a process of this host that no longer
+    /// exists or whose pid was reused. Another host's process cannot be checked from here.
+    fn gone(&self) -> Option<String> {
+        if self.host != hostname() {
+            return None;
+        }
+        match (process_start(self.pid), self.started) {
+            (None, _) => Some(format!("its process ({self}) is gone")),
+            (Some(now), Some(then)) if now != then => Some(format!(
+                "its pid {} now belongs to another process",
+                self.pid
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -42,6 +97,15 @@ impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} pid {}", self.host, self.pid)
     }
+}
+
+/// The start time of process `pid` (field 22 of `/proc/PID/stat`), `None` when there is no
+/// such process (or no `/proc`).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// This machine's name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`, else "localhost").
@@ -54,25 +118,144 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// What a lock file says: its owner (if readable), how long since it was refreshed, and why
+/// it is stale if it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    pub owner: Option<Owner>,
+    pub age: Duration,
+    pub stale: Option<String>,
+}
+
+/// The state of the lock at `path`; `None` when there is no lock.
+pub fn inspect(path: &Path) -> Option<LockInfo> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let age = SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or(Duration::ZERO);
+    let owner = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| Owner::parse(&t));
+    let stale = match &owner {
+        None if age > WRITE_GRACE => Some("empty or unreadable".to_string()),
+        None => None,
+        Some(o) => o.gone().or_else(|| {
+            (age > lease()).then(|| {
+                format!(
+                    "not refreshed for {} s (lease {} s)",
+                    age.as_secs(),
+                    lease().as_secs()
+                )
+            })
+        }),
+    };
+    Some(LockInfo { owner, age, stale })
+}
+
+/// The live owner of the lock at `path`: `None` when there is no lock or it is stale.
+pub fn live_owner(path: &Path) -> Option<Owner> {
+    let info = inspect(path)?;
+    match info.stale {
+        Some(_) => None,
+        None => info.owner,
+    }
+}
+
+/// The locks this process holds, refreshed by one background thread.
+fn held() -> &'static Mutex<BTreeSet<PathBuf>> {
+    static HELD: OnceLock<Mutex<BTreeSet<PathBuf>>> = OnceLock::new();
+    static REFRESHER: OnceLock<()> = OnceLock::new();
+    let set = HELD.get_or_init(|| Mutex::new(BTreeSet::new()));
+    REFRESHER.get_or_init(|| {
+        std::thread::spawn(|| {
+            loop {
+                std::thread::sleep(REFRESH);
+                refresh_all();
+            }
+        });
+    });
+    set
+}
+
+/// Renews every held lock's lease (a lock removed meanwhile is skipped).
+fn refresh_all() {
+    let paths: Vec<PathBuf> = match held().lock() {
+        Ok(set) => set.iter().cloned().collect(),
+        Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
+    };
+    for path in paths {
+        if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) {
+            let _ = file.set_modified(SystemTime::now());
+        }
+    }
+}
+
+/// Removes every lock this process holds: for an exit that skips destructors (a second
+/// Ctrl-C), so that nothing it held blocks a resume.
+pub fn release_all() {
+    let paths: Vec<PathBuf> = match held().lock() {
+        Ok(mut set) => std::mem::take(&mut *set).into_iter().collect(),
+        Err(_) => return,
+    };
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// A held lock; dropping it removes the file.
 #[derive(Debug)]
 pub struct Lock {
     path: PathBuf,
 }
 
+impl Lock {
+    fn hold(path: &Path) -> Lock {
+        if let Ok(mut set) = held().lock() {
+            set.insert(path.to_path_buf());
+        }
+        Lock {
+            path: path.to_path_buf(),
+        }
+    }
+}
+
 impl Drop for Lock {
     fn drop(&mut self) {
+        if let Ok(mut set) = held().lock() {
+            set.remove(&self.path);
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// The owner named in a lock file, if the file is there and readable.
+/// The owner named in a lock file, if the file is there and readable (stale or not).
 pub fn owner(path: &Path) -> Option<Owner> {
     Owner::parse(&std::fs::read_to_string(path).ok()?)
 }
 
-/// Takes the lock at `path`, or says who holds it. A lock whose owner is dead is removed and
-/// taken.
+/// Removes the stale lock at `path` without removing a fresh one that replaced it meanwhile:
+/// the file is moved aside (atomic), and put back if it is not the one judged stale.
+#[cfg(unix)]
+fn clear_stale(path: &Path, judged: &std::fs::Metadata) -> Result<(), TrainError> {
+    use std::os::unix::fs::MetadataExt;
+    let aside = path.with_extension(format!("stale-{}", std::process::id()));
+    if std::fs::rename(path, &aside).is_err() {
+        return Ok(()); // someone else cleared it first
+    }
+    let moved = std::fs::metadata(&aside).ok();
+    if moved.is_some_and(|m| m.ino() != judged.ino()) {
+        // A fresh lock replaced the stale one: put it back unless yet another appeared.
+        let _ = std::fs::hard_link(&aside, path);
+    }
+    realbias_train::files::remove(&aside)
+}
+
+#[cfg(not(unix))]
+fn clear_stale(path: &Path, _judged: &std::fs::Metadata) -> Result<(), TrainError> {
+    realbias_train::files::remove(path)
+}
+
+/// Takes the lock at `path`, or says who holds it. A stale lock is cleared and taken.
 pub fn try_lock(path: &Path) -> Result<Result<Lock, Owner>, TrainError> {
     let write_err = |source| TrainError::Write {
         path: path.to_path_buf(),
@@ -88,24 +271,34 @@ pub fn try_lock(path: &Path) -> Result<Result<Lock, Owner>, TrainError> {
             .open(path)
         {
             Ok(mut file) => {
-                let me = Owner::me();
-                writeln!(file, "{} {}", me.host, me.pid).map_err(write_err)?;
-                return Ok(Ok(Lock {
-                    path: path.to_path_buf(),
-                }));
+                let lock = Lock::hold(path); // removed again if the owner cannot be written
+                file.write_all(Owner::me().line().as_bytes())
+                    .and_then(|_| file.sync_all())
+                    .map_err(write_err)?;
+                return Ok(Ok(lock));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match owner(path) {
-                Some(o) if o.alive() => return Ok(Err(o)),
-                // Dead owner, or a file being written this instant: clear a dead one and retry.
-                Some(_) => realbias_train::files::remove(path)?,
-                None => std::thread::sleep(std::time::Duration::from_millis(50)),
-            },
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let Ok(judged) = std::fs::metadata(path) else {
+                    continue; // released this instant
+                };
+                match inspect(path) {
+                    Some(LockInfo { stale: Some(_), .. }) => clear_stale(path, &judged)?,
+                    Some(LockInfo {
+                        owner: Some(o),
+                        stale: None,
+                        ..
+                    }) => return Ok(Err(o)),
+                    // Being written this instant.
+                    _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+                }
+            }
             Err(e) => return Err(write_err(e)),
         }
     }
     let holder = owner(path).unwrap_or_else(|| Owner {
         host: "unknown".into(),
         pid: 0,
+        started: None,
     });
     Ok(Err(holder))
 }
@@ -128,6 +321,13 @@ pub fn wait_lock(path: &Path, stop: &dyn Fn() -> bool) -> Result<Option<Lock>, T
 mod tests {
     use super::*;
 
+    /// Sets the lock file's mtime `seconds` into the past.
+    fn age(path: &Path, seconds: u64) {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(seconds))
+            .unwrap();
+    }
+
     #[test]
     fn a_lock_is_exclusive_until_dropped_and_a_dead_owners_lock_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
@@ -142,8 +342,64 @@ mod tests {
         let taken = try_lock(&path).unwrap().unwrap();
         assert_eq!(owner(&path), Some(Owner::me()));
         drop(taken);
-        // Another host's lock is respected.
-        std::fs::write(&path, "elsewhere 1\n").unwrap();
-        assert_eq!(try_lock(&path).unwrap().unwrap_err().host, "elsewhere");
+    }
+
+    #[test]
+    fn another_hosts_lock_is_respected_while_fresh_and_taken_over_once_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unit.lock");
+        std::fs::write(&path, "node-b 1 12345\n").unwrap();
+        assert_eq!(try_lock(&path).unwrap().unwrap_err().host, "node-b");
+        age(&path, lease().as_secs() - 30);
+        assert!(try_lock(&path).unwrap().is_err(), "inside the lease");
+        age(&path, lease().as_secs() + 1);
+        let info = inspect(&path).unwrap();
+        assert!(
+            info.stale.as_deref().unwrap().contains("not refreshed"),
+            "{info:?}"
+        );
+        let taken = try_lock(&path).unwrap().unwrap();
+        assert_eq!(owner(&path), Some(Owner::me()));
+        drop(taken);
+    }
+
+    #[test]
+    fn an_empty_lock_and_a_reused_pid_are_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unit.lock");
+        // A full disk: created, the owner never written. Fresh, it may be mid-write.
+        std::fs::write(&path, "").unwrap();
+        assert!(inspect(&path).unwrap().stale.is_none());
+        age(&path, WRITE_GRACE.as_secs() + 1);
+        assert!(try_lock(&path).unwrap().is_ok());
+        // This very pid, recorded with another start time: the pid was reused.
+        let me = Owner::me();
+        assert!(me.started.is_some(), "Linux has /proc");
+        std::fs::write(&path, format!("{} {} 1\n", me.host, me.pid)).unwrap();
+        let info = inspect(&path).unwrap();
+        assert!(
+            info.stale.as_deref().unwrap().contains("another process"),
+            "{info:?}"
+        );
+        // Without a recorded start time, a live pid is trusted (older locks).
+        std::fs::write(&path, format!("{} {}\n", me.host, me.pid)).unwrap();
+        assert_eq!(inspect(&path).unwrap().stale, None);
+    }
+
+    #[test]
+    fn a_held_lock_is_refreshed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unit.lock");
+        let held = try_lock(&path).unwrap().unwrap();
+        age(&path, 3600);
+        assert!(inspect(&path).unwrap().stale.is_some(), "an hour old");
+        refresh_all();
+        let info = inspect(&path).unwrap();
+        assert!(
+            info.age < Duration::from_secs(60) && info.stale.is_none(),
+            "{info:?}"
+        );
+        drop(held);
+        assert!(!path.exists());
     }
 }

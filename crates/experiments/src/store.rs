@@ -89,15 +89,16 @@ pub fn join(dir: &Path) -> Result<Lock, ExperimentError> {
     }
 }
 
-/// The live processes other than this one working in `dir`.
+/// The live processes other than this one working in `dir` (a stale marker, left by a process
+/// that died or stopped refreshing it, does not count).
 pub fn other_sessions(dir: &Path) -> Vec<Owner> {
     let me = Owner::me();
     let Ok(entries) = std::fs::read_dir(dir.join(SESSIONS)) else {
         return Vec::new();
     };
     entries
-        .filter_map(|e| lock::owner(&e.ok()?.path()))
-        .filter(|o| *o != me && o.alive())
+        .filter_map(|e| lock::live_owner(&e.ok()?.path()))
+        .filter(|o| *o != me)
         .collect()
 }
 

@@ -13,8 +13,8 @@ use realbias_experiments::registry;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum State {
     Finished,
-    /// Held by a live process.
-    Claimed(String),
+    /// Held by a live process (its lease refreshed this many seconds ago).
+    Claimed(String, u64),
     /// Its lock belongs to a process of this host that is gone, or it left partial output.
     Failed(String),
     ToDo,
@@ -24,9 +24,18 @@ fn state(finished: bool, unit_result: &Path, lock: &Path) -> State {
     if finished {
         return State::Finished;
     }
-    match lock::owner(lock) {
-        Some(o) if o.alive() => State::Claimed(o.to_string()),
-        Some(o) => State::Failed(format!("its process ({o}) is gone")),
+    match lock::inspect(lock) {
+        Some(info) => {
+            let holder = info
+                .owner
+                .map_or("an unreadable lock".to_string(), |o| o.to_string());
+            match info.stale {
+                None => State::Claimed(holder, info.age.as_secs()),
+                Some(why) => State::Failed(format!(
+                    "stale lock of {holder} ({why}); the next run takes it over"
+                )),
+            }
+        }
         None if unit_result.with_file_name("history.csv").exists() => {
             State::Failed("started, no result (failed, interrupted or killed)".into())
         }
@@ -46,23 +55,32 @@ pub fn command(dir: &Path) -> Result<()> {
     println!("  finished  {:>6}", count(|s| *s == State::Finished));
     println!(
         "  claimed   {:>6}",
-        count(|s| matches!(s, State::Claimed(_)))
+        count(|s| matches!(s, State::Claimed(..)))
     );
     println!(
         "  failed    {:>6}",
         count(|s| matches!(s, State::Failed(_)))
     );
     println!("  to do     {:>6}", count(|s| *s == State::ToDo));
-    let mut by_owner: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    // Per holder: its units and the oldest refresh of their leases.
+    let mut by_owner: BTreeMap<&str, (Vec<&str>, u64)> = BTreeMap::new();
     for (u, s) in units.iter().zip(&states) {
         match s {
-            State::Claimed(owner) => by_owner.entry(owner).or_default().push(&u.label),
+            State::Claimed(owner, age) => {
+                let entry = by_owner.entry(owner).or_default();
+                entry.0.push(&u.label);
+                entry.1 = entry.1.max(*age);
+            }
             State::Failed(why) => println!("  failed: {} ({why})", u.label),
             _ => {}
         }
     }
-    for (owner, labels) in by_owner {
-        println!("  claimed by {owner}: {}", labels.join(", "));
+    for (owner, (labels, age)) in by_owner {
+        println!(
+            "  claimed by {owner} (leases refreshed within {age} s, stale after {} s): {}",
+            lock::lease().as_secs(),
+            labels.join(", ")
+        );
     }
     Ok(())
 }
