@@ -620,3 +620,92 @@ fn the_recorded_revision_is_the_binarys_wherever_it_runs() {
         );
     }
 }
+
+/// Every file under `dir` whose name ends in `.lock`.
+fn locks_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "lock") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_sweep_sent_sigterm_stops_soon_leaves_no_lock_and_resumes_to_the_same_summary() {
+    let (_tmp, runs, config) = tiny_folder("repetitions = 2\n");
+    // Long enough runs (the stop rule never fires) that the signal lands mid-sweep.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("max_epochs = 3", "max_epochs = 400\nconverge_epochs = 1000")
+            .replace("hidden = [2, 4]", "hidden = [2, 4, 8, 16]"),
+    )
+    .unwrap();
+    let whole = runs.with_file_name("whole");
+    let run = |out: &std::path::Path| {
+        let mut c = realbias();
+        c.arg("run")
+            .arg(&config)
+            .arg("--out")
+            .arg(out)
+            .args(["--jobs", "2", "--threads", "1"]);
+        c
+    };
+    succeed(&mut run(&whole));
+    let child = run(&runs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first run has finished, Slurm's time limit arrives: SIGTERM.
+    let started = std::time::Instant::now();
+    // (The widest runs go first: the first result is the H = 16 or H = 8 batch's.)
+    let any_result = || {
+        [16, 8].iter().any(|h| {
+            (0..2).any(|r| {
+                runs.join(format!("tiny/plain/h{h}/rep{r}/result.json"))
+                    .exists()
+            })
+        })
+    };
+    while !any_result() {
+        assert!(started.elapsed().as_secs() < 120, "no run finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let signalled = std::time::Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stopping = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stopping.as_secs() < 15, "took {stopping:?} to stop");
+    assert!(
+        !out.status.success(),
+        "a stopped sweep is not a success: {stderr}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.contains("stop requested"), "{stderr}");
+    assert!(
+        !runs.join("tiny/summary.csv").exists(),
+        "stopped before the end: {stderr}"
+    );
+    assert_eq!(locks_under(&runs), Vec::<std::path::PathBuf>::new());
+    succeed(&mut run(&runs));
+    assert_eq!(
+        std::fs::read(runs.join("tiny/summary.csv")).unwrap(),
+        std::fs::read(whole.join("tiny/summary.csv")).unwrap(),
+        "resumed after SIGTERM, the summary of an uninterrupted run"
+    );
+}

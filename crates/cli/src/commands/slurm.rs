@@ -103,7 +103,12 @@ fn scripts(args: &SlurmArgs, name: &str, folder: &Path) -> Result<Vec<(&'static 
     let prepare_log = logs.join("prepare-%j.out");
     let prepare = header(args, &format!("{name}-prepare"), &prepare_log, 1, &[])
         + &format!("exec {run} --prepare-only\n");
-    let array = [format!("--array=0-{}", n - 1)];
+    // SIGTERM two minutes before the time limit, to the batch shell (realbias after `exec`):
+    // the shard stops at its next epoch and releases its locks instead of being killed.
+    let array = [
+        format!("--array=0-{}", n - 1),
+        "--signal=B:TERM@120".to_string(),
+    ];
     let shard_log = logs.join("shard-%A_%a.out");
     let threads = "--jobs 1 --threads \"${SLURM_CPUS_PER_TASK:-1}\"";
     let shards = header(
