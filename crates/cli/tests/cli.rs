@@ -709,3 +709,60 @@ fn a_sweep_sent_sigterm_stops_soon_leaves_no_lock_and_resumes_to_the_same_summar
         "resumed after SIGTERM, the summary of an uninterrupted run"
     );
 }
+
+#[test]
+fn another_hosts_lock_is_respected_while_fresh_and_taken_over_once_its_lease_ran_out() {
+    let (_tmp, runs, config) = tiny_folder("ensemble = \"off\"\n");
+    // A shard on node-b claimed two units, then its node died: one lock is older than the
+    // lease (30 s here), the other was refreshed a moment ago.
+    let lock = |unit: &str| runs.join(format!("tiny/plain/{unit}/result.lock"));
+    for unit in ["h2/rep0", "h4/rep0"] {
+        std::fs::create_dir_all(lock(unit).parent().unwrap()).unwrap();
+        std::fs::write(lock(unit), "node-b 4242 99\n").unwrap();
+    }
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(45);
+    std::fs::File::options()
+        .write(true)
+        .open(lock("h2/rep0"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    succeed(
+        realbias()
+            .arg("run")
+            .arg(&config)
+            .arg("--out")
+            .arg(&runs)
+            .arg("--prepare-only"),
+    );
+    let status = succeed(
+        realbias()
+            .env("REALBIAS_LOCK_LEASE", "30")
+            .arg("status")
+            .arg(runs.join("tiny")),
+    );
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("H=2 rep 0 (stale lock of node-b pid 4242 (not refreshed for 45 s"),
+        "{status}"
+    );
+    assert!(status.contains("claimed by node-b pid 4242"), "{status}");
+    let out = succeed(
+        realbias()
+            .env("REALBIAS_LOCK_LEASE", "30")
+            .arg("run")
+            .arg(&config)
+            .arg("--out")
+            .arg(&runs),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        runs.join("tiny/plain/h2/rep0/result.json").is_file(),
+        "the stale lock was taken over and the unit trained: {stdout}"
+    );
+    assert!(
+        !runs.join("tiny/plain/h4/rep0/result.json").exists(),
+        "the fresh lock was respected: {stdout}"
+    );
+    assert!(stdout.contains("1 held by other processes"), "{stdout}");
+}
