@@ -40,7 +40,16 @@ fn every_committed_experiment_config_parses_and_plans() {
     let ablation = load("ablation-censored-mnist.toml");
     assert_eq!(ablation.variants.len(), 6);
     assert_eq!(ablation.variants[0].label(), "baseline");
-    assert_eq!(load("init-scale.toml").variants.len(), 4);
+    assert_eq!(ablation.sweep.repetitions, 5, "the paper's five");
+    let init_scale = load("init-scale.toml");
+    assert_eq!(init_scale.variants.len(), 4);
+    assert_eq!(init_scale.sweep.repetitions, 5);
+    let bump = load("fig1-cifar10-bump.toml");
+    assert_eq!(bump.base.data.subset, None, "Figure 1 uses the full data");
+    assert_eq!(
+        (bump.sweep.repetitions, bump.base.train.max_epochs),
+        (3, 500)
+    );
     let narrow = load("fig1-mnist-narrow.toml");
     assert_eq!(narrow.plan(Path::new("out")).len(), 3 * 4 * 2);
     let err = ExperimentConfig::load(&dir.join("train-mnist-small.toml"), &[])
