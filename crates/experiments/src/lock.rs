@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use realbias_train::TrainError;
@@ -129,7 +129,14 @@ pub struct LockInfo {
 
 /// The state of the lock at `path`; `None` when there is no lock.
 pub fn inspect(path: &Path) -> Option<LockInfo> {
-    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    inspect_file(path).map(|(_, info)| info)
+}
+
+/// [`inspect`], with the metadata of the very file judged (its inode tells it from a lock
+/// that replaced it since).
+fn inspect_file(path: &Path) -> Option<(std::fs::Metadata, LockInfo)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    let modified = metadata.modified().ok()?;
     let age = SystemTime::now()
         .duration_since(modified)
         .unwrap_or(Duration::ZERO);
@@ -149,7 +156,7 @@ pub fn inspect(path: &Path) -> Option<LockInfo> {
             })
         }),
     };
-    Some(LockInfo { owner, age, stale })
+    Some((metadata, LockInfo { owner, age, stale }))
 }
 
 /// The live owner of the lock at `path`: `None` when there is no lock or it is stale.
@@ -161,8 +168,9 @@ pub fn live_owner(path: &Path) -> Option<Owner> {
     }
 }
 
-/// The locks this process holds, refreshed by one background thread.
-fn held() -> &'static Mutex<BTreeSet<PathBuf>> {
+/// The locks this process holds, refreshed by one background thread. The set is only ever
+/// inserted into or removed from, so a poisoned lock still holds a consistent set.
+fn held() -> MutexGuard<'static, BTreeSet<PathBuf>> {
     static HELD: OnceLock<Mutex<BTreeSet<PathBuf>>> = OnceLock::new();
     static REFRESHER: OnceLock<()> = OnceLock::new();
     let set = HELD.get_or_init(|| Mutex::new(BTreeSet::new()));
@@ -174,15 +182,12 @@ fn held() -> &'static Mutex<BTreeSet<PathBuf>> {
             }
         });
     });
-    set
+    set.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Renews every held lock's lease (a lock removed meanwhile is skipped).
 fn refresh_all() {
-    let paths: Vec<PathBuf> = match held().lock() {
-        Ok(set) => set.iter().cloned().collect(),
-        Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
-    };
+    let paths: Vec<PathBuf> = held().iter().cloned().collect();
     for path in paths {
         if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) {
             let _ = file.set_modified(SystemTime::now());
@@ -193,10 +198,7 @@ fn refresh_all() {
 /// Removes every lock this process holds: for an exit that skips destructors (a second
 /// Ctrl-C), so that nothing it held blocks a resume.
 pub fn release_all() {
-    let paths: Vec<PathBuf> = match held().lock() {
-        Ok(mut set) => std::mem::take(&mut *set).into_iter().collect(),
-        Err(_) => return,
-    };
+    let paths = std::mem::take(&mut *held());
     for path in paths {
         let _ = std::fs::remove_file(path);
     }
@@ -210,9 +212,7 @@ pub struct Lock {
 
 impl Lock {
     fn hold(path: &Path) -> Lock {
-        if let Ok(mut set) = held().lock() {
-            set.insert(path.to_path_buf());
-        }
+        held().insert(path.to_path_buf());
         Lock {
             path: path.to_path_buf(),
         }
@@ -221,15 +221,13 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        if let Ok(mut set) = held().lock() {
-            set.remove(&self.path);
-        }
+        held().remove(&self.path);
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
 /// The owner named in a lock file, if the file is there and readable (stale or not).
-pub fn owner(path: &Path) -> Option<Owner> {
+fn owner(path: &Path) -> Option<Owner> {
     Owner::parse(&std::fs::read_to_string(path).ok()?)
 }
 
@@ -278,16 +276,17 @@ pub fn try_lock(path: &Path) -> Result<Result<Lock, Owner>, TrainError> {
                 return Ok(Ok(lock));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let Ok(judged) = std::fs::metadata(path) else {
-                    continue; // released this instant
-                };
-                match inspect(path) {
-                    Some(LockInfo { stale: Some(_), .. }) => clear_stale(path, &judged)?,
-                    Some(LockInfo {
-                        owner: Some(o),
-                        stale: None,
-                        ..
-                    }) => return Ok(Err(o)),
+                match inspect_file(path) {
+                    None => continue, // released this instant
+                    Some((judged, LockInfo { stale: Some(_), .. })) => clear_stale(path, &judged)?,
+                    Some((
+                        _,
+                        LockInfo {
+                            owner: Some(o),
+                            stale: None,
+                            ..
+                        },
+                    )) => return Ok(Err(o)),
                     // Being written this instant.
                     _ => std::thread::sleep(std::time::Duration::from_millis(50)),
                 }

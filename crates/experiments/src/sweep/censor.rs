@@ -13,6 +13,8 @@ use realbias_train::files::write_atomic;
 use realbias_train::{Progress, StopReason, TrainError, train};
 use serde::{Deserialize, Serialize};
 
+use crate::ExperimentError;
+
 /// The censored labels of the whole dataset and how they came about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CensorInfo {
@@ -118,7 +120,7 @@ pub fn censor_labels(
     (dir, key): (&Path, &str),
     device: &Device,
     progress: &mut dyn Progress,
-) -> Result<Option<(Vec<u8>, CensorInfo)>, TrainError> {
+) -> Result<Option<(Vec<u8>, CensorInfo)>, ExperimentError> {
     if let Some(cached) = cached_labels(dir, key, full) {
         return Ok(Some(cached));
     }
@@ -126,12 +128,8 @@ pub fn censor_labels(
     if info.stop_reason == StopReason::Interrupted {
         return Ok(None);
     }
-    let info_text = serde_json::to_string_pretty(&info).map_err(|e| TrainError::Encode {
-        what: dir.join("censor.json").display().to_string(),
-        message: e.to_string(),
-    })?;
     write_atomic(&dir.join("labels.bin"), &labels)?;
-    write_atomic(&dir.join("censor.json"), info_text.as_bytes())?;
+    crate::store::save(&dir.join("censor.json"), &info)?;
     // The key last: a folder without it is never taken for a finished cache.
     write_atomic(&dir.join("key.toml"), key.as_bytes())?;
     Ok(Some((labels, info)))

@@ -107,6 +107,7 @@ fn rows(point: &str, condition: Condition, by_width: &BySeed) -> Vec<PairedRow> 
         return Vec::new();
     };
     let mut pairs: Vec<(usize, usize)> = widths.windows(2).map(|w| (w[0], w[1])).collect();
+    // Every width but the last two against the widest (the second-widest is paired above).
     pairs.extend(widths.iter().rev().skip(2).rev().map(|&h| (h, widest)));
     pairs
         .into_iter()
