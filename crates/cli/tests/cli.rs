@@ -622,20 +622,32 @@ fn the_recorded_revision_is_the_binarys_wherever_it_runs() {
 }
 
 /// Every file under `dir` whose name ends in `.lock`.
-fn locks_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+/// Every file under `dir` that `keep` accepts.
+fn files_under(
+    dir: &std::path::Path,
+    keep: &dyn Fn(&std::path::Path) -> bool,
+) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let path = entry.path();
             if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "lock") {
+                pending.push(path);
+            } else if keep(&path) {
                 found.push(path);
             }
         }
     }
     found
+}
+
+fn files_named(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    files_under(dir, &|p| p.file_name().is_some_and(|n| n == name))
+}
+
+fn locks_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    files_under(dir, &|p| p.extension().is_some_and(|e| e == "lock"))
 }
 
 #[test]
@@ -702,7 +714,23 @@ fn a_sweep_sent_sigterm_stops_soon_leaves_no_lock_and_resumes_to_the_same_summar
         "stopped before the end: {stderr}"
     );
     assert_eq!(locks_under(&runs), Vec::<std::path::PathBuf>::new());
-    succeed(&mut run(&runs));
+    // The runs in flight kept their state, and resume from it.
+    let checkpoints = files_named(&runs, "checkpoint.safetensors");
+    assert!(!checkpoints.is_empty(), "no checkpoint kept: {stderr}");
+    let resumed = succeed(&mut run(&runs));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&resumed.stdout),
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert!(
+        said.contains("resumed ") && said.contains("from its checkpoint"),
+        "{said}"
+    );
+    assert_eq!(
+        files_named(&runs, "checkpoint.safetensors"),
+        Vec::<std::path::PathBuf>::new()
+    );
     assert_eq!(
         std::fs::read(runs.join("tiny/summary.csv")).unwrap(),
         std::fs::read(whole.join("tiny/summary.csv")).unwrap(),
@@ -765,4 +793,95 @@ fn another_hosts_lock_is_respected_while_fresh_and_taken_over_once_its_lease_ran
         "the fresh lock was respected: {stdout}"
     );
     assert!(stdout.contains("1 held by other processes"), "{stdout}");
+}
+
+/// `result.json` without its wall-clock fields, and `history.csv` without its time columns.
+fn timeless_run(dir: &std::path::Path) -> (serde_json::Value, Vec<String>) {
+    let mut result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap();
+    for key in ["wall_seconds", "seconds_per_epoch"] {
+        result[key] = serde_json::Value::Null;
+    }
+    for net in ["at_convergence", "early_stop"] {
+        result["measures"][net]["seconds"] = serde_json::Value::Null;
+    }
+    let history = std::fs::read_to_string(dir.join("history.csv")).unwrap();
+    let rows = history
+        .lines()
+        .map(|l| l.rsplitn(4, ',').last().unwrap().to_string())
+        .collect();
+    (result, rows)
+}
+
+#[test]
+fn a_run_killed_at_random_epochs_and_resumed_ends_as_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("tiny");
+    write_tiny_idx(&data, 2000, 200);
+    let config = tmp.path().join("wide.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 200\n[model]\nhidden = 256\n[optim]\nbatch_size = 20\nweight_decay = 1e-4\n[train]\nmax_epochs = 120\nconverge_epochs = 1000\ncheckpoint_seconds = 0\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let train = |out: &std::path::Path| {
+        let mut c = realbias();
+        c.args(["train", "--plain", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(out);
+        c
+    };
+    let whole = tmp.path().join("whole");
+    succeed(&mut train(&whole));
+    let out = tmp.path().join("killed");
+    let epochs_done = || {
+        std::fs::read_to_string(out.join("history.csv"))
+            .map_or(0, |h| h.lines().count().saturating_sub(2))
+    };
+    // Epochs drawn once from a fixed seed: each kill lands at or after its epoch.
+    let mut resumed_at = Vec::new();
+    for target in [9, 41, 77] {
+        let mut child = train(&out)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while epochs_done() < target {
+            assert!(
+                started.elapsed().as_secs() < 300,
+                "stuck before epoch {target}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL: nothing runs after it
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if let Some(line) = stdout.lines().find(|l| l.starts_with("resumed at epoch")) {
+            resumed_at.push(line.to_string());
+        }
+        assert!(
+            !out.join("result.json").exists(),
+            "finished before the kill at {target}"
+        );
+    }
+    let last = succeed(&mut train(&out));
+    let stdout = String::from_utf8_lossy(&last.stdout);
+    assert!(stdout.contains("resumed at epoch"), "{stdout}");
+    assert_eq!(
+        resumed_at.len(),
+        2,
+        "the second and third starts resumed: {resumed_at:?}"
+    );
+    assert!(
+        !out.join("checkpoint.safetensors").exists(),
+        "removed once finished"
+    );
+    assert!(out.join("network.safetensors").is_file());
+    let (a, b) = (timeless_run(&out), timeless_run(&whole));
+    assert_eq!(a.1, b.1, "history.csv, times aside");
+    assert_eq!(a.0, b.0, "result.json, times aside");
 }

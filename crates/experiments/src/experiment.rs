@@ -25,6 +25,8 @@ pub struct Context<'a> {
     pub device: &'a Device,
     pub data_dir: Option<&'a Path>,
     pub progress: &'a dyn ExperimentProgress,
+    /// `--force`: results and checkpoints of another config are discarded, not refused.
+    pub force: bool,
 }
 
 /// The files a finalize wrote, the result files it had to leave out, and why figures are
@@ -83,7 +85,7 @@ pub trait Experiment: Sync {
 
 /// How to run an experiment.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
+pub struct ExperimentOptions {
     /// Where experiment folders go (the experiment's is `out/<name>`).
     pub out: PathBuf,
     pub data_dir: Option<PathBuf>,
@@ -99,10 +101,10 @@ pub struct RunOptions {
     pub prepare_only: bool,
 }
 
-impl RunOptions {
+impl ExperimentOptions {
     /// One process running the whole plan and finalizing it.
     pub fn local(out: &Path, jobs: usize, threads: usize, force: bool) -> Self {
-        RunOptions {
+        ExperimentOptions {
             out: out.to_path_buf(),
             data_dir: None,
             jobs,
@@ -129,7 +131,7 @@ pub struct Outcome {
 
 /// What a finished (or interrupted) run leaves.
 #[derive(Debug)]
-pub struct RunReport {
+pub struct ExperimentReport {
     pub dir: PathBuf,
     pub outcome: Outcome,
     /// Written once every unit finished (and finalizing was asked for).
@@ -166,7 +168,7 @@ fn kept(exp: &dyn Experiment, units: &[Unit], claim: Claim, force: bool) -> Vec<
 /// would train; writes nothing.
 pub fn dry_run(
     exp: &mut dyn Experiment,
-    options: &RunOptions,
+    options: &ExperimentOptions,
     ctx: &Context,
 ) -> Result<DryRun, ExperimentError> {
     exp.load(ctx)?;
@@ -189,9 +191,9 @@ pub fn dry_run(
 /// Runs (or resumes) a whole experiment, or one shard of it.
 pub fn run(
     exp: &mut dyn Experiment,
-    options: &RunOptions,
+    options: &ExperimentOptions,
     ctx: &Context,
-) -> Result<RunReport, ExperimentError> {
+) -> Result<ExperimentReport, ExperimentError> {
     // Inputs first: a config or data problem leaves no trace in the folder.
     exp.load(ctx)?;
     let _session = join(&ctx.dir)?;
@@ -205,7 +207,7 @@ pub fn run(
         }
     }
     exp.prepare(ctx)?;
-    let mut report = RunReport {
+    let mut report = ExperimentReport {
         dir: ctx.dir.clone(),
         outcome: Outcome::default(),
         finalized: None,
@@ -298,7 +300,7 @@ fn execute(
     units: &[Unit],
     mine: &[bool],
     ctx: &Context,
-    options: &RunOptions,
+    options: &ExperimentOptions,
 ) -> Result<Outcome, ExperimentError> {
     let mut outcome = Outcome::default();
     let mut pending = Vec::new();

@@ -24,4 +24,4 @@ pub mod sweep;
 mod unit;
 
 pub use error::ExperimentError;
-pub use experiment::{Experiment, RunOptions};
+pub use experiment::{Experiment, ExperimentOptions};

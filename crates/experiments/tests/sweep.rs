@@ -6,20 +6,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use realbias_experiments::ExperimentError;
-use realbias_experiments::experiment::{self, Context, RunOptions, RunReport, Unit};
+use realbias_experiments::experiment::{self, Context, ExperimentOptions, ExperimentReport, Unit};
 use realbias_experiments::progress::ExperimentProgress;
 use realbias_experiments::store::cached;
 use realbias_experiments::sweep::{Condition, ExperimentConfig, Sweep, censor, summarize};
 use realbias_train::data::load_full;
 use realbias_train::eval::DeviceSplit;
-use realbias_train::{Quiet, RunResult};
+use realbias_train::{Quiet, TrainingResult};
 
 fn device() -> burn::tensor::Device {
     realbias_train::backend::device().unwrap()
 }
 
 /// A finished run's result, if its folder holds a valid `result.json`.
-fn finished(dir: &Path) -> Option<RunResult> {
+fn finished(dir: &Path) -> Option<TrainingResult> {
     cached(&dir.join("result.json"))
 }
 
@@ -32,22 +32,23 @@ fn tiny_config(data: &Path, extra: &str) -> ExperimentConfig {
     ExperimentConfig::parse(&text, Path::new("tiny.toml"), &[]).unwrap()
 }
 
-fn options(out: &Path) -> RunOptions {
-    RunOptions::local(out, 1, 1, false)
+fn options(out: &Path) -> ExperimentOptions {
+    ExperimentOptions::local(out, 1, 1, false)
 }
 
 /// Runs (or resumes) the sweep of `config` into `out` with `options`.
 fn run_with(
     config: &ExperimentConfig,
-    options: &RunOptions,
+    options: &ExperimentOptions,
     progress: &dyn ExperimentProgress,
-) -> Result<RunReport, ExperimentError> {
+) -> Result<ExperimentReport, ExperimentError> {
     let device = device();
     let ctx = Context {
         dir: options.out.join(&config.name),
         device: &device,
         data_dir: None,
         progress,
+        force: options.force,
     };
     experiment::run(&mut Sweep::new(config.clone()), options, &ctx)
 }
@@ -81,7 +82,7 @@ impl ExperimentProgress for Counter {
 }
 
 /// Runs a whole experiment to the end.
-fn run_all(config: &ExperimentConfig, out: &Path) -> RunReport {
+fn run_all(config: &ExperimentConfig, out: &Path) -> ExperimentReport {
     run_with(config, &options(out), &Counter::new(usize::MAX)).unwrap()
 }
 
@@ -226,7 +227,7 @@ fn a_changed_config_is_refused_unless_forced() {
         matches!(err, ExperimentError::ConfigChanged { .. }),
         "{err}"
     );
-    let forced = RunOptions {
+    let forced = ExperimentOptions {
         force: true,
         ..options(&out)
     };
@@ -267,7 +268,7 @@ fn weight_decay_selection_picks_the_validation_best_lambda_per_h() {
             0.25
         }
     };
-    let results: Vec<Option<RunResult>> = plan
+    let results: Vec<Option<TrainingResult>> = plan
         .iter()
         .map(|r| {
             let mut res = template.clone();

@@ -6,7 +6,9 @@ use std::path::Path;
 use burn::tensor::Device;
 use nalgebra::DMatrix;
 use realbias_experiments::convex_nn::{self, ConvexNn, ConvexNnConfig};
-use realbias_experiments::experiment::{self, Context, Experiment, RunOptions, RunReport};
+use realbias_experiments::experiment::{
+    self, Context, Experiment, ExperimentOptions, ExperimentReport,
+};
 use realbias_experiments::factorization::{Factorization, FactorizationConfig, Regime};
 use realbias_experiments::oracle::BurnOracle;
 use realbias_experiments::progress::{ExperimentProgress, Quiet};
@@ -72,14 +74,15 @@ fn run(
     exp: &mut dyn Experiment,
     out: &Path,
     progress: &dyn ExperimentProgress,
-) -> Result<RunReport, realbias_experiments::ExperimentError> {
+) -> Result<ExperimentReport, realbias_experiments::ExperimentError> {
     let device = device();
-    let options = RunOptions::local(out, 1, 1, false);
+    let options = ExperimentOptions::local(out, 1, 1, false);
     let ctx = Context {
         dir: out.join(exp.name()),
         device: &device,
         data_dir: None,
         progress,
+        force: options.force,
     };
     experiment::run(exp, &options, &ctx)
 }

@@ -253,7 +253,7 @@ fn bench_width(
                 .collect::<Result<Vec<_>, _>>()?;
             let members: Vec<Member> = configs
                 .iter()
-                .map(|config| Member { config, data })
+                .map(|config| Member::new(config, data))
                 .collect();
             let outs = train_ensemble(&members, device, &mut Quiet)?;
             outs.into_iter().map(|o| o.history).collect()

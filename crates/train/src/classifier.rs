@@ -1,22 +1,17 @@
-//! The network as a Burn learner model: the training step differentiates the mean softmax
-//! cross-entropy (as one fused autodiff node, or Burn's own operations for reference), the
-//! inference step returns logits and loss.
+//! The network with its training loss: the mean softmax cross-entropy, as one fused autodiff
+//! node or as Burn's own operations for reference, and the training data on the device.
 
-use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::{Device, ExecutionError, Int, Tensor, TensorData};
-use burn::train::metric::ItemLazy;
-use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use realbias_data::Split;
 use realbias_model::TwoLayerNet;
 use serde::Serialize;
 
-/// The network as a Burn learner model: softmax cross-entropy on its logits.
-#[derive(Module, Debug)]
+/// The network and the loss a training step differentiates: softmax cross-entropy on its
+/// logits.
 pub(crate) struct Classifier {
     pub net: TwoLayerNet,
     /// Which implementation of the loss the training step differentiates.
-    #[module(skip)]
     pub loss: LossPath,
 }
 
@@ -100,7 +95,7 @@ impl TrainingSet {
         device: &Device,
     ) -> Tensor<1, Int> {
         let mut rows = Vec::with_capacity(orders.len() * self.examples);
-        for (start, len) in crate::trainer::batch_ranges(self.examples, batch) {
+        for (start, len) in crate::batches::batch_ranges(self.examples, batch) {
             for &(split, order) in orders {
                 let offset = split * self.examples;
                 rows.extend(
@@ -120,20 +115,6 @@ impl TrainingSet {
             x: self.x.clone().select(0, rows.clone()),
             targets: self.targets.clone().select(0, rows),
         }
-    }
-}
-
-/// A training step's output: the mini-batch loss.
-pub(crate) struct StepOutput {
-    pub loss: Tensor<1>,
-}
-
-impl ItemLazy for StepOutput {
-    fn sync(self) -> Result<Self, ExecutionError> {
-        self.loss.device().flush()?;
-        Ok(StepOutput {
-            loss: self.loss.without_autodiff(),
-        })
     }
 }
 
@@ -160,30 +141,4 @@ fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     CrossEntropyLossConfig::new()
         .init(&logits.device())
         .forward(logits, labels)
-}
-
-impl TrainStep for Classifier {
-    type Input = Batch;
-    type Output = StepOutput;
-
-    fn step(&self, batch: Batch) -> TrainOutput<StepOutput> {
-        let loss = self.loss(batch);
-        TrainOutput::new(self, loss.backward(), StepOutput { loss })
-    }
-}
-
-impl InferenceStep for Classifier {
-    type Input = Batch;
-    type Output = ClassificationOutput;
-
-    // No gradient here, so nothing to fuse: one forward pass serves both loss and logits.
-    fn step(&self, batch: Batch) -> ClassificationOutput {
-        let targets = class_indices(&batch.targets);
-        let output = self.net.forward(batch.x);
-        ClassificationOutput {
-            loss: cross_entropy(output.clone(), targets.clone()),
-            output,
-            targets,
-        }
-    }
 }

@@ -7,11 +7,12 @@
 //!
 //! Each member stays its own run: its own data (subset, labels, noise, normalization) in its
 //! own block of the training stack, its own batch order and initialization from its own seed,
-//! its own weight decay, evaluation, best-validation network, stop rule and result. A member
-//! that stops leaves the stack (the others go on), so its record is exactly the one it would
-//! have had alone. What the members must share is everything that makes the steps line up:
-//! the model, the optimizer's schedule and batch size, the stopping settings and the training
-//! split's size ([`shared_settings`]).
+//! its own weight decay, evaluation, best-validation network, stop rule, checkpoint and
+//! result. A member that stops leaves the stack (the others go on), so its record is exactly
+//! the one it would have had alone. What the members must share is everything that makes the
+//! steps line up: the model, the optimizer's schedule and batch size, the stopping settings
+//! and the training split's size ([`shared_settings`]). Members resumed from checkpoints of
+//! different epochs train as separate stacks, one per epoch.
 //!
 //! The gradient is the fused loss's (`crate::fused`), written out without autodiff:
 //! `δ = (softmax(z) − t)/B`, `∂V = hᵀδ`, `∂U = xᵀ(δVᵀ ⊙ [h > 0])`, per member.
@@ -22,14 +23,16 @@ use burn::module::Param;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use realbias_data::Dataset;
-use realbias_model::{Activation, TwoLayerNet};
+use realbias_model::{Activation, TwoLayerNet, checked_read};
 use serde::{Deserialize, Serialize};
 
+use crate::batches::{BatchOrder, batch_ranges};
 use crate::classifier::TrainingSet;
-use crate::config::{ModelConfig, RunConfig, TrainConfig};
-use crate::optim::OptimConfig;
-use crate::record::{RunOutput, StopReason};
-use crate::trainer::{BatchOrder, Run, batch_ranges};
+use crate::config::{LoopSettings, ModelConfig, TrainConfig};
+use crate::ledger::Ledger;
+use crate::optim::{OptimConfig, heavy_ball};
+use crate::record::{StopReason, TrainedRun};
+use crate::state::{CheckpointSlot, CheckpointTimer, TrainingState, Weights};
 use crate::{Progress, Quiet, TrainError};
 
 /// Whether a sweep trains runs of one width together: `auto` where the backend gains from it
@@ -48,17 +51,30 @@ impl EnsembleMode {
     }
 }
 
-/// One run of an ensemble: its config and its prepared data.
+/// One run of an ensemble: its config, its prepared data, and where its checkpoint goes
+/// (none: not resumable).
 #[derive(Clone, Copy)]
 pub struct Member<'a> {
     pub config: &'a TrainConfig,
     pub data: &'a Dataset,
+    pub checkpoint: Option<&'a CheckpointSlot>,
+}
+
+impl<'a> Member<'a> {
+    /// A member that keeps no checkpoint.
+    pub fn new(config: &'a TrainConfig, data: &'a Dataset) -> Self {
+        Member {
+            config,
+            data,
+            checkpoint: None,
+        }
+    }
 }
 
 /// What the members of one ensemble must share: the config without its seed, its weight
 /// decay and its name (the data section only shapes the member's own dataset; the training
 /// split's size is checked separately).
-pub fn shared_settings(config: &TrainConfig) -> (ModelConfig, OptimConfig, RunConfig) {
+pub fn shared_settings(config: &TrainConfig) -> (ModelConfig, OptimConfig, LoopSettings) {
     let mut optim = config.optim.clone();
     optim.weight_decay = 0.0;
     let mut run = config.train.clone();
@@ -94,8 +110,8 @@ pub fn train_ensemble(
     members: &[Member],
     device: &Device,
     progress: &mut dyn Progress,
-) -> Result<Vec<RunOutput>, TrainError> {
-    let mut outputs: Vec<Option<RunOutput>> = members.iter().map(|_| None).collect();
+) -> Result<Vec<TrainedRun>, TrainError> {
+    let mut outputs: Vec<Option<TrainedRun>> = members.iter().map(|_| None).collect();
     train_ensemble_with(members, device, progress, &mut |i, out| {
         outputs[i] = Some(out)
     })?;
@@ -104,13 +120,14 @@ pub fn train_ensemble(
 
 /// Trains `members` as one ensemble on `device`, handing each member's output to `finished`
 /// (with its index) as soon as the member stops, so a caller can save it while the others
-/// train on. `progress` sees the first still-training member's epochs; an interruption stops
-/// every member still training (`StopReason::Interrupted`).
+/// train on. Members with a checkpoint resume from it. `progress` sees the first
+/// still-training member's epochs; an interruption checkpoints and stops every member still
+/// training (`StopReason::Interrupted`).
 pub fn train_ensemble_with(
     members: &[Member],
     device: &Device,
     progress: &mut dyn Progress,
-    finished: &mut dyn FnMut(usize, RunOutput),
+    finished: &mut dyn FnMut(usize, TrainedRun),
 ) -> Result<(), TrainError> {
     if let Some(why) = incompatibility(members) {
         return Err(TrainError::Ensemble(why));
@@ -118,43 +135,71 @@ pub fn train_ensemble_with(
     let Some(first) = members.first() else {
         return Ok(());
     };
-    crate::memory::check_ensemble(members)?;
+    crate::memory::check_ensemble(members.len(), first.data, first.config)?;
     let (d, k) = (first.data.dim(), first.data.classes);
-    let mut nets = Vec::with_capacity(members.len());
-    let mut runs = Vec::with_capacity(members.len());
-    for (i, m) in members.iter().enumerate() {
+    let mut initial = Vec::with_capacity(members.len());
+    let mut saved = Vec::with_capacity(members.len());
+    for m in members {
         let net = m
             .config
             .model
             .network(d, k)
             .init(m.config.train.seed, device)?;
-        let mut quiet = Quiet;
-        let shown: &mut dyn Progress = if i == 0 { &mut *progress } else { &mut quiet };
-        runs.push(Some(Run::start(
-            m.config,
-            m.data,
-            device,
-            net.clone(),
-            shown,
-        )?));
-        nets.push(net);
+        saved.push(match m.checkpoint {
+            Some(slot) => slot.load(m.config, net.dims())?,
+            None => None,
+        });
+        initial.push(net);
     }
-    Ensemble::new(members, &nets, device).train(&mut runs, progress, finished)
+    // Members resumed at different epochs cannot step together: one stack per epoch done.
+    let mut epochs: Vec<usize> = saved
+        .iter()
+        .map(|s| s.as_ref().map_or(0, |s| s.epoch))
+        .collect();
+    let starts = epochs.clone();
+    epochs.sort_unstable();
+    epochs.dedup();
+    let mut ledgers: Vec<Option<Ledger>> = members.iter().map(|_| None).collect();
+    for done in epochs {
+        let group: Vec<usize> = (0..members.len()).filter(|&i| starts[i] == done).collect();
+        if let Some(state) = group.first().and_then(|&i| saved[i].as_ref()) {
+            progress.resumed(&state.bookkeeping.history);
+        }
+        for (n, &i) in group.iter().enumerate() {
+            let shown: &mut dyn Progress = if n == 0 { &mut *progress } else { &mut Quiet };
+            let m = &members[i];
+            ledgers[i] = Some(match &saved[i] {
+                Some(state) => Ledger::resume(m.config, m.data, device, initial[i].clone(), state)?,
+                None => Ledger::start(m.config, m.data, device, initial[i].clone(), shown)?,
+            });
+        }
+        let stack = Ensemble::new(members, &group, (&initial, &saved), device);
+        stack.train(done, &mut ledgers, progress, finished)?;
+    }
+    Ok(())
 }
 
 /// Ends member `m`'s run with its last network `net` and hands its output on.
 fn finish_member(
-    runs: &mut [Option<Run>],
+    ledgers: &mut [Option<Ledger>],
     (m, net, stop): (usize, TwoLayerNet, StopReason),
-    finished: &mut dyn FnMut(usize, RunOutput),
+    finished: &mut dyn FnMut(usize, TrainedRun),
 ) -> Result<(), TrainError> {
-    let count = runs.len();
-    if let Some(run) = runs[m].take() {
-        let mut out = run.finish(net, stop)?;
+    let count = ledgers.len();
+    if let Some(ledger) = ledgers[m].take() {
+        let mut out = ledger.finish(net, stop)?;
         out.result.ensemble_members = Some(count);
         finished(m, out);
     }
     Ok(())
+}
+
+/// One member in the stack: its index in the ensemble, its block of the training stack, and
+/// its batch order.
+struct Stacked {
+    member: usize,
+    block: usize,
+    order: BatchOrder,
 }
 
 /// The members still training, stacked on the device, with their optimizer state.
@@ -162,9 +207,8 @@ struct Ensemble<'a> {
     members: &'a [Member<'a>],
     device: &'a Device,
     training: TrainingSet,
-    orders: Vec<BatchOrder>,
-    /// Indices into `members` of the members still training, in stack order.
-    active: Vec<usize>,
+    /// The members still training, in stack order.
+    stack: Vec<Stacked>,
     u: Tensor<3>,
     v: Tensor<3>,
     /// Each member's weight decay over its whole block of `U` and of `V` (none when every
@@ -176,16 +220,29 @@ struct Ensemble<'a> {
     relu: bool,
 }
 
+/// Stacks one matrix of every member: `[R, rows, cols]`.
+fn stacked(parts: Vec<Vec<f32>>, [rows, cols]: [usize; 2], device: &Device) -> Tensor<3> {
+    let r = parts.len();
+    let values: Vec<f32> = parts.into_iter().flatten().collect();
+    Tensor::from_data(TensorData::new(values, [r, rows, cols]), device)
+}
+
 impl<'a> Ensemble<'a> {
-    fn new(members: &'a [Member<'a>], nets: &[TwoLayerNet], device: &'a Device) -> Self {
-        let first = &members[0];
-        let splits: Vec<_> = members.iter().map(|m| &m.data.train).collect();
-        let decays: Vec<f32> = members
+    /// The stack of the members `group`, from their initial networks or saved states.
+    fn new(
+        members: &'a [Member<'a>],
+        group: &[usize],
+        (initial, saved): (&[TwoLayerNet], &[Option<TrainingState>]),
+        device: &'a Device,
+    ) -> Self {
+        let first = &members[group[0]];
+        let (d, h, k) = initial[group[0]].dims();
+        let splits: Vec<_> = group.iter().map(|&i| &members[i].data.train).collect();
+        let decays: Vec<f32> = group
             .iter()
-            .map(|m| m.config.optim.weight_decay as f32)
+            .map(|&i| members[i].config.optim.weight_decay as f32)
             .collect();
-        let r = members.len();
-        let (d, h, k) = nets[0].dims();
+        let r = group.len();
         let filled = |size: usize, shape: [usize; 3]| {
             let values = decays.iter().flat_map(|&l| std::iter::repeat_n(l, size));
             Tensor::from_data(TensorData::new(values.collect(), shape), device)
@@ -194,101 +251,165 @@ impl<'a> Ensemble<'a> {
             .iter()
             .any(|&l| l != 0.0)
             .then(|| (filled(d * h, [r, d, h]), filled(h * k, [r, h, k])));
+        // The members of a group have all done the same epochs: all fresh, or all resumed.
+        let states: Option<Vec<&TrainingState>> =
+            group.iter().map(|&i| saved[i].as_ref()).collect();
+        let stack_pair = |ws: Vec<&Weights>| {
+            (
+                stacked(ws.iter().map(|w| w.u.clone()).collect(), [d, h], device),
+                stacked(ws.iter().map(|w| w.v.clone()).collect(), [h, k], device),
+            )
+        };
+        let ((u, v), velocity) = match &states {
+            Some(states) => {
+                let buffers: Option<Vec<&Weights>> =
+                    states.iter().map(|s| s.velocity.as_ref()).collect();
+                (
+                    stack_pair(states.iter().map(|s| &s.weights).collect()),
+                    buffers.map(stack_pair),
+                )
+            }
+            None => {
+                let nets = group.iter().map(|&i| &initial[i]);
+                let u = Tensor::stack(nets.clone().map(|n| n.u.val()).collect(), 0);
+                (
+                    (u, Tensor::stack(nets.map(|n| n.v.val()).collect(), 0)),
+                    None,
+                )
+            }
+        };
+        let done = |i: usize| saved[i].as_ref().map_or(0, |s| s.epoch);
         Ensemble {
             members,
             device,
             training: TrainingSet::new(&splits, first.data.classes, device),
-            orders: members
+            stack: group
                 .iter()
-                .map(|m| BatchOrder::new(m.config.train.seed, m.data.train.len()))
+                .enumerate()
+                .map(|(block, &i)| Stacked {
+                    member: i,
+                    block,
+                    order: BatchOrder::after(
+                        members[i].config.train.seed,
+                        members[i].data.train.len(),
+                        done(i),
+                    ),
+                })
                 .collect(),
-            active: (0..r).collect(),
-            u: Tensor::stack(nets.iter().map(|n| n.u.val()).collect(), 0),
-            v: Tensor::stack(nets.iter().map(|n| n.v.val()).collect(), 0),
+            u,
+            v,
             weight_decay,
-            velocity: None,
+            velocity,
             relu: first.config.model.activation == Activation::Relu,
         }
     }
 
     fn config(&self) -> &TrainConfig {
-        self.members[0].config
+        self.members[self.stack[0].member].config
+    }
+
+    fn examples(&self) -> usize {
+        self.members[self.stack[0].member].data.train.len()
     }
 
     fn batch_size(&self) -> usize {
-        self.config()
-            .optim
-            .batch_size
-            .min(self.members[0].data.train.len())
+        self.config().optim.batch_size.min(self.examples())
     }
 
-    /// The epochs; each member is finished and handed to `finished` when it stops.
+    /// The epochs after `done`; each member is finished and handed to `finished` when it
+    /// stops.
     fn train(
-        &mut self,
-        runs: &mut [Option<Run>],
+        mut self,
+        done: usize,
+        ledgers: &mut [Option<Ledger>],
         progress: &mut dyn Progress,
-        finished: &mut dyn FnMut(usize, RunOutput),
+        finished: &mut dyn FnMut(usize, TrainedRun),
     ) -> Result<(), TrainError> {
         let max_epochs = self.config().train.max_epochs;
-        for epoch in 1..=max_epochs {
+        let mut timer = CheckpointTimer::new(&self.config().train);
+        for epoch in done + 1..=max_epochs {
             if progress.stop_requested() {
+                self.save(ledgers)?;
                 break;
             }
             let t = Instant::now();
             self.epoch_steps(epoch, progress);
             let _ = self.device.sync();
             // Each member's share of the epoch's time.
-            let seconds = t.elapsed().as_secs_f64() / self.active.len() as f64;
+            let seconds = t.elapsed().as_secs_f64() / self.stack.len() as f64;
             let mut stopped = Vec::new();
-            for (position, &m) in self.active.iter().enumerate() {
-                let Some(run) = runs[m].as_mut() else {
+            for (position, slot) in self.stack.iter().enumerate() {
+                let Some(ledger) = ledgers[slot.member].as_mut() else {
                     continue;
                 };
                 let net = self.member_net(position);
-                let mut quiet = Quiet;
                 let shown: &mut dyn Progress = match position {
                     0 => &mut *progress,
-                    _ => &mut quiet,
+                    _ => &mut Quiet,
                 };
-                if let Some(reason) = run.after_epoch(net.clone(), epoch, seconds, shown)? {
-                    stopped.push((position, (m, net, reason)));
+                if let Some(reason) = ledger.after_epoch(net.clone(), epoch, seconds, shown)? {
+                    stopped.push((position, (slot.member, net, reason)));
                 }
             }
             let positions: Vec<usize> = stopped.iter().map(|(p, _)| *p).collect();
             for (_, end) in stopped {
-                finish_member(runs, end, finished)?;
+                finish_member(ledgers, end, finished)?;
             }
             self.remove(&positions);
-            if self.active.is_empty() {
+            if self.stack.is_empty() {
                 return Ok(());
+            }
+            if timer.due() {
+                self.save(ledgers)?;
+                timer.restart();
             }
         }
         // Members still training were interrupted (the cap stops them in `after_epoch`).
-        for (position, &m) in self.active.iter().enumerate() {
-            let end = (m, self.member_net(position), StopReason::Interrupted);
-            finish_member(runs, end, finished)?;
+        for position in 0..self.stack.len() {
+            let member = self.stack[position].member;
+            let end = (member, self.member_net(position), StopReason::Interrupted);
+            finish_member(ledgers, end, finished)?;
         }
         Ok(())
     }
 
-    /// One epoch's SGD steps of every active member.
+    /// Writes the checkpoint of every member in the stack that keeps one.
+    fn save(&self, ledgers: &[Option<Ledger>]) -> Result<(), TrainError> {
+        for (position, slot) in self.stack.iter().enumerate() {
+            let member = &self.members[slot.member];
+            let (Some(checkpoint), Some(ledger)) = (member.checkpoint, &ledgers[slot.member])
+            else {
+                continue;
+            };
+            let weights = self.member_weights(position, (&self.u, &self.v))?;
+            let velocity = match &self.velocity {
+                Some((bu, bv)) => Some(self.member_weights(position, (bu, bv))?),
+                None => None,
+            };
+            checkpoint.save(member.config, &ledger.state(weights, velocity)?)?;
+        }
+        Ok(())
+    }
+
+    /// One epoch's SGD steps of every member in the stack.
     fn epoch_steps(&mut self, epoch: usize, progress: &mut dyn Progress) {
         let batch = self.batch_size();
-        let examples = self.members[0].data.train.len();
-        for &m in &self.active {
-            self.orders[m].shuffle();
+        let examples = self.examples();
+        for slot in &mut self.stack {
+            slot.order.shuffle();
         }
         let orders: Vec<(usize, &[usize])> = self
-            .active
+            .stack
             .iter()
-            .map(|&m| (m, self.orders[m].current()))
+            .map(|s| (s.block, s.order.current()))
             .collect();
         let rows = self.training.epoch_rows(&orders, batch, self.device);
         let optim = &self.config().optim;
         let (lr, momentum) = (optim.lr_at(epoch - 1), optim.momentum_at(epoch - 1));
-        let count = self.active.len();
+        let count = self.stack.len();
         let batches = examples.div_ceil(batch);
-        let (dim, classes) = (self.members[0].data.dim(), self.members[0].data.classes);
+        let first = self.members[self.stack[0].member].data;
+        let (dim, classes) = (first.dim(), first.classes);
         for (b, (start, len)) in batch_ranges(examples, batch).enumerate() {
             let picked = self
                 .training
@@ -301,8 +422,8 @@ impl<'a> Ensemble<'a> {
         }
     }
 
-    /// The paper's SGD step for every member (`crate::optim::HeavyBall`, batched): coupled
-    /// weight decay `g + λw`, heavy-ball momentum `b ← m·b + g`, `w ← w − lr·b`.
+    /// The paper's SGD step for every member ([`heavy_ball`], batched), with each member's
+    /// coupled weight decay `g + λw`.
     fn update(&mut self, grad_u: Tensor<3>, grad_v: Tensor<3>, lr: f64, momentum: f64) {
         let (gu, gv) = match &self.weight_decay {
             Some((lu, lv)) => (
@@ -311,15 +432,10 @@ impl<'a> Ensemble<'a> {
             ),
             None => (grad_u, grad_v),
         };
-        let (bu, bv) = match self.velocity.take() {
-            Some((bu, bv)) if momentum > 0.0 => {
-                (bu.mul_scalar(momentum) + gu, bv.mul_scalar(momentum) + gv)
-            }
-            _ => (gu, gv),
-        };
-        self.u = self.u.clone() - bu.clone().mul_scalar(lr);
-        self.v = self.v.clone() - bv.clone().mul_scalar(lr);
-        self.velocity = Some((bu, bv));
+        let (bu, bv) = self.velocity.take().unzip();
+        let (u, bu) = heavy_ball(self.u.clone(), gu, bu, lr, momentum);
+        let (v, bv) = heavy_ball(self.v.clone(), gv, bv, lr, momentum);
+        (self.u, self.v, self.velocity) = (u, v, Some((bu, bv)));
     }
 
     /// The network of the member at `position` in the stack.
@@ -338,15 +454,37 @@ impl<'a> Ensemble<'a> {
         }
     }
 
+    /// The blocks of the member at `position` of a stacked pair (weights or buffers), on
+    /// the host.
+    fn member_weights(
+        &self,
+        position: usize,
+        (u, v): (&Tensor<3>, &Tensor<3>),
+    ) -> Result<Weights, TrainError> {
+        let read = |w: &Tensor<3>| {
+            let [_, rows, cols] = w.dims();
+            let block = w.clone().narrow(0, position, 1);
+            checked_read(block.try_into_vec_as::<f32>(), rows * cols)
+        };
+        Ok(Weights {
+            u: read(u)?,
+            v: read(v)?,
+        })
+    }
+
     /// Takes the members at `positions` out of the stack.
     fn remove(&mut self, positions: &[usize]) {
         if positions.is_empty() {
             return;
         }
-        let keep: Vec<usize> = (0..self.active.len())
+        let keep: Vec<usize> = (0..self.stack.len())
             .filter(|p| !positions.contains(p))
             .collect();
-        self.active = keep.iter().map(|&p| self.active[p]).collect();
+        let mut position = 0;
+        self.stack.retain(|_| {
+            position += 1;
+            !positions.contains(&(position - 1))
+        });
         if keep.is_empty() {
             return;
         }

@@ -29,6 +29,12 @@ pub enum TrainError {
         "{dataset}: the validation split is empty; early stopping selects on it, so give it at least one example (data.validation or data.subset.validation)"
     )]
     EmptyValidation { dataset: String },
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error(
+        "{path}: this checkpoint cannot resume the run: {why}. Re-run with --force to discard it and train the run from the start"
+    )]
+    CheckpointMismatch { path: PathBuf, why: String },
     #[error("cannot encode {what}: {message}")]
     Encode { what: String, message: String },
     #[error("these runs cannot be trained as one ensemble: {0}")]

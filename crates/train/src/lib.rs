@@ -10,6 +10,7 @@
 //! [`bench`] times both on synthetic data.
 
 pub mod backend;
+mod batches;
 pub mod bench;
 pub mod classifier;
 pub mod config;
@@ -19,16 +20,21 @@ mod error;
 pub mod eval;
 pub mod files;
 mod fused;
+mod ledger;
 pub mod measures;
 pub mod memory;
+pub mod networks;
 pub mod optim;
 pub mod progress;
 pub mod provenance;
 pub mod record;
+pub mod state;
+pub mod tensor_file;
 mod trainer;
 
 pub use ensemble::{Member, train_ensemble};
 pub use error::TrainError;
 pub use progress::{Progress, Quiet};
-pub use record::{EpochRecord, RunOutput, RunResult, StopReason, TrueLabels};
+pub use record::{EpochRecord, StopReason, TrainedRun, TrainingResult, TrueLabels};
+pub use state::{CheckpointSlot, TrainingState};
 pub use trainer::{Trainer, train};

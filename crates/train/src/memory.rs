@@ -82,19 +82,20 @@ pub fn ensemble_capacity(
     }
 }
 
-/// Refuses an ensemble that needs more memory than the machine has available.
-pub fn check_ensemble(members: &[crate::ensemble::Member]) -> Result<(), TrainError> {
-    let Some(first) = members.first() else {
-        return Ok(());
-    };
-    let data = first.data;
+/// Refuses an ensemble of `members` runs like `config` on `data` that needs more memory
+/// than the machine has available.
+pub fn check_ensemble(
+    members: usize,
+    data: &realbias_data::Dataset,
+    config: &TrainConfig,
+) -> Result<(), TrainError> {
     let examples = data.train.len() + data.validation.len() + data.test.len();
     let shape = (data.dim(), data.classes);
-    let needed = ensemble_bytes(members.len(), shape, examples, first.config);
+    let needed = ensemble_bytes(members, shape, examples, config);
     match shortfall(needed) {
         Some((needed_gib, available_gib)) => Err(TrainError::EnsembleMemory {
-            members: members.len(),
-            hidden: first.config.model.hidden,
+            members,
+            hidden: config.model.hidden,
             needed_gib,
             available_gib,
         }),

@@ -9,6 +9,9 @@ pub trait Progress {
     fn batch(&mut self, _epoch: usize, _batch: usize, _batches: usize) {}
     /// Called after each epoch's evaluation (epoch 0 is the initial network).
     fn epoch(&mut self, _record: &EpochRecord) {}
+    /// Called when the run resumes from its checkpoint, with its history so far (its last
+    /// record is the last epoch done).
+    fn resumed(&mut self, _history: &[EpochRecord]) {}
     /// True when the user asked to stop.
     fn stop_requested(&self) -> bool {
         false

@@ -36,7 +36,7 @@ pub struct EpochRecord {
     pub margin_p5: f64,
     /// Hidden units whose ReLU pattern on the training set differs from initialization on at
     /// least one example (fraction of H), and flipped (unit, example) pairs (fraction); `None`
-    /// where the initial patterns were too large to keep (see `trainer::PATTERN_LIMIT`).
+    /// where the initial patterns were too large to keep (see `ledger::PATTERN_LIMIT`).
     #[serde(default)]
     pub pattern_changed_units: Option<f64>,
     #[serde(default)]
@@ -80,7 +80,7 @@ pub enum StopReason {
 
 /// Everything a figure needs from one run (`result.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunResult {
+pub struct TrainingResult {
     pub train_error: f64,
     pub train_loss: f64,
     pub validation_error: f64,
@@ -175,11 +175,13 @@ pub struct RunMeasures {
     pub early_stop: Measures,
 }
 
-/// The output of [`train`]: the result and the per-epoch history.
-pub struct RunOutput {
-    pub result: RunResult,
+/// A trained run: its result, its per-epoch history and its networks.
+pub struct TrainedRun {
+    pub result: TrainingResult,
     pub history: Vec<EpochRecord>,
     pub final_net: TwoLayerNet,
+    pub initial_net: TwoLayerNet,
+    pub early_stop_net: TwoLayerNet,
 }
 
 const HEADER: &str = "epoch,lr,momentum,train_loss,train_error,validation_loss,validation_error,test_error,u_frobenius,v_frobenius,weight_decay_penalty,group_norm,u_distance_relative,v_distance_relative,margin_p5,pattern_changed_units,pattern_flip_fraction,train_seconds,eval_seconds,wall_seconds";
@@ -218,15 +220,25 @@ pub fn history_csv(history: &[EpochRecord]) -> String {
     s
 }
 
-/// Writes `history.csv`, then `result.json` last: a folder with a `result.json` holds a
-/// finished run.
-pub fn write_run(dir: &Path, run: &RunOutput) -> Result<(), TrainError> {
+/// Writes `history.csv` and the networks (`network.safetensors`, unless
+/// `train.save_networks` is off), then `result.json` last: a folder with a `result.json`
+/// holds a finished run. Its checkpoint is then removed.
+pub fn write_run(dir: &Path, run: &TrainedRun) -> Result<(), TrainError> {
     write_atomic(
         &dir.join("history.csv"),
         history_csv(&run.history).as_bytes(),
     )?;
+    if run.result.config.train.save_networks {
+        crate::networks::write_networks(dir, run)?;
+    }
+    write_result(dir, &run.result)?;
+    crate::files::remove(&dir.join(crate::state::CHECKPOINT_FILE))
+}
+
+/// Writes (or rewrites) `result.json` in `dir`, atomically.
+pub fn write_result(dir: &Path, result: &TrainingResult) -> Result<(), TrainError> {
     let path = dir.join("result.json");
-    let json = serde_json::to_string_pretty(&run.result).map_err(|e| TrainError::Encode {
+    let json = serde_json::to_string_pretty(result).map_err(|e| TrainError::Encode {
         what: path.display().to_string(),
         message: e.to_string(),
     })?;

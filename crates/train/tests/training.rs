@@ -1,67 +1,15 @@
 //! The training protocol on synthetic data and on the real MNIST subset.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use common::{config, device, relabelled, teacher_data};
 use realbias_data::{Dataset, Split};
 use realbias_train::config::TrainConfig;
 use realbias_train::data::prepare_data;
 use realbias_train::ensemble::train_ensemble_with;
-use realbias_train::{Member, Quiet, RunOutput, StopReason, train, train_ensemble};
-
-fn device() -> Device {
-    realbias_train::backend::device().unwrap()
-}
-
-fn config(text: &str) -> TrainConfig {
-    TrainConfig::parse(text, Path::new("test.toml"), &[]).unwrap()
-}
-
-/// `n` points in d = 10 labelled (3 classes) by a random ReLU network with 5 hidden units.
-fn teacher_split(n: usize, rng: &mut ChaCha8Rng, teacher: &(Vec<f64>, Vec<f64>)) -> Split {
-    let (d, h, k) = (10, 5, 3);
-    let mut features = Vec::with_capacity(n * d);
-    let mut labels = Vec::with_capacity(n);
-    for _ in 0..n {
-        let x: Vec<f64> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let hidden: Vec<f64> = (0..h)
-            .map(|j| {
-                (0..d)
-                    .map(|i| x[i] * teacher.0[i * h + j])
-                    .sum::<f64>()
-                    .max(0.0)
-            })
-            .collect();
-        let y: Vec<f64> = (0..k)
-            .map(|c| (0..h).map(|j| hidden[j] * teacher.1[j * k + c]).sum())
-            .collect();
-        let label = (0..k).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap();
-        features.extend(x.iter().map(|&v| v as f32));
-        labels.push(label as u8);
-    }
-    Split {
-        dim: d,
-        features,
-        labels,
-    }
-}
-
-fn teacher_data(seed: u64) -> Dataset {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let teacher = (
-        (0..50).map(|_| rng.random_range(-1.0..1.0)).collect(),
-        (0..15).map(|_| rng.random_range(-1.0..1.0)).collect(),
-    );
-    Dataset {
-        name: "teacher".into(),
-        classes: 3,
-        train: teacher_split(200, &mut rng, &teacher),
-        validation: teacher_split(200, &mut rng, &teacher),
-        test: teacher_split(500, &mut rng, &teacher),
-    }
-}
+use realbias_train::{Member, Quiet, StopReason, TrainedRun, train, train_ensemble};
 
 const SYNTHETIC: &str = r#"
 [data]
@@ -390,17 +338,6 @@ fn normalization_statistics_come_from_the_training_split_or_every_example() {
 
 /// Every label of `data` replaced by the teacher of `seed`'s labels (a stand-in for censoring:
 /// the same images, labels from another network).
-fn relabelled(data: &Dataset, seed: u64) -> Dataset {
-    let other = teacher_data(seed);
-    let labels: Vec<u8> = [&other.train, &other.validation, &other.test]
-        .iter()
-        .flat_map(|s| s.labels.iter().copied())
-        .collect();
-    let mut data = data.clone();
-    data.relabel_all(&labels).unwrap();
-    data
-}
-
 /// An ensemble of plain, weight-decay, relabelled and noisy members (some stop early by
 /// convergence, some run to the cap) gives each member the history, stop and early-stop
 /// epochs, errors and measures it gets trained alone.
@@ -438,10 +375,10 @@ converge_epochs = 2
         .collect();
     let batch: Vec<Member> = members
         .iter()
-        .map(|(config, data)| Member { config, data })
+        .map(|(config, data)| Member::new(config, data))
         .collect();
     // Members are handed over as they stop: the earliest stop first.
-    let mut handed: Vec<(usize, RunOutput)> = Vec::new();
+    let mut handed: Vec<(usize, TrainedRun)> = Vec::new();
     train_ensemble_with(&batch, &device, &mut Quiet, &mut |i, out| {
         handed.push((i, out))
     })
@@ -449,7 +386,7 @@ converge_epochs = 2
     let order: Vec<usize> = handed.iter().map(|(_, o)| o.result.epochs).collect();
     assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
     handed.sort_by_key(|(i, _)| *i);
-    let together: Vec<RunOutput> = handed.into_iter().map(|(_, o)| o).collect();
+    let together: Vec<TrainedRun> = handed.into_iter().map(|(_, o)| o).collect();
     let stops: Vec<usize> = alone.iter().map(|o| o.result.epochs).collect();
     assert!(
         stops.iter().any(|&e| e < 80) && stops.contains(&80),
@@ -504,7 +441,7 @@ converge_epochs = 2
 fn runs_that_cannot_share_an_ensemble_are_refused_before_training() {
     let data = teacher_data(1);
     let refusal = |pairs: [(&TrainConfig, &Dataset); 2]| {
-        let members = pairs.map(|(config, data)| Member { config, data });
+        let members = pairs.map(|(config, data)| Member::new(config, data));
         let e = train_ensemble(&members, &device(), &mut Quiet).err();
         e.map(|e| e.to_string()).unwrap_or_default()
     };

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use realbias_experiments::experiment::{self, Context, DryRun, Experiment, RunOptions, RunReport};
+use realbias_experiments::experiment::{
+    self, Context, DryRun, Experiment, ExperimentOptions, ExperimentReport,
+};
 use realbias_experiments::progress::Quiet;
 use realbias_experiments::registry;
 use realbias_experiments::shard::Shard;
@@ -52,10 +54,10 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    fn options(&self) -> RunOptions {
+    fn options(&self) -> ExperimentOptions {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let jobs = self.jobs as usize;
-        RunOptions {
+        ExperimentOptions {
             out: self.out.clone(),
             data_dir: self.dir.data_dir.clone(),
             jobs,
@@ -79,6 +81,7 @@ pub fn command(args: RunArgs) -> Result<()> {
             device: &device,
             data_dir: options.data_dir.as_deref(),
             progress: &Quiet,
+            force: options.force,
         };
         let plan = with_fetch(&args.dir, || {
             Ok(experiment::dry_run(exp.as_mut(), &options, &ctx)?)
@@ -94,6 +97,7 @@ pub fn command(args: RunArgs) -> Result<()> {
         device: &device,
         data_dir: options.data_dir.as_deref(),
         progress: &view,
+        force: options.force,
     };
     let report = with_fetch(&args.dir, || {
         Ok(experiment::run(exp.as_mut(), &options, &ctx)?)
@@ -123,7 +127,7 @@ pub fn command(args: RunArgs) -> Result<()> {
 }
 
 /// What a run that wrote no summary did, and why it wrote none.
-fn unfinalized(args: &RunArgs, report: &RunReport) -> Result<()> {
+fn unfinalized(args: &RunArgs, report: &ExperimentReport) -> Result<()> {
     let o = report.outcome;
     let part = args
         .shard
@@ -155,7 +159,7 @@ fn unfinalized(args: &RunArgs, report: &RunReport) -> Result<()> {
 }
 
 /// Prints the plan; a closed pipe (`| head`) ends the listing quietly.
-fn print_dry_run(exp: &dyn Experiment, plan: &DryRun, options: &RunOptions) -> Result<()> {
+fn print_dry_run(exp: &dyn Experiment, plan: &DryRun, options: &ExperimentOptions) -> Result<()> {
     match write_dry_run(&mut std::io::stdout().lock(), exp, plan, options) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
@@ -166,7 +170,7 @@ fn write_dry_run(
     out: &mut impl Write,
     exp: &dyn Experiment,
     plan: &DryRun,
-    options: &RunOptions,
+    options: &ExperimentOptions,
 ) -> std::io::Result<()> {
     let claim = match plan.claim {
         Claim::New => "a new folder",

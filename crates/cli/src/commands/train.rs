@@ -7,7 +7,8 @@ use clap::Args;
 use realbias_train::config::TrainConfig;
 use realbias_train::data::prepare_data;
 use realbias_train::record::write_run;
-use realbias_train::{RunResult, StopReason, backend, train};
+use realbias_train::state::CHECKPOINT_FILE;
+use realbias_train::{CheckpointSlot, StopReason, Trainer, TrainingResult, backend};
 
 use super::data::{DataDir, with_fetch};
 use crate::views::run::RunView;
@@ -32,6 +33,10 @@ pub struct TrainArgs {
     /// One line per epoch even on a terminal, instead of the dashboard.
     #[arg(long)]
     plain: bool,
+    /// Discard a checkpoint in the output folder that cannot resume this run (another config
+    /// or training code) instead of refusing it.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     dir: DataDir,
 }
@@ -90,13 +95,21 @@ pub fn command(args: TrainArgs) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let title = format!("{name} H={}", config.model.hidden);
     let mut view = RunView::new(&title, config.train.max_epochs, args.plain, out.clone());
-    let run = train(&config, &data, &device, &mut view);
+    // A checkpoint in the folder resumes the run; a killed run restarts from its last one.
+    let slot = CheckpointSlot {
+        dir: out.clone(),
+        discard_mismatched: args.force,
+    };
+    let run = Trainer::new(&config, &data, &device)
+        .with_checkpoint(slot)
+        .run(&mut view);
     view.finish(); // give the terminal back before printing anything more
     let run = run?;
     if run.result.stop_reason == StopReason::Interrupted {
         println!(
-            "interrupted after {} epochs; history so far in {}",
+            "interrupted after {} epochs; the run is kept in {} (history so far in {}): run the same command to resume it",
             run.result.epochs,
+            out.join(CHECKPOINT_FILE).display(),
             out.join("history.csv").display()
         );
         std::process::exit(130);
@@ -111,7 +124,7 @@ pub fn command(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_result(r: &RunResult) {
+fn print_result(r: &TrainingResult) {
     println!(
         "stopped ({:?}) after {} epochs in {:.1}s: train error {:.2}%, test error {:.2}% at convergence, {:.2}% with early stopping (epoch {}); zero training error first at epoch {}",
         r.stop_reason,

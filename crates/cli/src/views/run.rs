@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use indicatif::{ProgressBar, ProgressStyle};
 use realbias_train::files::write_atomic;
 use realbias_train::record::history_csv;
+use realbias_train::state::CHECKPOINT_FILE;
 use realbias_train::{EpochRecord, Progress};
 
 use super::dashboard::TuiDashboard;
@@ -102,6 +103,18 @@ impl Progress for RunView {
                 "warning: {e}; the run goes on, result.json is written at the end"
             ));
         }
+    }
+
+    fn resumed(&mut self, history: &[EpochRecord]) {
+        let epoch = history.last().map_or(0, |r| r.epoch);
+        match &mut self.view {
+            View::Dashboard(d) => history.iter().for_each(|r| d.epoch(r)),
+            _ => self.line(format!(
+                "resumed at epoch {epoch} from {}",
+                self.out.join(CHECKPOINT_FILE).display()
+            )),
+        }
+        self.history = history.to_vec();
     }
 
     fn stop_requested(&self) -> bool {

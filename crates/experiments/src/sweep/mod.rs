@@ -26,8 +26,10 @@ use realbias_train::data::{derive_data, load_full};
 use realbias_train::ensemble::{EnsembleMode, shared_settings, train_ensemble_with};
 use realbias_train::eval::DeviceSplit;
 use realbias_train::record::write_run;
+use realbias_train::state::outcome_settings;
 use realbias_train::{
-    EpochRecord, Member, Progress, RunOutput, RunResult, StopReason, TrueLabels, train,
+    CheckpointSlot, EpochRecord, Member, Progress, StopReason, TrainedRun, Trainer, TrainingResult,
+    TrueLabels,
 };
 
 pub use censor::{CensorInfo, censor, censor_dir, censor_key, censor_labels};
@@ -75,7 +77,7 @@ impl Sweep {
     fn collect(&self, dir: &Path) -> Collected {
         let runs = self.config.plan(dir);
         let paths: Vec<PathBuf> = runs.iter().map(|r| r.dir.join("result.json")).collect();
-        let (results, broken) = read_results::<RunResult>(&paths);
+        let (results, broken) = read_results::<TrainingResult>(&paths);
         let summary = summarize(&runs, &results);
         Collected {
             runs,
@@ -183,7 +185,7 @@ impl Sweep {
     fn save(
         &self,
         run: &PlannedRun,
-        mut out: RunOutput,
+        mut out: TrainedRun,
         data: &Dataset,
         ctx: &Context,
     ) -> Result<UnitOutcome, ExperimentError> {
@@ -215,12 +217,15 @@ impl Sweep {
                 )?)
             })
             .collect::<Result<Vec<_>, ExperimentError>>()?;
+        let slots: Vec<CheckpointSlot> = runs.iter().map(|r| checkpoint_slot(r, ctx)).collect();
         let members: Vec<Member> = runs
             .iter()
             .zip(&data)
-            .map(|(r, data)| Member {
+            .zip(&slots)
+            .map(|((r, data), slot)| Member {
                 config: &r.config,
                 data,
+                checkpoint: Some(slot),
             })
             .collect();
         let mut progress = RunProgress {
@@ -264,7 +269,7 @@ impl Sweep {
     /// How a censored run's final network does on the true test labels.
     fn true_labels(
         &self,
-        out: &RunOutput,
+        out: &TrainedRun,
         data: &Dataset,
         ctx: &Context,
     ) -> Result<TrueLabels, ExperimentError> {
@@ -350,13 +355,13 @@ impl Sweep {
 /// What a sweep folder holds, read once.
 struct Collected {
     runs: Vec<PlannedRun>,
-    results: Vec<Option<RunResult>>,
+    results: Vec<Option<TrainingResult>>,
     broken: Vec<String>,
     summary: Summary,
 }
 
 /// One line of a finished run.
-fn outcome(r: &RunResult) -> String {
+fn outcome(r: &TrainingResult) -> String {
     let measures = r.measures.as_ref().map_or(String::new(), |m| {
         let seconds = m.at_convergence.seconds + m.early_stop.seconds;
         format!(" (measures {seconds:.1}s)")
@@ -383,7 +388,27 @@ struct RunProgress<'a> {
     members: usize,
 }
 
+/// Where `run` keeps its checkpoint: in its folder, discarded under `--force` when it
+/// cannot resume the run.
+fn checkpoint_slot(run: &PlannedRun, ctx: &Context) -> CheckpointSlot {
+    CheckpointSlot {
+        dir: run.dir.clone(),
+        discard_mismatched: ctx.force,
+    }
+}
+
 impl Progress for RunProgress<'_> {
+    fn resumed(&mut self, history: &[EpochRecord]) {
+        let epoch = history.last().map_or(0, |r| r.epoch);
+        let others = match self.members {
+            1 => String::new(),
+            n => format!(" with {} more of its ensemble", n - 1),
+        };
+        self.ctx.progress.note(&format!(
+            "resumed {}{others} at epoch {epoch} from its checkpoint",
+            self.unit.label
+        ));
+    }
     fn epoch(&mut self, r: &EpochRecord) {
         let ensemble = match self.members {
             1 => String::new(),
@@ -443,7 +468,7 @@ impl Experiment for Sweep {
     }
 
     fn finished(&self, unit: &Unit) -> Option<String> {
-        read_result::<RunResult>(&unit.result)
+        read_result::<TrainingResult>(&unit.result)
             .ok()
             .flatten()
             .map(|r| outcome(&r))
@@ -451,9 +476,9 @@ impl Experiment for Sweep {
 
     fn stale(&self, unit: &Unit, _config_changed: bool) -> bool {
         // A run's result records its own config: stale exactly when that differs.
-        let result = read_result::<RunResult>(&unit.result).ok().flatten();
+        let result = read_result::<TrainingResult>(&unit.result).ok().flatten();
         match (result, self.runs.get(unit.index)) {
-            (Some(r), Some(run)) => r.config != run.config,
+            (Some(r), Some(run)) => outcome_settings(&r.config) != outcome_settings(&run.config),
             _ => false,
         }
     }
@@ -483,6 +508,12 @@ impl Experiment for Sweep {
         ctx: &Context,
     ) -> Result<UnitOutcome, ExperimentError> {
         let run = &self.runs[unit.index];
+        // A run of an ensemble width trains as an ensemble of one, so that a member resumed
+        // alone continues exactly as it would have in its ensemble.
+        if unit.group.is_some() {
+            let mut outcomes = self.train_group(&[unit], worker, ctx)?;
+            return outcomes.pop().unwrap_or(Ok(UnitOutcome::Interrupted));
+        }
         let data = derive_data(self.source(run)?, &run.config.data, run.config.train.seed)?;
         let mut progress = RunProgress {
             ctx,
@@ -491,7 +522,9 @@ impl Experiment for Sweep {
             max_epochs: run.config.train.max_epochs,
             members: 1,
         };
-        let out = train(&run.config, &data, ctx.device, &mut progress)?;
+        let out = Trainer::new(&run.config, &data, ctx.device)
+            .with_checkpoint(checkpoint_slot(run, ctx))
+            .run(&mut progress)?;
         self.save(run, out, &data, ctx)
     }
 

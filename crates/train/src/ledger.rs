@@ -1,0 +1,440 @@
+//! One run's bookkeeping, whichever loop steps its weights: evaluation after every epoch, the
+//! history, the best-validation network, the stop rule, the result at the end, and the run's
+//! [`TrainingState`] for a checkpoint.
+
+use std::time::Instant;
+
+use burn::tensor::{Bool, Device, Tensor};
+use realbias_data::Dataset;
+use realbias_model::{TwoLayerNet, norm_measures};
+
+use crate::config::{LoopSettings, TrainConfig};
+use crate::eval::DeviceSplit;
+use crate::measures::{MeasureInputs, frobenius, measure, pattern_fractions, percentile};
+use crate::record::{EpochRecord, RunMeasures, StopReason, TrainedRun, TrainingResult};
+use crate::state::{Bookkeeping, TrainingState, Weights};
+use crate::{Progress, TrainError};
+
+/// When a run stops: divergence, "convergence" (zero training error and a training loss below
+/// the tolerance for some consecutive epochs), or the epoch cap.
+#[derive(Debug, Clone)]
+pub(crate) struct StopRule {
+    max_epochs: usize,
+    converge_loss: f64,
+    converge_epochs: usize,
+    streak: usize,
+}
+
+impl StopRule {
+    pub fn new(config: &LoopSettings) -> Self {
+        StopRule {
+            max_epochs: config.max_epochs,
+            converge_loss: config.converge_loss,
+            converge_epochs: config.converge_epochs,
+            streak: 0,
+        }
+    }
+
+    /// Called after epoch `epoch`'s evaluation: why the run stops now, if it does.
+    pub fn after_epoch(
+        &mut self,
+        epoch: usize,
+        train_loss: f64,
+        train_error: f64,
+    ) -> Option<StopReason> {
+        if !train_loss.is_finite() {
+            return Some(StopReason::Diverged);
+        }
+        self.streak = if train_error == 0.0 && train_loss < self.converge_loss {
+            self.streak + 1
+        } else {
+            0
+        };
+        if self.streak >= self.converge_epochs {
+            Some(StopReason::Converged)
+        } else if epoch >= self.max_epochs {
+            Some(StopReason::MaxEpochs)
+        } else {
+            None
+        }
+    }
+}
+
+/// Initial activation patterns are kept for the per-epoch dynamics only up to this many
+/// (example, unit) pairs (32 MiB of booleans): Figure 2's runs (2,000 x 2,048) qualify,
+/// Figure 1's full training set only up to H = 512. Beyond, the end-of-run measures still
+/// count the flips (`measures.at_convergence.pattern_*`).
+pub const PATTERN_LIMIT: usize = 1 << 25;
+
+/// The initial network as the per-epoch dynamics compare with it.
+struct Initial {
+    u: Vec<f32>,
+    v: Vec<f32>,
+    u_norm: f64,
+    v_norm: f64,
+    /// The training split's activation patterns, chunk by chunk, on the device.
+    patterns: Option<Vec<Tensor<2, Bool>>>,
+}
+
+impl Initial {
+    fn of(net: &TwoLayerNet, train: &DeviceSplit, examples: usize) -> Result<Self, TrainError> {
+        let (u, v) = net.weights()?;
+        let (_, h, _) = net.dims();
+        Ok(Initial {
+            u_norm: frobenius(&u, None),
+            v_norm: frobenius(&v, None),
+            u,
+            v,
+            patterns: (examples * h <= PATTERN_LIMIT).then(|| train.patterns(net)),
+        })
+    }
+}
+
+/// `x / y`, 0 when `y` is 0 (a zero initialization).
+fn ratio(x: f64, y: f64) -> f64 {
+    if y > 0.0 { x / y } else { 0.0 }
+}
+
+/// The splits on the evaluation device, and the per-epoch record they give.
+struct Evaluator<'a> {
+    config: &'a TrainConfig,
+    train: DeviceSplit,
+    validation: DeviceSplit,
+    test: DeviceSplit,
+    initial: Option<Initial>,
+    start: Instant,
+}
+
+impl<'a> Evaluator<'a> {
+    /// The splits of `data` on `device`, compared with the initial network `initial`.
+    fn new(
+        config: &'a TrainConfig,
+        data: &Dataset,
+        device: &Device,
+        initial: &TwoLayerNet,
+    ) -> Result<Self, TrainError> {
+        let split = |s| DeviceSplit::new(s, config.train.eval_batch, device);
+        let train = split(&data.train);
+        let initial = Initial::of(initial, &train, data.train.len())?;
+        Ok(Evaluator {
+            config,
+            train,
+            validation: split(&data.validation),
+            test: split(&data.test),
+            initial: Some(initial),
+            start: Instant::now(),
+        })
+    }
+
+    fn record(
+        &self,
+        net: &TwoLayerNet,
+        epoch: usize,
+        train_seconds: f64,
+    ) -> Result<EpochRecord, TrainError> {
+        let t = Instant::now();
+        let initial = self.initial.as_ref();
+        let patterns = initial.and_then(|i| i.patterns.as_deref());
+        let mut tr = self.train.evaluate_dynamics(net, patterns)?;
+        let va = self.validation.evaluate(net)?;
+        let te = match self.config.train.eval_test_every_epoch {
+            true => Some(self.test.evaluate(net)?.error),
+            false => None,
+        };
+        let (u, v) = net.weights()?;
+        let (d, h, k) = net.dims();
+        let norms = norm_measures(&u, &v, d, h, k);
+        let moved = |w: &[f32], w0: &[f32], n0: f64| ratio(frobenius(w, Some(w0)), n0);
+        let (u_distance_relative, v_distance_relative) = initial.map_or((0.0, 0.0), |i| {
+            (moved(&u, &i.u, i.u_norm), moved(&v, &i.v, i.v_norm))
+        });
+        let fractions = tr
+            .flips_per_unit
+            .as_deref()
+            .map(|f| pattern_fractions(f, self.train.len()));
+        // Epoch e's record carries the step size and momentum its steps used (epoch 0: the
+        // first epoch's).
+        let schedule_epoch = epoch.saturating_sub(1);
+        Ok(EpochRecord {
+            epoch,
+            lr: self.config.optim.lr_at(schedule_epoch),
+            momentum: self.config.optim.momentum_at(schedule_epoch),
+            train_loss: tr.evaluation.loss,
+            train_error: tr.evaluation.error,
+            validation_loss: va.loss,
+            validation_error: va.error,
+            test_error: te,
+            u_frobenius: norms.u_frobenius,
+            v_frobenius: norms.v_frobenius,
+            weight_decay_penalty: norms.weight_decay_penalty,
+            group_norm: norms.group_norm,
+            u_distance_relative,
+            v_distance_relative,
+            margin_p5: match tr.margins.is_empty() {
+                true => 0.0,
+                false => percentile(&mut tr.margins, 0.05),
+            },
+            pattern_changed_units: fractions.map(|f| f.0),
+            pattern_flip_fraction: fractions.map(|f| f.1),
+            train_seconds,
+            eval_seconds: t.elapsed().as_secs_f64(),
+            wall_seconds: self.start.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// The network with the lowest validation error so far (the first such epoch).
+struct Best {
+    validation_error: f64,
+    epoch: usize,
+    net: TwoLayerNet,
+}
+
+/// One run's bookkeeping, whichever loop steps its weights (a single run's or an ensemble's):
+/// the evaluation after every epoch, the history, the best-validation network, the stop
+/// rule, and the result at the end.
+pub(crate) struct Ledger<'a> {
+    config: &'a TrainConfig,
+    data: &'a Dataset,
+    device: &'a Device,
+    eval: Evaluator<'a>,
+    init: TwoLayerNet,
+    best: Best,
+    history: Vec<EpochRecord>,
+    rule: StopRule,
+}
+
+impl<'a> Ledger<'a> {
+    /// Evaluates the initial network `initial` (epoch 0) and starts the history.
+    pub fn start(
+        config: &'a TrainConfig,
+        data: &'a Dataset,
+        device: &'a Device,
+        initial: TwoLayerNet,
+        progress: &mut dyn Progress,
+    ) -> Result<Self, TrainError> {
+        let eval = Evaluator::new(config, data, device, &initial)?;
+        let record = eval.record(&initial, 0, 0.0)?;
+        progress.epoch(&record);
+        Ok(Ledger {
+            config,
+            data,
+            device,
+            eval,
+            best: Best {
+                validation_error: record.validation_error,
+                epoch: 0,
+                net: initial.clone(),
+            },
+            init: initial,
+            history: vec![record],
+            rule: StopRule::new(&config.train),
+        })
+    }
+
+    /// Takes up the bookkeeping of a run from its saved `state` (`initial`: its initial
+    /// network, drawn again from the seed).
+    pub fn resume(
+        config: &'a TrainConfig,
+        data: &'a Dataset,
+        device: &'a Device,
+        initial: TwoLayerNet,
+        state: &TrainingState,
+    ) -> Result<Self, TrainError> {
+        let mut eval = Evaluator::new(config, data, device, &initial)?;
+        let kept = &state.bookkeeping;
+        let elapsed = std::time::Duration::from_secs_f64(kept.elapsed_seconds.max(0.0));
+        eval.start = Instant::now().checked_sub(elapsed).unwrap_or(eval.start);
+        let (d, _, k) = initial.dims();
+        let best = state.best.clone();
+        let mut rule = StopRule::new(&config.train);
+        rule.streak = kept.streak;
+        Ok(Ledger {
+            config,
+            data,
+            device,
+            eval,
+            best: Best {
+                validation_error: kept.best_validation_error,
+                epoch: kept.best_epoch,
+                net: TwoLayerNet::from_weights(best.u, best.v, &config.model.network(d, k), device),
+            },
+            init: initial,
+            history: kept.history.clone(),
+            rule,
+        })
+    }
+
+    /// The run's state after its last recorded epoch, its network then being `weights` with
+    /// momentum buffers `velocity`.
+    pub fn state(
+        &self,
+        weights: Weights,
+        velocity: Option<Weights>,
+    ) -> Result<TrainingState, TrainError> {
+        let (u, v) = self.best.net.weights()?;
+        Ok(TrainingState {
+            epoch: self.history.last().map_or(0, |r| r.epoch),
+            weights,
+            velocity,
+            best: Weights { u, v },
+            bookkeeping: Bookkeeping {
+                best_epoch: self.best.epoch,
+                best_validation_error: self.best.validation_error,
+                streak: self.rule.streak,
+                elapsed_seconds: self.eval.start.elapsed().as_secs_f64(),
+                history: self.history.clone(),
+            },
+        })
+    }
+
+    /// Epochs recorded so far (0: only the initial network).
+    pub fn epochs_done(&self) -> usize {
+        self.history.last().map_or(0, |r| r.epoch)
+    }
+
+    /// Records epoch `epoch`'s network `net` (its steps took `train_seconds`); why the run
+    /// stops now, if it does.
+    pub fn after_epoch(
+        &mut self,
+        net: TwoLayerNet,
+        epoch: usize,
+        train_seconds: f64,
+        progress: &mut dyn Progress,
+    ) -> Result<Option<StopReason>, TrainError> {
+        let record = self.eval.record(&net, epoch, train_seconds)?;
+        progress.epoch(&record);
+        let verdict = self
+            .rule
+            .after_epoch(epoch, record.train_loss, record.train_error);
+        if record.validation_error < self.best.validation_error {
+            self.best = Best {
+                validation_error: record.validation_error,
+                epoch,
+                net,
+            };
+        }
+        self.history.push(record);
+        Ok(verdict)
+    }
+
+    /// The run's result from its history, its last network `last` and the best one.
+    pub fn finish(self, last: TwoLayerNet, stop: StopReason) -> Result<TrainedRun, TrainError> {
+        let measures = match self.config.train.measures && stop != StopReason::Interrupted {
+            true => Some(self.measures(&last)?),
+            false => None,
+        };
+        let (config, data, eval, best) = (self.config, self.data, &self.eval, self.best);
+        let history = self.history;
+        let last_record = history.last().cloned().ok_or(TrainError::ReadBack {
+            what: "history",
+            message: "no epoch was recorded".into(),
+        })?;
+        let norms = last.norms()?;
+        let epochs = last_record.epoch;
+        let train_seconds: f64 = history.iter().map(|r| r.train_seconds).sum();
+        let result = TrainingResult {
+            train_error: last_record.train_error,
+            train_loss: last_record.train_loss,
+            validation_error: last_record.validation_error,
+            test_error: eval.test.evaluate(&last)?.error,
+            early_stop_epoch: best.epoch,
+            early_stop_validation_error: best.validation_error,
+            early_stop_test_error: eval.test.evaluate(&best.net)?.error,
+            early_stop_train_error: history.get(best.epoch).map(|r| r.train_error),
+            epochs_to_zero_train_error: history
+                .iter()
+                .find(|r| r.train_error == 0.0)
+                .map(|r| r.epoch),
+            epochs,
+            stop_reason: stop,
+            wall_seconds: eval.start.elapsed().as_secs_f64(),
+            seconds_per_epoch: if epochs > 0 {
+                train_seconds / epochs as f64
+            } else {
+                0.0
+            },
+            hidden: config.model.hidden,
+            seed: config.train.seed,
+            backend: crate::backend::backend_name().into(),
+            git_revision: crate::provenance::BUILD_REVISION.into(),
+            machine: Some(crate::provenance::Machine::this()),
+            dataset: data.name.clone(),
+            train_examples: data.train.len(),
+            validation_examples: data.validation.len(),
+            test_examples: data.test.len(),
+            norms,
+            u_frobenius: norms.u_frobenius,
+            v_frobenius: norms.v_frobenius,
+            weight_decay_penalty: norms.weight_decay_penalty,
+            group_norm: norms.group_norm,
+            parameters: norms.parameters,
+            config: config.clone(),
+            measures,
+            true_labels: None,
+            ensemble_members: None,
+        };
+        Ok(TrainedRun {
+            result,
+            history,
+            final_net: last,
+            initial_net: self.init,
+            early_stop_net: best.net,
+        })
+    }
+
+    /// The complexity measures of the last and the early-stopped network.
+    fn measures(&self, last: &TwoLayerNet) -> Result<RunMeasures, TrainError> {
+        let of = |net: &TwoLayerNet| {
+            measure(&MeasureInputs {
+                net,
+                init: &self.init,
+                split: &self.data.train,
+                train: &self.eval.train,
+                device: self.device,
+                seed: self.config.train.seed,
+            })
+        };
+        Ok(RunMeasures {
+            at_convergence: of(last)?,
+            early_stop: of(&self.best.net)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(max_epochs: usize) -> StopRule {
+        StopRule::new(&LoopSettings {
+            max_epochs,
+            converge_loss: 0.02,
+            converge_epochs: 3,
+            ..LoopSettings::default()
+        })
+    }
+
+    #[test]
+    fn the_stop_rule_needs_consecutive_converged_epochs() {
+        let mut r = rule(100);
+        assert_eq!(r.after_epoch(1, 0.01, 0.0), None);
+        assert_eq!(r.after_epoch(2, 0.01, 0.0), None);
+        // A training error resets the streak.
+        assert_eq!(r.after_epoch(3, 0.01, 0.001), None);
+        assert_eq!(r.after_epoch(4, 0.01, 0.0), None);
+        assert_eq!(r.after_epoch(5, 0.01, 0.0), None);
+        assert_eq!(r.after_epoch(6, 0.01, 0.0), Some(StopReason::Converged));
+    }
+
+    #[test]
+    fn the_stop_rule_stops_at_the_cap_and_on_divergence() {
+        let mut r = rule(2);
+        assert_eq!(r.after_epoch(1, 1.0, 0.5), None);
+        assert_eq!(r.after_epoch(2, 1.0, 0.5), Some(StopReason::MaxEpochs));
+        assert_eq!(
+            rule(10).after_epoch(1, f64::NAN, 0.5),
+            Some(StopReason::Diverged)
+        );
+    }
+}

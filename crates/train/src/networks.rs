@@ -1,0 +1,120 @@
+//! A finished run's networks, `network.safetensors` beside its `result.json`: the initial,
+//! final and early-stopped weights, so that a measure added later, or an independent check
+//! of one, needs no retraining.
+//!
+//! Six f32 tensors: `initial.u`, `final.u`, `early_stop.u` (`[d, H]`) and `initial.v`,
+//! `final.v`, `early_stop.v` (`[H, k]`), with `y = V^T [U^T x]_+` for an input `x` of the run's
+//! normalized features. Metadata: the seed, dataset, H, the epochs of the final and
+//! early-stopped networks and the digest of the run's config.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use md5::{Digest, Md5};
+use realbias_model::TwoLayerNet;
+
+use crate::TrainError;
+use crate::config::TrainConfig;
+use crate::record::TrainedRun;
+use crate::state::{Weights, outcome_settings};
+use crate::tensor_file::{NamedMatrix, TensorFile, file_error, write};
+
+pub const NETWORK_FILE: &str = "network.safetensors";
+
+const FORMAT: &str = "realbias-networks-1";
+
+/// The three networks of a run, on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedNetworks {
+    pub initial: Weights,
+    pub final_: Weights,
+    pub early_stop: Weights,
+    pub metadata: HashMap<String, String>,
+}
+
+/// The MD5 of the settings that decide a run's numbers (the config without how it is kept),
+/// as JSON: runs with the same digest are the same run.
+pub fn config_digest(config: &TrainConfig) -> Result<String, TrainError> {
+    let json =
+        serde_json::to_string(&outcome_settings(config)).map_err(|e| TrainError::Encode {
+            what: "the run's config".into(),
+            message: e.to_string(),
+        })?;
+    let digest = Md5::digest(json.as_bytes());
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes `run`'s networks to `dir/network.safetensors`.
+pub fn write_networks(dir: &Path, run: &TrainedRun) -> Result<(), TrainError> {
+    let weights = |net: &TwoLayerNet| -> Result<Weights, TrainError> {
+        let (u, v) = net.weights()?;
+        Ok(Weights { u, v })
+    };
+    let nets = [
+        ("initial", weights(&run.initial_net)?),
+        ("final", weights(&run.final_net)?),
+        ("early_stop", weights(&run.early_stop_net)?),
+    ];
+    let (d, h, k) = run.final_net.dims();
+    let names: Vec<(String, String)> = nets
+        .iter()
+        .map(|(n, _)| (format!("{n}.u"), format!("{n}.v")))
+        .collect();
+    let mut matrices = Vec::new();
+    for ((u_name, v_name), (_, w)) in names.iter().zip(&nets) {
+        matrices.push(NamedMatrix {
+            name: u_name,
+            shape: [d, h],
+            values: &w.u,
+        });
+        matrices.push(NamedMatrix {
+            name: v_name,
+            shape: [h, k],
+            values: &w.v,
+        });
+    }
+    let r = &run.result;
+    let metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("seed".into(), r.seed.to_string()),
+        ("dataset".into(), r.dataset.clone()),
+        ("hidden".into(), h.to_string()),
+        ("inputs".into(), d.to_string()),
+        ("classes".into(), k.to_string()),
+        ("final_epoch".into(), r.epochs.to_string()),
+        ("early_stop_epoch".into(), r.early_stop_epoch.to_string()),
+        ("config_digest".into(), config_digest(&r.config)?),
+        ("git_revision".into(), r.git_revision.clone()),
+    ]);
+    write(&dir.join(NETWORK_FILE), &matrices, metadata)
+}
+
+/// Reads the networks saved in `path`, which must be of the run `config` (its digest) and a
+/// `d x H x k` network.
+pub fn read_networks(
+    path: &Path,
+    config: &TrainConfig,
+    (d, h, k): (usize, usize, usize),
+) -> Result<SavedNetworks, TrainError> {
+    let file =
+        TensorFile::read(path)?.ok_or_else(|| file_error(path, "there is no such file".into()))?;
+    let digest = file.metadata_value("config_digest")?;
+    if digest != config_digest(config)? {
+        return Err(file_error(
+            path,
+            "its networks are of another config than the run's result.json".into(),
+        ));
+    }
+    let pair = |prefix: &str| -> Result<Weights, TrainError> {
+        Ok(Weights {
+            u: file.matrix(&format!("{prefix}.u"), [d, h])?,
+            v: file.matrix(&format!("{prefix}.v"), [h, k])?,
+        })
+    };
+    Ok(SavedNetworks {
+        initial: pair("initial")?,
+        final_: pair("final")?,
+        early_stop: pair("early_stop")?,
+        metadata: file.metadata()?,
+    })
+}

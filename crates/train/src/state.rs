@@ -1,0 +1,341 @@
+//! One run's training state: everything its next epoch depends on, defined once for a single
+//! run and an ensemble member alike, and saved as the run's checkpoint
+//! (`checkpoint.safetensors` beside its `result.json`).
+//!
+//! The state is the weights, the momentum buffers, the epochs done (which fix the next step
+//! size and momentum), the best-validation network and its epoch, the stop rule's streak and
+//! the history so far. The batch-order generator is not stored: it is rebuilt from the seed
+//! and advanced by one permutation per epoch done, which gives exactly the orders an
+//! uninterrupted run draws. The initial network is drawn again from the seed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::TrainError;
+use crate::config::TrainConfig;
+use crate::record::EpochRecord;
+use crate::tensor_file::{NamedMatrix, TensorFile, file_error, write};
+
+/// A run's checkpoint, in its folder.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+/// The version of the training arithmetic. Bump it with any change that changes a run's
+/// numbers: a checkpoint of another version is refused, since resuming it would give a run
+/// that neither version produces.
+pub const TRAINING_CODE_VERSION: u32 = 1;
+
+const FORMAT: &str = "realbias-checkpoint-1";
+
+/// A network's weights on the host: `u` is `d x H`, `v` is `H x k`, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    pub u: Vec<f32>,
+    pub v: Vec<f32>,
+}
+
+/// Everything the next epoch of a run depends on (see the module documentation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingState {
+    /// Epochs done: the next one is `epoch + 1`.
+    pub epoch: usize,
+    pub weights: Weights,
+    /// The momentum buffers (none before the first step).
+    pub velocity: Option<Weights>,
+    pub best: Weights,
+    pub bookkeeping: Bookkeeping,
+}
+
+/// The scalar part of the state, stored as the checkpoint's JSON metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bookkeeping {
+    pub best_epoch: usize,
+    pub best_validation_error: f64,
+    /// Consecutive converged epochs so far (the stop rule's streak).
+    pub streak: usize,
+    /// Wall-clock seconds the run had taken.
+    pub elapsed_seconds: f64,
+    pub history: Vec<EpochRecord>,
+}
+
+/// Where a run keeps its checkpoint, and whether one that cannot resume it may be discarded
+/// (`--force`) rather than refused.
+#[derive(Debug, Clone)]
+pub struct CheckpointSlot {
+    pub dir: PathBuf,
+    pub discard_mismatched: bool,
+}
+
+/// The settings that decide a run's numbers: the config without the ones that only say how
+/// it is kept (`train.checkpoint_seconds`, `train.save_networks`).
+pub fn outcome_settings(config: &TrainConfig) -> TrainConfig {
+    let mut c = config.clone();
+    let defaults = crate::config::LoopSettings::default();
+    c.train.checkpoint_seconds = defaults.checkpoint_seconds;
+    c.train.save_networks = defaults.save_networks;
+    c
+}
+
+fn config_json(config: &TrainConfig) -> Result<String, TrainError> {
+    serde_json::to_string(&outcome_settings(config)).map_err(|e| TrainError::Encode {
+        what: "the run's config".into(),
+        message: e.to_string(),
+    })
+}
+
+impl CheckpointSlot {
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(CHECKPOINT_FILE)
+    }
+
+    /// Writes `state` of the run `config` (atomically: a kill mid-write keeps the last one).
+    pub fn save(&self, config: &TrainConfig, state: &TrainingState) -> Result<(), TrainError> {
+        let path = self.path();
+        let (d, h, k) = dims(config, state);
+        let mut matrices = vec![
+            matrix("weights.u", [d, h], &state.weights.u),
+            matrix("weights.v", [h, k], &state.weights.v),
+            matrix("best.u", [d, h], &state.best.u),
+            matrix("best.v", [h, k], &state.best.v),
+        ];
+        if let Some(b) = &state.velocity {
+            matrices.push(matrix("velocity.u", [d, h], &b.u));
+            matrices.push(matrix("velocity.v", [h, k], &b.v));
+        }
+        let bookkeeping = exact_json(&state.bookkeeping).map_err(|message| TrainError::Encode {
+            what: path.display().to_string(),
+            message,
+        })?;
+        let metadata = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("training_code".into(), TRAINING_CODE_VERSION.to_string()),
+            (
+                "git_revision".into(),
+                crate::provenance::BUILD_REVISION.into(),
+            ),
+            ("config".into(), config_json(config)?),
+            ("epoch".into(), state.epoch.to_string()),
+            ("bookkeeping".into(), bookkeeping),
+        ]);
+        write(&path, &matrices, metadata)
+    }
+
+    /// The checkpoint of the run `config` (a network `d x h x k`), if there is one that can
+    /// resume it. One written by another config or training code is an error, or, when
+    /// `discard_mismatched`, removed (the run then starts again).
+    pub fn load(
+        &self,
+        config: &TrainConfig,
+        (d, h, k): (usize, usize, usize),
+    ) -> Result<Option<TrainingState>, TrainError> {
+        let path = self.path();
+        let read = TensorFile::read(&path).and_then(|file| match file {
+            Some(file) => parse(&file, config, (d, h, k)).map(Some),
+            None => Ok(None),
+        });
+        match read {
+            Err(TrainError::File { message, .. }) if !self.discard_mismatched => {
+                Err(TrainError::CheckpointMismatch {
+                    path,
+                    why: format!("it cannot be read ({message})"),
+                })
+            }
+            Err(TrainError::File { .. } | TrainError::CheckpointMismatch { .. })
+                if self.discard_mismatched =>
+            {
+                crate::files::remove(&path)?;
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    /// Removes the checkpoint (the run's `result.json` is written).
+    pub fn remove(&self) -> Result<(), TrainError> {
+        crate::files::remove(&self.path())
+    }
+}
+
+fn matrix<'a>(name: &'a str, shape: [usize; 2], values: &'a [f32]) -> NamedMatrix<'a> {
+    NamedMatrix {
+        name,
+        shape,
+        values,
+    }
+}
+
+fn dims(config: &TrainConfig, state: &TrainingState) -> (usize, usize, usize) {
+    let h = config.model.hidden.max(1);
+    (state.weights.u.len() / h, h, state.weights.v.len() / h)
+}
+
+/// The state in `file`, checked against the run `config`.
+fn parse(
+    file: &TensorFile,
+    config: &TrainConfig,
+    (d, h, k): (usize, usize, usize),
+) -> Result<TrainingState, TrainError> {
+    let path = file.path();
+    let mismatch = |why: String| TrainError::CheckpointMismatch {
+        path: path.to_path_buf(),
+        why,
+    };
+    let format = file.metadata_value("format")?;
+    if format != FORMAT {
+        return Err(mismatch(format!(
+            "its format is {format:?}, not {FORMAT:?}"
+        )));
+    }
+    let code = file.metadata_value("training_code")?;
+    if code != TRAINING_CODE_VERSION.to_string() {
+        return Err(mismatch(format!(
+            "it was written by training code version {code}, this is version {TRAINING_CODE_VERSION}"
+        )));
+    }
+    let stored = file.metadata_value("config")?;
+    let current = config_json(config)?;
+    if stored != current {
+        return Err(mismatch(format!(
+            "it was written for another config (differs in {})",
+            config_difference(&stored, &current)
+        )));
+    }
+    let epoch: usize = file
+        .metadata_value("epoch")?
+        .parse()
+        .map_err(|e| file_error(path, format!("metadata \"epoch\": {e}")))?;
+    let bookkeeping: Bookkeeping = from_exact_json(&file.metadata_value("bookkeeping")?)
+        .map_err(|e| file_error(path, format!("metadata \"bookkeeping\": {e}")))?;
+    let pair = |prefix: &str| -> Result<Weights, TrainError> {
+        Ok(Weights {
+            u: file.matrix(&format!("{prefix}.u"), [d, h])?,
+            v: file.matrix(&format!("{prefix}.v"), [h, k])?,
+        })
+    };
+    let velocity = match file.has("velocity.u") {
+        true => Some(pair("velocity")?),
+        false => None,
+    };
+    if bookkeeping.history.last().map(|r| r.epoch) != Some(epoch) {
+        return Err(file_error(
+            path,
+            format!("its history does not end at epoch {epoch}"),
+        ));
+    }
+    Ok(TrainingState {
+        epoch,
+        weights: pair("weights")?,
+        velocity,
+        best: pair("best")?,
+        bookkeeping,
+    })
+}
+
+/// The dotted keys whose values differ between two configs' JSON.
+fn config_difference(a: &str, b: &str) -> String {
+    let (Ok(a), Ok(b)) = (
+        serde_json::from_str::<Value>(a),
+        serde_json::from_str::<Value>(b),
+    ) else {
+        return "a form this version cannot read".into();
+    };
+    let mut keys = Vec::new();
+    differing_keys(&a, &b, String::new(), &mut keys);
+    match keys.is_empty() {
+        true => "its encoding".into(),
+        false => keys.join(", "),
+    }
+}
+
+fn differing_keys(a: &Value, b: &Value, prefix: String, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut names: Vec<&String> = x.keys().chain(y.keys()).collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                let key = match prefix.is_empty() {
+                    true => name.clone(),
+                    false => format!("{prefix}.{name}"),
+                };
+                let missing = Value::Null;
+                let (p, q) = (
+                    x.get(name).unwrap_or(&missing),
+                    y.get(name).unwrap_or(&missing),
+                );
+                differing_keys(p, q, key, out);
+            }
+        }
+        _ if a != b => out.push(prefix),
+        _ => {}
+    }
+}
+
+/// JSON in which every floating-point number is written as its bits (`"f64:<hex>"`), so the
+/// state reads back bit for bit (JSON's decimal floats need not).
+fn exact_json<T: Serialize>(value: &T) -> Result<String, String> {
+    let mut tree = serde_json::to_value(value).map_err(|e| e.to_string())?;
+    map_floats(&mut tree, &|v| match v {
+        Value::Number(n) if n.is_f64() => n
+            .as_f64()
+            .map(|x| Value::String(format!("f64:{:016x}", x.to_bits()))),
+        _ => None,
+    });
+    serde_json::to_string(&tree).map_err(|e| e.to_string())
+}
+
+fn from_exact_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let mut tree: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    map_floats(&mut tree, &|v| match v {
+        Value::String(s) => s
+            .strip_prefix("f64:")
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .and_then(|bits| serde_json::Number::from_f64(f64::from_bits(bits)))
+            .map(Value::Number),
+        _ => None,
+    });
+    serde_json::from_value(tree).map_err(|e| e.to_string())
+}
+
+/// Replaces every leaf of `tree` that `f` maps.
+fn map_floats(tree: &mut Value, f: &dyn Fn(&Value) -> Option<Value>) {
+    match tree {
+        Value::Array(items) => items.iter_mut().for_each(|v| map_floats(v, f)),
+        Value::Object(map) => map.values_mut().for_each(|v| map_floats(v, f)),
+        leaf => {
+            if let Some(new) = f(leaf) {
+                *leaf = new;
+            }
+        }
+    }
+}
+
+/// Whether `dir` holds a checkpoint.
+pub fn has_checkpoint(dir: &Path) -> bool {
+    dir.join(CHECKPOINT_FILE).is_file()
+}
+
+/// When the next checkpoint is due: `train.checkpoint_seconds` after the last one.
+pub(crate) struct CheckpointTimer {
+    every: std::time::Duration,
+    last: std::time::Instant,
+}
+
+impl CheckpointTimer {
+    pub fn new(settings: &crate::config::LoopSettings) -> Self {
+        CheckpointTimer {
+            every: std::time::Duration::from_secs_f64(settings.checkpoint_seconds.max(0.0)),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    pub fn due(&self) -> bool {
+        self.last.elapsed() >= self.every
+    }
+
+    pub fn restart(&mut self) {
+        self.last = std::time::Instant::now();
+    }
+}

@@ -1,0 +1,129 @@
+//! Named f32 matrices and string metadata in one safetensors file: the format of a run's
+//! checkpoint and of its saved networks. Python reads it with `safetensors.numpy.load_file`,
+//! Burn with its `store` feature.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::TrainError;
+use crate::files::write_atomic;
+
+/// One matrix to write: its name, `[rows, cols]` and row-major values.
+pub struct NamedMatrix<'a> {
+    pub name: &'a str,
+    pub shape: [usize; 2],
+    pub values: &'a [f32],
+}
+
+/// Writes `matrices` and `metadata` to `path` atomically.
+pub fn write(
+    path: &Path,
+    matrices: &[NamedMatrix],
+    metadata: HashMap<String, String>,
+) -> Result<(), TrainError> {
+    let bytes: Vec<(String, Vec<u8>, [usize; 2])> = matrices
+        .iter()
+        .map(|m| {
+            let le = m.values.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (m.name.to_string(), le, m.shape)
+        })
+        .collect();
+    let encode_err = |e: safetensors::SafeTensorError| TrainError::Encode {
+        what: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let views = bytes
+        .iter()
+        .map(|(name, le, shape)| {
+            let view = TensorView::new(Dtype::F32, shape.to_vec(), le).map_err(encode_err)?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    let encoded = safetensors::serialize(views, Some(metadata)).map_err(encode_err)?;
+    write_atomic(path, &encoded)
+}
+
+/// A safetensors file read into memory.
+pub struct TensorFile {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl TensorFile {
+    /// Reads `path`; `Ok(None)` when there is no such file.
+    pub fn read(path: &Path) -> Result<Option<TensorFile>, TrainError> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let file = TensorFile {
+                    path: path.to_path_buf(),
+                    bytes,
+                };
+                file.parsed()?;
+                Ok(Some(file))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(file_error(path, e.to_string())),
+        }
+    }
+
+    fn parsed(&self) -> Result<SafeTensors<'_>, TrainError> {
+        SafeTensors::deserialize(&self.bytes)
+            .map_err(|e| file_error(&self.path, format!("not a safetensors file: {e}")))
+    }
+
+    /// The file's string metadata.
+    pub fn metadata(&self) -> Result<HashMap<String, String>, TrainError> {
+        let (_, metadata) = SafeTensors::read_metadata(&self.bytes)
+            .map_err(|e| file_error(&self.path, e.to_string()))?;
+        Ok(metadata.metadata().clone().unwrap_or_default())
+    }
+
+    /// One metadata value, an error naming the key when it is missing.
+    pub fn metadata_value(&self, key: &str) -> Result<String, TrainError> {
+        self.metadata()?
+            .remove(key)
+            .ok_or_else(|| file_error(&self.path, format!("no metadata key {key:?}")))
+    }
+
+    /// Whether the file holds a tensor `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.parsed().is_ok_and(|t| t.tensor(name).is_ok())
+    }
+
+    /// The f32 matrix `name`, which must have `shape`.
+    pub fn matrix(&self, name: &str, shape: [usize; 2]) -> Result<Vec<f32>, TrainError> {
+        let tensors = self.parsed()?;
+        let view = tensors
+            .tensor(name)
+            .map_err(|_| file_error(&self.path, format!("no tensor {name:?}")))?;
+        if view.dtype() != Dtype::F32 || view.shape() != shape {
+            return Err(file_error(
+                &self.path,
+                format!(
+                    "tensor {name:?} is {:?} {:?}, expected F32 {shape:?}",
+                    view.dtype(),
+                    view.shape()
+                ),
+            ));
+        }
+        let values = view.data().chunks_exact(4);
+        Ok(values
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// An error about the file `path`.
+pub fn file_error(path: &Path, message: String) -> TrainError {
+    TrainError::File {
+        path: path.to_path_buf(),
+        message,
+    }
+}
