@@ -42,7 +42,15 @@ enum Command {
     Report { dir: std::path::PathBuf },
     /// Which complexity measure ranks a sweep's networks like their generalization (Kendall's
     /// τ, granulated τ): writes measures.csv, measures.md and the figure, from saved results.
-    Measures { dir: std::path::PathBuf },
+    Measures {
+        dir: std::path::PathBuf,
+        /// First compute every finished run's measures again from its saved networks
+        /// (network.safetensors) and its data, no training, and rewrite its result.json.
+        #[arg(long)]
+        recompute: bool,
+        #[command(flatten)]
+        data: data::DataDir,
+    },
     /// An experiment as a Slurm job chain: prepare, a job array of shards, finalize.
     Slurm(slurm::SlurmArgs),
     /// Units planned / finished / claimed (by whom) / failed in an experiment folder.
@@ -60,7 +68,11 @@ fn main() {
         Command::Run(args) => run::command(args),
         Command::Plot { dir } => inspect::plot(&dir),
         Command::Report { dir } => inspect::report(&dir),
-        Command::Measures { dir } => inspect::measures(&dir),
+        Command::Measures {
+            dir,
+            recompute,
+            data,
+        } => inspect::measures(&dir, recompute, &data),
         Command::Slurm(args) => slurm::command(args),
         Command::Status { dir } => status::command(&dir),
         Command::Bench(args) => bench::command(args),

@@ -506,3 +506,67 @@ fn a_two_axis_grid_resumes_to_one_summary_row_per_point() {
         .expect("censored runs are judged on the truth too");
     assert!((0.0..=1.0).contains(&truth.test_error));
 }
+
+/// `--recompute` restores tampered measures from the saved networks, and names (and leaves
+/// alone) a run whose networks are gone.
+#[test]
+fn recomputed_measures_restore_tampered_ones_and_name_runs_without_networks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_tiny_idx(&data, 200, 40);
+    let config = tiny_config(
+        &data,
+        "conditions = [\"plain\", \"censored\"]\ncensor_hidden = 4\ncensor_max_epochs = 5\n",
+    );
+    let out = tmp.path().join("runs");
+    run_all(&config, &out);
+    let dir = out.join("tiny");
+    let plan = config.plan(&dir);
+    let read = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).unwrap()).unwrap()
+    };
+    let original: Vec<serde_json::Value> = plan.iter().map(|r| read(&r.dir)).collect();
+    for (run, result) in plan.iter().zip(&original) {
+        let mut tampered = result.clone();
+        tampered["measures"]["at_convergence"]["path_norm"] = serde_json::json!(-1.0);
+        tampered["measures"]["early_stop"]["margin_p5"] = serde_json::json!(-1.0);
+        std::fs::write(run.dir.join("result.json"), tampered.to_string()).unwrap();
+    }
+    let lost = &plan[1].dir;
+    std::fs::remove_file(lost.join("network.safetensors")).unwrap();
+    let device = device();
+    let ctx = Context {
+        dir: dir.clone(),
+        device: &device,
+        data_dir: None,
+        progress: &realbias_experiments::progress::Quiet,
+        force: false,
+    };
+    let done = Sweep::new(config.clone()).recompute_measures(&ctx).unwrap();
+    assert_eq!(done.rewritten, plan.len() - 1);
+    assert_eq!(done.kept.len(), 1, "{:?}", done.kept);
+    assert!(
+        done.kept[0].contains("network.safetensors"),
+        "{:?}",
+        done.kept
+    );
+    let timeless = |mut v: serde_json::Value| {
+        for net in ["at_convergence", "early_stop"] {
+            v["measures"][net]["seconds"] = serde_json::Value::Null;
+        }
+        v
+    };
+    for (i, run) in plan.iter().enumerate() {
+        let now = read(&run.dir);
+        if &run.dir == lost {
+            assert_eq!(now["measures"]["at_convergence"]["path_norm"], -1.0);
+        } else {
+            assert_eq!(
+                timeless(now),
+                timeless(original[i].clone()),
+                "{}",
+                run.dir.display()
+            );
+        }
+    }
+}

@@ -118,3 +118,33 @@ pub fn read_networks(
         metadata: file.metadata()?,
     })
 }
+
+impl SavedNetworks {
+    /// The complexity measures of the final and early-stopped networks, as the run computed
+    /// them at its end: on the run's training split `data.train`, with the run's seed.
+    pub fn measures(
+        &self,
+        config: &TrainConfig,
+        data: &realbias_data::Dataset,
+        device: &burn::tensor::Device,
+    ) -> Result<crate::record::RunMeasures, TrainError> {
+        let shape = config.model.network(data.dim(), data.classes);
+        let net = |w: &Weights| TwoLayerNet::from_weights(w.u.clone(), w.v.clone(), &shape, device);
+        let init = net(&self.initial);
+        let train = crate::eval::DeviceSplit::new(&data.train, config.train.eval_batch, device);
+        let of = |w: &Weights| {
+            crate::measures::measure(&crate::measures::MeasureInputs {
+                net: &net(w),
+                init: &init,
+                split: &data.train,
+                train: &train,
+                device,
+                seed: config.train.seed,
+            })
+        };
+        Ok(crate::record::RunMeasures {
+            at_convergence: of(&self.final_)?,
+            early_stop: of(&self.early_stop)?,
+        })
+    }
+}

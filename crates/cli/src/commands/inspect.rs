@@ -4,7 +4,34 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
+use realbias_experiments::experiment::Context;
+use realbias_experiments::progress::Quiet;
 use realbias_experiments::registry;
+use realbias_experiments::sweep::Sweep;
+use realbias_train::backend;
+
+use super::data::{DataDir, with_fetch};
+
+/// `--recompute`: every finished run's measures from its saved networks.
+fn recompute_measures(sweep: &mut Sweep, dir: &Path, data: &DataDir) -> Result<()> {
+    let device = backend::device()?;
+    let ctx = Context {
+        dir: dir.to_path_buf(),
+        device: &device,
+        data_dir: data.data_dir.as_deref(),
+        progress: &Quiet,
+        force: false,
+    };
+    let done = with_fetch(data, || Ok(sweep.recompute_measures(&ctx)?))?;
+    eprintln!(
+        "recomputed the measures of {} runs from their saved networks",
+        done.rewritten
+    );
+    for kept in &done.kept {
+        eprintln!("warning: kept the old measures of {kept}");
+    }
+    Ok(())
+}
 
 pub fn plot(dir: &Path) -> Result<()> {
     let experiment = registry::load_folder(dir)?;
@@ -26,8 +53,11 @@ pub fn report(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn measures(dir: &Path) -> Result<()> {
-    let sweep = registry::load_sweep(dir)?;
+pub fn measures(dir: &Path, recompute: bool, data: &DataDir) -> Result<()> {
+    let mut sweep = registry::load_sweep(dir)?;
+    if recompute {
+        recompute_measures(&mut sweep, dir, data)?;
+    }
     let Some((markdown, finalized)) = sweep.measures(dir)? else {
         bail!(
             "{}: no finished run carries complexity measures (results from before they were recorded); re-run the sweep to get them",

@@ -14,6 +14,7 @@ mod figures;
 mod measures;
 mod paired;
 mod plan;
+mod recompute;
 mod summary;
 mod vary;
 
@@ -36,6 +37,7 @@ pub use censor::{CensorInfo, censor, censor_dir, censor_key, censor_labels};
 pub use config::{Condition, ExperimentConfig, SweepConfig};
 pub use measures::{MEASURES, MeasureRow, Network, Ranking};
 pub use plan::PlannedRun;
+pub use recompute::Recomputed;
 pub use summary::{GridRow, Stat, Summary, SummaryRow, summarize};
 pub use vary::{Axes, Variant};
 

@@ -1,0 +1,79 @@
+//! `realbias measures DIR --recompute`: every finished run's complexity measures computed
+//! again from its saved networks (`network.safetensors`) and its data, with no training, so a
+//! measure added later applies to old runs.
+
+use std::path::Path;
+
+use realbias_train::TrainingResult;
+use realbias_train::data::derive_data;
+use realbias_train::networks::{NETWORK_FILE, read_networks};
+use realbias_train::record::write_result;
+
+use super::Sweep;
+use crate::ExperimentError;
+use crate::experiment::{Context, Experiment};
+use crate::store::read_result;
+
+/// What a recompute did.
+#[derive(Debug, Default)]
+pub struct Recomputed {
+    /// Runs whose `result.json` now carries the recomputed measures.
+    pub rewritten: usize,
+    /// Runs that kept their old measures, each named with why.
+    pub kept: Vec<String>,
+}
+
+impl Sweep {
+    /// Recomputes the measures of every finished run in `ctx.dir` and rewrites its
+    /// `result.json` (atomically). A run whose networks are missing or unreadable keeps its
+    /// old values and is named. Loads the data, and the censored labels (training the
+    /// censoring network again if its labels are not cached).
+    pub fn recompute_measures(&mut self, ctx: &Context) -> Result<Recomputed, ExperimentError> {
+        self.load(ctx)?;
+        self.prepare(ctx)?;
+        let mut done = Recomputed::default();
+        for run in &self.runs {
+            let label = run
+                .dir
+                .strip_prefix(&ctx.dir)
+                .unwrap_or(&run.dir)
+                .display()
+                .to_string();
+            let result = match read_result::<TrainingResult>(&run.dir.join("result.json")) {
+                Ok(Some(result)) => result,
+                Ok(None) => continue,
+                Err(e) => {
+                    done.kept.push(format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            match self.recompute_one(run, result, ctx) {
+                Ok(()) => done.rewritten += 1,
+                Err(e) => done.kept.push(format!("{label}: {e}")),
+            }
+            if ctx.progress.stop_requested() {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    fn recompute_one(
+        &self,
+        run: &super::plan::PlannedRun,
+        mut result: TrainingResult,
+        ctx: &Context,
+    ) -> Result<(), ExperimentError> {
+        let data = derive_data(
+            self.source(run)?,
+            &result.config.data,
+            result.config.train.seed,
+        )?;
+        let dims = (data.dim(), result.hidden, data.classes);
+        let path: &Path = &run.dir.join(NETWORK_FILE);
+        let networks = read_networks(path, &result.config, dims)?;
+        result.measures = Some(networks.measures(&result.config, &data, ctx.device)?);
+        write_result(&run.dir, &result)?;
+        Ok(())
+    }
+}
