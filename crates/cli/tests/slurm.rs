@@ -210,3 +210,130 @@ fn a_cancelled_shard_resubmitted_alone_resumes_to_the_same_summary() {
     let local = local_summary(&config, &tmp.path().join("local"));
     assert_eq!(std::fs::read(folder.join("summary.csv")).unwrap(), local);
 }
+
+/// `realbias slurm --submit` with `extra` arguments: the job ids.
+fn submit_with(config: &Path, out: &Path, extra: &[&str]) -> (String, String, String) {
+    let stdout = succeed(
+        realbias()
+            .arg("slurm")
+            .arg(config)
+            .arg("--out")
+            .arg(out)
+            .args(["--submit"])
+            .args(extra),
+    );
+    job_ids(&stdout)
+}
+
+/// The text of every shard log of the experiment folder.
+fn shard_logs(folder: &Path) -> String {
+    let logs = folder.join("slurm/logs");
+    let mut text = String::new();
+    for entry in std::fs::read_dir(&logs).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("shard-") {
+            text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+        }
+    }
+    text
+}
+
+/// Runs long enough to outlast a one-minute limit: 2 runs of 6,000 epochs (about 70 s each
+/// on the 2-core machine).
+fn long_config(dir: &Path) -> PathBuf {
+    let path = write_config(dir, "[128]", 6000);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("[train]\n", "[train]\nconverge_epochs = 100000\n"),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_shard_stopped_by_its_time_limit_resumes_from_its_checkpoints_when_resubmitted() {
+    if !cluster_available() {
+        return;
+    }
+    let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let config = long_config(tmp.path());
+    let out = tmp.path().join("cluster");
+    // No early warning: Slurm's own SIGTERM at the limit, then SIGKILL KillWait (5 s) later.
+    let args = ["--shards", "1", "--time", "1", "--warn-seconds", "0"];
+    let (prepare, shards, finalize) = submit_with(&config, &out, &args);
+    wait_for(&[&prepare, &shards, &finalize], Duration::from_secs(600));
+    let folder = out.join("cluster");
+    assert!(
+        !folder.join("summary.csv").exists(),
+        "{}",
+        shard_logs(&folder)
+    );
+    // (slurmstepd writes the cancellation into the job's log; the cluster keeps no accounting.)
+    let logs = shard_logs(&folder);
+    assert!(
+        logs.contains("DUE TO TIME LIMIT"),
+        "the shard was not stopped by its limit: {logs}"
+    );
+    let kept = (0..2)
+        .filter(|r| {
+            folder
+                .join(format!("plain/h128/rep{r}/checkpoint.safetensors"))
+                .is_file()
+        })
+        .count();
+    assert!(kept > 0, "no checkpoint kept:\n{}", shard_logs(&folder));
+    // Re-submitted with time enough, the shard resumes from the checkpoints.
+    let slurm = folder.join("slurm");
+    succeed(
+        Command::new("sbatch")
+            .args(["--wait", "--time=30"])
+            .arg(slurm.join("shards.sbatch")),
+    );
+    assert!(
+        shard_logs(&folder).contains("from its checkpoint"),
+        "{}",
+        shard_logs(&folder)
+    );
+    succeed(
+        Command::new("sbatch")
+            .arg("--wait")
+            .arg(slurm.join("finalize.sbatch")),
+    );
+    let local = local_summary(&config, &tmp.path().join("local"));
+    assert_eq!(std::fs::read(folder.join("summary.csv")).unwrap(), local);
+}
+
+#[test]
+fn a_requeued_shard_resumes_from_its_checkpoints_and_the_chain_finishes() {
+    if !cluster_available() {
+        return;
+    }
+    let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let config = long_config(tmp.path());
+    let out = tmp.path().join("cluster");
+    // The warning comes 60 s before a 2-minute limit: the shard stops, requeues itself and
+    // resumes, as often as it takes.
+    let args = [
+        "--shards",
+        "1",
+        "--time",
+        "2",
+        "--warn-seconds",
+        "60",
+        "--requeue",
+    ];
+    let (prepare, shards, finalize) = submit_with(&config, &out, &args);
+    wait_for(&[&prepare, &shards, &finalize], Duration::from_secs(900));
+    let folder = out.join("cluster");
+    let logs = shard_logs(&folder);
+    assert!(logs.contains("requeueing"), "{logs}");
+    assert!(logs.contains("from its checkpoint"), "{logs}");
+    let local = local_summary(&config, &tmp.path().join("local"));
+    assert_eq!(
+        std::fs::read(folder.join("summary.csv")).unwrap(),
+        local,
+        "{logs}"
+    );
+}

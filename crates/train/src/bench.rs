@@ -50,6 +50,8 @@ pub struct BenchSettings {
     pub loss: LossPath,
     /// Train this many runs (seeds 0, 1, ...) as one ensemble instead of one run.
     pub ensemble: Option<usize>,
+    /// Also time writing each width's checkpoint (a full 500-epoch history), in this folder.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 impl BenchSettings {
@@ -114,6 +116,55 @@ pub struct BenchRow {
     pub threads: usize,
     pub examples: usize,
     pub epochs: usize,
+    /// The checkpoint of one run at this width, and the median time to write it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_seconds: Option<f64>,
+    /// Of the training time, the share spent writing every member's checkpoint once per
+    /// default interval (`train.checkpoint_seconds` = 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_overhead: Option<f64>,
+}
+
+/// The median time to write the checkpoint of `run` (its history padded to a full run's 500
+/// epochs) into `dir`, and its size.
+fn checkpoint_cost(
+    run: &crate::TrainedRun,
+    dir: &std::path::Path,
+) -> Result<(u64, f64), BenchError> {
+    let (u, v) = run.final_net.weights().map_err(TrainError::from)?;
+    let weights = crate::state::Weights { u, v };
+    let mut history = run.history.clone();
+    while let Some(last) = history.last().cloned().filter(|_| history.len() <= 500) {
+        history.push(last);
+    }
+    let state = crate::TrainingState {
+        epoch: history.len() - 1,
+        velocity: Some(weights.clone()),
+        best: weights.clone(),
+        weights,
+        bookkeeping: crate::state::Bookkeeping {
+            best_epoch: 0,
+            best_validation_error: 0.0,
+            streak: 0,
+            elapsed_seconds: 0.0,
+            history,
+        },
+    };
+    let slot = crate::CheckpointSlot {
+        dir: dir.to_path_buf(),
+        discard_mismatched: false,
+    };
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        slot.save(&run.result.config, &state)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let bytes = std::fs::metadata(slot.path()).map_or(0, |m| m.len());
+    slot.remove()?;
+    Ok((bytes, median(times)))
 }
 
 /// Gaussian inputs labelled by a random linear teacher: real training (the loss falls), no
@@ -239,12 +290,16 @@ fn bench_width(
     device: &Device,
 ) -> Result<BenchRow, BenchError> {
     let members = settings.ensemble.unwrap_or(1);
+    let mut checkpoint = None;
     let histories: Vec<Vec<EpochRecord>> = match settings.ensemble {
         None => {
             let config = bench_config(settings, h, 0)?;
             let out = Trainer::new(&config, data, device)
                 .with_loss(settings.loss)
                 .run(&mut Quiet)?;
+            if let Some(dir) = &settings.checkpoint_dir {
+                checkpoint = Some(checkpoint_cost(&out, dir)?);
+            }
             vec![out.history]
         }
         Some(r) => {
@@ -256,6 +311,9 @@ fn bench_width(
                 .map(|config| Member::new(config, data))
                 .collect();
             let outs = train_ensemble(&members, device, &mut Quiet)?;
+            if let (Some(dir), Some(first)) = (&settings.checkpoint_dir, outs.first()) {
+                checkpoint = Some(checkpoint_cost(first, dir)?);
+            }
             outs.into_iter().map(|o| o.history).collect()
         }
     };
@@ -290,6 +348,10 @@ fn bench_width(
         threads: settings.threads,
         examples: settings.examples,
         epochs: settings.epochs,
+        checkpoint_bytes: checkpoint.map(|c| c.0),
+        checkpoint_seconds: checkpoint.map(|c| c.1),
+        checkpoint_overhead: checkpoint
+            .map(|c| members as f64 * c.1 / crate::config::DEFAULT_CHECKPOINT_SECONDS),
     })
 }
 

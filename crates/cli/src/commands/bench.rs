@@ -35,6 +35,11 @@ pub struct BenchArgs {
     /// whole ensemble, `µs/member` its share per run.
     #[arg(long, value_name = "R")]
     ensemble: Option<usize>,
+    /// Also time writing each width's checkpoint (with a full run's 500-epoch history) in
+    /// this folder, and print the share of training time it costs at the default interval
+    /// of 60 s (every member's, for an ensemble).
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 fn print_header(settings: &BenchSettings, device: &burn::tensor::Device) {
@@ -75,6 +80,21 @@ fn print_row(r: &BenchRow, json: bool) {
         r.gflops,
         r.percent_of_peak
     );
+    if let (Some(bytes), Some(seconds), Some(share)) = (
+        r.checkpoint_bytes,
+        r.checkpoint_seconds,
+        r.checkpoint_overhead,
+    ) {
+        println!(
+            "{:>6} checkpoint {:.1} KiB written in {:.2} ms: {:.3}% of training time at one per 60 s{}",
+            "",
+            bytes as f64 / 1024.0,
+            1e3 * seconds,
+            100.0 * share,
+            r.ensemble
+                .map_or(String::new(), |m| format!(" for all {m} members"))
+        );
+    }
 }
 
 pub fn command(args: BenchArgs) -> Result<()> {
@@ -89,6 +109,7 @@ pub fn command(args: BenchArgs) -> Result<()> {
         batch_size: 100,
         loss: args.loss,
         ensemble: args.ensemble,
+        checkpoint_dir: args.checkpoint_dir,
     };
     let device = backend::device()?;
     if !args.json {

@@ -60,7 +60,7 @@ pub fn measures(dir: &Path, recompute: bool, data: &DataDir) -> Result<()> {
     }
     let Some((markdown, finalized)) = sweep.measures(dir)? else {
         bail!(
-            "{}: no finished run carries complexity measures (results from before they were recorded); re-run the sweep to get them",
+            "{}: no finished run carries complexity measures (results from before they were recorded): add --recompute to compute them from the runs' saved networks, or re-run the sweep where none were saved",
             dir.display()
         );
     };

@@ -41,6 +41,16 @@ pub struct SlurmArgs {
     /// Data folder (default: $REALBIAS_DATA, else ./datasets), as every node sees it.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Seconds before a shard's time limit at which Slurm asks it to stop (SIGTERM): it
+    /// checkpoints its runs in flight and releases its locks. 0: no early warning (Slurm's
+    /// own SIGTERM at the limit, KillWait seconds before SIGKILL, is then all it gets).
+    #[arg(long, default_value_t = 120)]
+    warn_seconds: u32,
+    /// A shard stopped by its time limit or preempted goes back in the queue and resumes
+    /// from its checkpoints (`#SBATCH --requeue`, and the shard requeues itself once it has
+    /// stopped on the early warning).
+    #[arg(long)]
+    requeue: bool,
     /// Submit the chain with sbatch (otherwise only write the job scripts).
     #[arg(long)]
     submit: bool,
@@ -103,21 +113,16 @@ fn scripts(args: &SlurmArgs, name: &str, folder: &Path) -> Result<Vec<(&'static 
     let prepare_log = logs.join("prepare-%j.out");
     let prepare = header(args, &format!("{name}-prepare"), &prepare_log, 1, &[])
         + &format!("exec {run} --prepare-only\n");
-    // SIGTERM two minutes before the time limit, to the batch shell (realbias after `exec`):
-    // the shard stops at its next epoch and releases its locks instead of being killed.
-    let array = [
-        format!("--array=0-{}", n - 1),
-        "--signal=B:TERM@120".to_string(),
-    ];
     let shard_log = logs.join("shard-%A_%a.out");
     let threads = "--jobs 1 --threads \"${SLURM_CPUS_PER_TASK:-1}\"";
+    let command = format!("{run} --shard \"$SLURM_ARRAY_TASK_ID/{n}\" {threads}");
     let shards = header(
         args,
         &format!("{name}-shard"),
         &shard_log,
         args.cpus_per_task,
-        &array,
-    ) + &format!("exec {run} --shard \"$SLURM_ARRAY_TASK_ID/{n}\" {threads}\n");
+        &shard_directives(args),
+    ) + &shard_body(&command, args.requeue);
     let finalize_log = logs.join("finalize-%j.out");
     let finalize = header(args, &format!("{name}-finalize"), &finalize_log, 1, &[])
         + &format!("exec {bin} plot {}\n", quote(&folder.to_string_lossy()));
@@ -126,6 +131,45 @@ fn scripts(args: &SlurmArgs, name: &str, folder: &Path) -> Result<Vec<(&'static 
         ("shards.sbatch", shards),
         ("finalize.sbatch", finalize),
     ])
+}
+
+/// The shard array's own `#SBATCH` lines: the array, the early warning, the requeue.
+fn shard_directives(args: &SlurmArgs) -> Vec<String> {
+    let mut lines = vec![format!("--array=0-{}", args.shards - 1)];
+    // SIGTERM before the time limit, to the batch shell: the shard stops at its next epoch,
+    // checkpoints its runs in flight and releases its locks instead of being killed.
+    if args.warn_seconds > 0 {
+        lines.push(format!("--signal=B:TERM@{}", args.warn_seconds));
+    }
+    if args.requeue {
+        lines.push("--requeue".into());
+    }
+    lines
+}
+
+/// The shard's commands. Without requeueing, realbias replaces the shell (`exec`) and gets
+/// the signals itself. With it, the shell passes the warning on, waits for realbias to stop
+/// (exit 130: stopped with runs unfinished, their checkpoints written) and requeues the
+/// shard, which then resumes from the checkpoints.
+fn shard_body(command: &str, requeue: bool) -> String {
+    if !requeue {
+        return format!("exec {command}\n");
+    }
+    format!(
+        r#"{command} &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null' TERM
+status=0
+wait "$pid" || status=$?
+# The trap interrupts `wait`: wait again for realbias's own exit status.
+while kill -0 "$pid" 2>/dev/null; do status=0; wait "$pid" || status=$?; done
+if [ "$status" -eq 130 ]; then
+    echo "stopped with runs unfinished: requeueing $SLURM_JOB_ID to resume from the checkpoints"
+    scontrol requeue "$SLURM_JOB_ID"
+fi
+exit "$status"
+"#
+    )
 }
 
 /// `sbatch --parsable ARGS SCRIPT`: the job id.

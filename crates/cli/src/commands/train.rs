@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use realbias_train::config::TrainConfig;
 use realbias_train::data::prepare_data;
+use realbias_train::networks::NETWORK_FILE;
 use realbias_train::record::write_run;
 use realbias_train::state::CHECKPOINT_FILE;
 use realbias_train::{CheckpointSlot, StopReason, Trainer, TrainingResult, backend};
@@ -116,8 +117,12 @@ pub fn command(args: TrainArgs) -> Result<()> {
     }
     write_run(&out, &run)?;
     print_result(&run.result);
+    let networks = match config.train.save_networks {
+        true => format!(", {}", out.join(NETWORK_FILE).display()),
+        false => String::new(),
+    };
     println!(
-        "wrote {} and {}",
+        "wrote {}, {}{networks}",
         out.join("result.json").display(),
         out.join("history.csv").display()
     );
