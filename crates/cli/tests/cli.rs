@@ -717,6 +717,16 @@ fn a_sweep_sent_sigterm_stops_soon_leaves_no_lock_and_resumes_to_the_same_summar
     // The runs in flight kept their state, and resume from it.
     let checkpoints = files_named(&runs, "checkpoint.safetensors");
     assert!(!checkpoints.is_empty(), "no checkpoint kept: {stderr}");
+    let status = succeed(realbias().arg("status").arg(runs.join("tiny")));
+    let status = String::from_utf8_lossy(&status.stdout);
+    let resumable = status
+        .lines()
+        .find(|l| l.trim_start().starts_with("resumable "));
+    assert_eq!(
+        resumable.and_then(|l| l.split_whitespace().nth(1)),
+        Some(checkpoints.len().to_string().as_str()),
+        "{status}"
+    );
     let resumed = succeed(&mut run(&runs));
     let said = format!(
         "{}{}",

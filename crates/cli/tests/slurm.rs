@@ -237,10 +237,10 @@ fn shard_logs(folder: &Path) -> String {
     text
 }
 
-/// Runs long enough to outlast a one-minute limit: 2 runs of 6,000 epochs (about 70 s each
-/// on the 2-core machine).
-fn long_config(dir: &Path) -> PathBuf {
-    let path = write_config(dir, "[128]", 6000);
+/// Two runs of `epochs` epochs that never converge (6,000: about 70 s each on the 2-core
+/// machine).
+fn long_config(dir: &Path, epochs: usize) -> PathBuf {
+    let path = write_config(dir, "[128]", epochs);
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
         &path,
@@ -257,7 +257,8 @@ fn a_shard_stopped_by_its_time_limit_resumes_from_its_checkpoints_when_resubmitt
     }
     let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    let config = long_config(tmp.path());
+    // Longer than the one-minute limit.
+    let config = long_config(tmp.path(), 6000);
     let out = tmp.path().join("cluster");
     // No early warning: Slurm's own SIGTERM at the limit, then SIGKILL KillWait (5 s) later.
     let args = ["--shards", "1", "--time", "1", "--warn-seconds", "0"];
@@ -311,7 +312,9 @@ fn a_requeued_shard_resumes_from_its_checkpoints_and_the_chain_finishes() {
     }
     let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    let config = long_config(tmp.path());
+    // About 95 s of training: more than one start gets (the warning comes at most 60 s in),
+    // and Slurm holds a requeued job for 2 minutes.
+    let config = long_config(tmp.path(), 4000);
     let out = tmp.path().join("cluster");
     // The warning comes 60 s before a 2-minute limit: the shard stops, requeues itself and
     // resumes, as often as it takes.

@@ -333,7 +333,13 @@ impl<'a> Ensemble<'a> {
                 break;
             }
             let t = Instant::now();
-            self.epoch_steps(epoch, progress);
+            let at_start = (self.u.clone(), self.v.clone(), self.velocity.clone());
+            if !self.epoch_steps(epoch, progress) {
+                // Stopped mid-epoch: the stack at the epoch's start is what gets saved.
+                (self.u, self.v, self.velocity) = at_start;
+                self.save(ledgers)?;
+                break;
+            }
             let _ = self.device.sync();
             // Each member's share of the epoch's time.
             let seconds = t.elapsed().as_secs_f64() / self.stack.len() as f64;
@@ -391,8 +397,9 @@ impl<'a> Ensemble<'a> {
         Ok(())
     }
 
-    /// One epoch's SGD steps of every member in the stack.
-    fn epoch_steps(&mut self, epoch: usize, progress: &mut dyn Progress) {
+    /// One epoch's SGD steps of every member in the stack; false when a stop was requested
+    /// before the epoch's last step.
+    fn epoch_steps(&mut self, epoch: usize, progress: &mut dyn Progress) -> bool {
         let batch = self.batch_size();
         let examples = self.examples();
         for slot in &mut self.stack {
@@ -411,6 +418,9 @@ impl<'a> Ensemble<'a> {
         let first = self.members[self.stack[0].member].data;
         let (dim, classes) = (first.dim(), first.classes);
         for (b, (start, len)) in batch_ranges(examples, batch).enumerate() {
+            if progress.stop_requested() {
+                return false;
+            }
             let picked = self
                 .training
                 .batch(rows.clone().narrow(0, start * count, len * count));
@@ -420,6 +430,7 @@ impl<'a> Ensemble<'a> {
             self.update(grad_u, grad_v, lr, momentum);
             progress.batch(epoch, b + 1, batches);
         }
+        true
     }
 
     /// The paper's SGD step for every member ([`heavy_ball`], batched), with each member's

@@ -40,7 +40,9 @@ pub struct Trainer<'a> {
     checkpoint: Option<CheckpointSlot>,
 }
 
-/// A single run's weights and momentum buffers, on the device without autodiff.
+/// A single run's weights and momentum buffers, on the device without autodiff (a clone is
+/// a handle to the same tensors: cheap).
+#[derive(Clone)]
 struct SgdState {
     u: Tensor<2>,
     v: Tensor<2>,
@@ -225,7 +227,14 @@ impl<'a> Trainer<'a> {
             }
             let t = Instant::now();
             let rows = training.epoch_rows(&[(0, order.shuffle())], self.batch_size(), &device);
-            self.steps(sgd, &training, &rows, epoch, progress)?;
+            let at_start = sgd.clone();
+            if !self.steps(sgd, &training, &rows, epoch, progress)? {
+                // Stopped mid-epoch (a wide epoch takes seconds): the state at the epoch's
+                // start is saved, and the resumed run redoes the epoch.
+                *sgd = at_start;
+                self.save(ledger, sgd)?;
+                return Ok(StopReason::Interrupted);
+            }
             // On a GPU the steps are queued: wait for them so the epoch's time is its own (a
             // failed step shows up in the evaluation's read-back).
             let _ = device.sync();
@@ -250,7 +259,8 @@ impl<'a> Trainer<'a> {
         slot.save(self.config, &ledger.state(weights, velocity)?)
     }
 
-    /// One epoch's SGD steps over the epoch's shuffled `rows` (on the device).
+    /// One epoch's SGD steps over the epoch's shuffled `rows` (on the device); false when a
+    /// stop was requested before the epoch's last step.
     fn steps(
         &self,
         sgd: &mut SgdState,
@@ -258,7 +268,7 @@ impl<'a> Trainer<'a> {
         rows: &Tensor<1, Int>,
         epoch: usize,
         progress: &mut dyn Progress,
-    ) -> Result<(), TrainError> {
+    ) -> Result<bool, TrainError> {
         let optim = &self.config.optim;
         let settings = StepSettings {
             lr: optim.lr_at(epoch - 1),
@@ -268,10 +278,13 @@ impl<'a> Trainer<'a> {
         let examples = self.data.train.len();
         let batches = examples.div_ceil(self.batch_size());
         for (b, (start, len)) in batch_ranges(examples, self.batch_size()).enumerate() {
+            if progress.stop_requested() {
+                return Ok(false);
+            }
             let batch = training.batch(rows.clone().narrow(0, start, len));
             sgd.step(batch, self.loss, settings)?;
             progress.batch(epoch, b + 1, batches);
         }
-        Ok(())
+        Ok(true)
     }
 }

@@ -33,11 +33,14 @@ converge_epochs = 2
 checkpoint_seconds = 1e9
 "#;
 
-/// Requests a stop once `at` epochs are recorded; remembers where it resumed.
+/// Requests a stop once `at` epochs are recorded, or in the middle of an epoch (after its
+/// batch `mid.1` of epoch `mid.0`); remembers where it resumed.
 struct StopAt {
     at: usize,
     seen: usize,
     resumed: Option<usize>,
+    mid: Option<(usize, usize)>,
+    mid_reached: bool,
 }
 
 impl StopAt {
@@ -46,11 +49,23 @@ impl StopAt {
             at,
             seen: 0,
             resumed: None,
+            mid: None,
+            mid_reached: false,
+        }
+    }
+
+    fn mid_epoch(epoch: usize, batch: usize) -> Self {
+        StopAt {
+            mid: Some((epoch, batch)),
+            ..StopAt::new(usize::MAX)
         }
     }
 }
 
 impl Progress for StopAt {
+    fn batch(&mut self, epoch: usize, batch: usize, _batches: usize) {
+        self.mid_reached |= self.mid == Some((epoch, batch));
+    }
     fn epoch(&mut self, r: &EpochRecord) {
         self.seen = r.epoch;
     }
@@ -59,7 +74,7 @@ impl Progress for StopAt {
         self.resumed = Some(self.seen);
     }
     fn stop_requested(&self) -> bool {
-        self.seen >= self.at
+        self.seen >= self.at || self.mid_reached
     }
 }
 
@@ -147,10 +162,12 @@ fn a_run_stopped_and_resumed_twice_ends_as_the_uninterrupted_run() {
     let first = single(&c, &data, dir.path(), &mut StopAt::new(5));
     assert_eq!(first.result.stop_reason, StopReason::Interrupted);
     assert!(dir.path().join(CHECKPOINT_FILE).is_file());
-    let mut second_stop = StopAt::new(13);
+    // The second stop lands in the middle of epoch 14: the epoch is redone on resume.
+    let mut second_stop = StopAt::mid_epoch(14, 4);
     let second = single(&c, &data, dir.path(), &mut second_stop);
     assert_eq!(second_stop.resumed, Some(5));
     assert_eq!(second.result.stop_reason, StopReason::Interrupted);
+    assert_eq!(second.history.last().map(|r| r.epoch), Some(13));
     let mut last_stop = StopAt::new(usize::MAX);
     let resumed = single(&c, &data, dir.path(), &mut last_stop);
     assert_eq!(last_stop.resumed, Some(13));
@@ -281,7 +298,7 @@ fn ensemble_members_resumed_in_other_stacks_end_as_the_uninterrupted_ensemble() 
     // Two members resume together, one alone; the last is stopped again, then resumes alone.
     let mut pair = ensemble(&members, &[0, 1], &slots, &mut Quiet);
     pair.extend(ensemble(&members, &[2], &slots, &mut Quiet));
-    ensemble(&members, &[3], &slots, &mut StopAt::new(9));
+    ensemble(&members, &[3], &slots, &mut StopAt::mid_epoch(10, 3));
     let mut alone = StopAt::new(usize::MAX);
     pair.extend(ensemble(&members, &[3], &slots, &mut alone));
     assert_eq!(alone.resumed, Some(9));

@@ -142,7 +142,8 @@ fn shard_directives(args: &SlurmArgs) -> Vec<String> {
         lines.push(format!("--signal=B:TERM@{}", args.warn_seconds));
     }
     if args.requeue {
-        lines.push("--requeue".into());
+        // Every start of a requeued shard writes to the same log: keep the earlier ones.
+        lines.extend(["--requeue".into(), "--open-mode=append".into()]);
     }
     lines
 }

@@ -8,6 +8,7 @@ use anyhow::Result;
 use realbias_experiments::experiment::lock_path;
 use realbias_experiments::lock;
 use realbias_experiments::registry;
+use realbias_train::state::CHECKPOINT_FILE;
 
 /// A unit's state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -17,6 +18,8 @@ enum State {
     Claimed(String, u64),
     /// Its lock belongs to a process of this host that is gone, or it left partial output.
     Failed(String),
+    /// Stopped with a checkpoint (written this many seconds ago): the next run resumes it.
+    Resumable(u64),
     ToDo,
 }
 
@@ -36,11 +39,20 @@ fn state(finished: bool, unit_result: &Path, lock: &Path) -> State {
                 )),
             }
         }
+        None if let Some(age) = checkpoint_age(unit_result) => State::Resumable(age),
         None if unit_result.with_file_name("history.csv").exists() => {
             State::Failed("started, no result (failed, interrupted or killed)".into())
         }
         None => State::ToDo,
     }
+}
+
+/// How long ago the checkpoint beside `unit_result` was written, if there is one.
+fn checkpoint_age(unit_result: &Path) -> Option<u64> {
+    let written = std::fs::metadata(unit_result.with_file_name(CHECKPOINT_FILE))
+        .and_then(|m| m.modified())
+        .ok()?;
+    Some(written.elapsed().map_or(0, |d| d.as_secs()))
 }
 
 pub fn command(dir: &Path) -> Result<()> {
@@ -61,6 +73,10 @@ pub fn command(dir: &Path) -> Result<()> {
         "  failed    {:>6}",
         count(|s| matches!(s, State::Failed(_)))
     );
+    println!(
+        "  resumable {:>6}",
+        count(|s| matches!(s, State::Resumable(_)))
+    );
     println!("  to do     {:>6}", count(|s| *s == State::ToDo));
     // Per holder: its units and the oldest refresh of their leases.
     let mut by_owner: BTreeMap<&str, (Vec<&str>, u64)> = BTreeMap::new();
@@ -72,6 +88,10 @@ pub fn command(dir: &Path) -> Result<()> {
                 entry.1 = entry.1.max(*age);
             }
             State::Failed(why) => println!("  failed: {} ({why})", u.label),
+            State::Resumable(age) => println!(
+                "  resumable: {} (checkpoint written {age} s ago; the next run resumes it)",
+                u.label
+            ),
             _ => {}
         }
     }
