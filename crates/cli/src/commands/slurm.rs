@@ -136,7 +136,7 @@ fn scripts(args: &SlurmArgs, name: &str, folder: &Path) -> Result<Vec<(&'static 
 /// The shard array's own `#SBATCH` lines: the array, the early warning, the requeue.
 fn shard_directives(args: &SlurmArgs) -> Vec<String> {
     let mut lines = vec![format!("--array=0-{}", args.shards - 1)];
-    // SIGTERM before the time limit, to the batch shell: the shard stops at its next epoch,
+    // SIGTERM before the time limit, to the batch shell: the shard stops within a mini-batch,
     // checkpoints its runs in flight and releases its locks instead of being killed.
     if args.warn_seconds > 0 {
         lines.push(format!("--signal=B:TERM@{}", args.warn_seconds));

@@ -3,7 +3,7 @@
 //! The paper's protocol measures the *full* training and validation splits after every epoch,
 //! which Burn's per-batch metrics cannot express, so the loop drives Burn's renderer directly:
 //! one point per epoch for the full-split loss, error and the group norm `Σ‖u_h‖‖v_h‖`, and the
-//! batch progress within the epoch. Stopping from the dashboard stops after the current epoch.
+//! batch progress within the epoch. Stopping from the dashboard stops within a mini-batch (the checkpoint keeps the run).
 
 use std::sync::Arc;
 

@@ -21,7 +21,7 @@ pub struct ExperimentView {
 impl ExperimentView {
     pub fn new(total: usize, jobs: usize) -> Self {
         let stop = super::interrupt::ctrl_c_flag(
-            "the units in flight at their next epoch (each writes its checkpoint and resumes from it next time)",
+            "the units in flight within a mini-batch (each writes its checkpoint and resumes from it next time)",
         );
         let style = |template: &str| {
             ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A flag set by the first stop request. `what` says what stops, e.g. "after this epoch".
+/// A flag set by the first stop request. `what` says what stops, e.g. "within a mini-batch".
 pub fn ctrl_c_flag(what: &'static str) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();

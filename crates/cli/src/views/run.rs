@@ -34,7 +34,8 @@ pub struct RunView {
 impl RunView {
     /// The dashboard on a terminal unless `plain`; lines otherwise.
     pub fn new(title: &str, max_epochs: usize, plain: bool, out: PathBuf) -> Self {
-        let interrupted = super::interrupt::ctrl_c_flag("after this epoch");
+        let interrupted =
+            super::interrupt::ctrl_c_flag("within a mini-batch, writing the checkpoint");
         let view = match (std::io::stdout().is_terminal(), plain) {
             (true, false) => View::Dashboard(Box::new(TuiDashboard::new(title, max_epochs))),
             (true, true) => {
