@@ -248,7 +248,8 @@ fn mixed_members() -> Vec<(TrainConfig, Dataset)> {
     members
 }
 
-/// Trains `which` of `members` as one ensemble, checkpointing in `dirs`; outputs by index.
+/// Trains `which` of `members` as one ensemble, checkpointing in `slots` (none: no
+/// checkpoints); outputs by index.
 fn ensemble(
     members: &[(TrainConfig, Dataset)],
     which: &[usize],
@@ -260,7 +261,7 @@ fn ensemble(
         .map(|&i| Member {
             config: &members[i].0,
             data: &members[i].1,
-            checkpoint: Some(&slots[i]),
+            checkpoint: slots.get(i),
         })
         .collect();
     let mut out = HashMap::new();
@@ -279,11 +280,7 @@ fn ensemble_members_resumed_in_other_stacks_end_as_the_uninterrupted_ensemble() 
         .map(|_| tempfile::tempdir().unwrap())
         .collect();
     let slots: Vec<CheckpointSlot> = dirs.iter().map(|d| slot(d.path())).collect();
-    let unsaved: Vec<CheckpointSlot> = members
-        .iter()
-        .map(|_| slot(&tempfile::tempdir().unwrap().keep()))
-        .collect();
-    let whole = ensemble(&members, &[0, 1, 2, 3], &unsaved, &mut Quiet);
+    let whole = ensemble(&members, &[0, 1, 2, 3], &[], &mut Quiet);
     let stops: Vec<usize> = (0..4).map(|i| whole[&i].result.epochs).collect();
     assert!(
         stops.iter().any(|&e| e < 40) && stops.contains(&40) && stops.iter().all(|&e| e > 6),
@@ -412,5 +409,67 @@ fn the_saved_networks_give_the_recorded_test_error_and_group_norm() {
     // the final ones unless that epoch is the last.
     if run.result.early_stop_epoch < run.result.epochs {
         assert_ne!(tensors["early_stop.u"].1, tensors["final.u"].1);
+    }
+}
+
+/// Copies every member's checkpoint aside when epoch `at` is recorded (the files then hold
+/// the periodic checkpoint of the epoch before), and asks for a stop `more` epochs later.
+struct SnapshotAt<'a> {
+    at: usize,
+    stop: StopAt,
+    dirs: &'a [tempfile::TempDir],
+}
+
+impl Progress for SnapshotAt<'_> {
+    fn epoch(&mut self, r: &EpochRecord) {
+        if r.epoch == self.at {
+            for d in self.dirs {
+                let from = d.path().join(CHECKPOINT_FILE);
+                std::fs::copy(&from, d.path().join("kept.safetensors")).unwrap();
+            }
+        }
+        self.stop.epoch(r);
+    }
+    fn stop_requested(&self) -> bool {
+        self.stop.stop_requested()
+    }
+}
+
+/// A kill leaves the last periodic checkpoint: an ensemble "killed" after epoch 7's (its
+/// stop-time checkpoints replaced by the periodic ones) resumes to the uninterrupted result.
+#[test]
+fn an_ensemble_killed_after_a_periodic_checkpoint_resumes_from_it() {
+    let mut members = mixed_members();
+    for (c, _) in &mut members {
+        c.train.checkpoint_seconds = 0.0;
+    }
+    let dirs: Vec<_> = members
+        .iter()
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    let slots: Vec<CheckpointSlot> = dirs.iter().map(|d| slot(d.path())).collect();
+    let whole = ensemble(&members, &[0, 1, 2, 3], &[], &mut Quiet);
+    let mut progress = SnapshotAt {
+        at: 8,
+        stop: StopAt::new(12),
+        dirs: &dirs,
+    };
+    ensemble(&members, &[0, 1, 2, 3], &slots, &mut progress);
+    for d in &dirs {
+        std::fs::rename(
+            d.path().join("kept.safetensors"),
+            d.path().join(CHECKPOINT_FILE),
+        )
+        .unwrap();
+    }
+    let mut resumed = StopAt::new(usize::MAX);
+    let mut after = ensemble(&members, &[0, 1, 2, 3], &slots, &mut resumed);
+    assert_eq!(resumed.resumed, Some(7));
+    for i in 0..4 {
+        assert_same(
+            &after.remove(&i).unwrap(),
+            &whole[&i],
+            &format!("member {i}"),
+        );
     }
 }
