@@ -237,9 +237,15 @@ fn shard_logs(folder: &Path) -> String {
     text
 }
 
-/// Two runs of `epochs` epochs that never converge (6,000: about 70 s each on the 2-core
-/// machine).
-fn long_config(dir: &Path, epochs: usize) -> PathBuf {
+/// The local run's summary, computed on a thread while the cluster works (the cluster
+/// jobs use one of the two CPUs).
+fn local_summary_meanwhile(config: &Path, out: &Path) -> std::thread::JoinHandle<Vec<u8>> {
+    let (config, out) = (config.to_path_buf(), out.to_path_buf());
+    std::thread::spawn(move || local_summary(&config, &out))
+}
+
+/// Two runs of `epochs` epochs that never converge.
+fn epochs_config(dir: &Path, epochs: usize) -> PathBuf {
     let path = write_config(dir, "[128]", epochs);
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
@@ -250,6 +256,21 @@ fn long_config(dir: &Path, epochs: usize) -> PathBuf {
     path
 }
 
+/// Two runs that take about `seconds` of training together on this machine, whatever its
+/// speed: the epochs are sized from a 300-epoch calibration run.
+fn long_config(dir: &Path, seconds: f64) -> PathBuf {
+    let calibration = dir.join("calibration");
+    std::fs::create_dir_all(&calibration).unwrap();
+    let config = epochs_config(&calibration, 300);
+    local_summary(&config, &calibration.join("out"));
+    let result = calibration.join("out/cluster/plain/h128/rep0/result.json");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(result).unwrap()).unwrap();
+    let per_epoch = result["wall_seconds"].as_f64().unwrap() / 300.0;
+    let epochs = (seconds / 2.0 / per_epoch).ceil() as usize;
+    epochs_config(dir, epochs.clamp(1000, 50_000))
+}
+
 #[test]
 fn a_shard_stopped_by_its_time_limit_resumes_from_its_checkpoints_when_resubmitted() {
     if !cluster_available() {
@@ -258,7 +279,8 @@ fn a_shard_stopped_by_its_time_limit_resumes_from_its_checkpoints_when_resubmitt
     let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     // Longer than the one-minute limit.
-    let config = long_config(tmp.path(), 6000);
+    let config = long_config(tmp.path(), 90.0);
+    let local = local_summary_meanwhile(&config, &tmp.path().join("local"));
     let out = tmp.path().join("cluster");
     // No early warning: Slurm's own SIGTERM at the limit, then SIGKILL KillWait (5 s) later.
     let args = ["--shards", "1", "--time", "1", "--warn-seconds", "0"];
@@ -301,8 +323,10 @@ fn a_shard_stopped_by_its_time_limit_resumes_from_its_checkpoints_when_resubmitt
             .arg("--wait")
             .arg(slurm.join("finalize.sbatch")),
     );
-    let local = local_summary(&config, &tmp.path().join("local"));
-    assert_eq!(std::fs::read(folder.join("summary.csv")).unwrap(), local);
+    assert_eq!(
+        std::fs::read(folder.join("summary.csv")).unwrap(),
+        local.join().unwrap()
+    );
 }
 
 #[test]
@@ -312,9 +336,10 @@ fn a_requeued_shard_resumes_from_its_checkpoints_and_the_chain_finishes() {
     }
     let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    // About 95 s of training: more than one start gets (the warning comes at most 60 s in),
-    // and Slurm holds a requeued job for 2 minutes.
-    let config = long_config(tmp.path(), 4000);
+    // More training than one start gets (the warning comes at most 60 s in); Slurm holds a
+    // requeued job for 2 minutes before it starts again.
+    let config = long_config(tmp.path(), 90.0);
+    let local = local_summary_meanwhile(&config, &tmp.path().join("local"));
     let out = tmp.path().join("cluster");
     // The warning comes 60 s before a 2-minute limit: the shard stops, requeues itself and
     // resumes, as often as it takes.
@@ -333,7 +358,7 @@ fn a_requeued_shard_resumes_from_its_checkpoints_and_the_chain_finishes() {
     let logs = shard_logs(&folder);
     assert!(logs.contains("requeueing"), "{logs}");
     assert!(logs.contains("from its checkpoint"), "{logs}");
-    let local = local_summary(&config, &tmp.path().join("local"));
+    let local = local.join().unwrap();
     assert_eq!(
         std::fs::read(folder.join("summary.csv")).unwrap(),
         local,
