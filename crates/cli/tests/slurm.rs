@@ -271,6 +271,23 @@ fn long_config(dir: &Path, seconds: f64) -> PathBuf {
     epochs_config(dir, epochs.clamp(1000, 50_000))
 }
 
+/// Submits a chain of runs that train about 120 s (the calibration may be off by half on a
+/// busy machine: still more than the 60 s one start of a shard gets), with
+/// `args`, and waits for it (at most `limit`): the experiment folder, and the local run's
+/// summary being computed meanwhile.
+fn long_chain(
+    tmp: &Path,
+    args: &[&str],
+    limit: Duration,
+) -> (PathBuf, std::thread::JoinHandle<Vec<u8>>) {
+    let config = long_config(tmp, 120.0);
+    let local = local_summary_meanwhile(&config, &tmp.join("local"));
+    let out = tmp.join("cluster");
+    let (prepare, shards, finalize) = submit_with(&config, &out, args);
+    wait_for(&[&prepare, &shards, &finalize], limit);
+    (out.join("cluster"), local)
+}
+
 #[test]
 fn a_shard_stopped_by_its_time_limit_resumes_from_its_checkpoints_when_resubmitted() {
     if !cluster_available() {
@@ -278,15 +295,10 @@ fn a_shard_stopped_by_its_time_limit_resumes_from_its_checkpoints_when_resubmitt
     }
     let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    // Longer than the one-minute limit.
-    let config = long_config(tmp.path(), 90.0);
-    let local = local_summary_meanwhile(&config, &tmp.path().join("local"));
-    let out = tmp.path().join("cluster");
-    // No early warning: Slurm's own SIGTERM at the limit, then SIGKILL KillWait (5 s) later.
+    // No early warning: Slurm's own SIGTERM at the one-minute limit, then SIGKILL KillWait
+    // (5 s) later.
     let args = ["--shards", "1", "--time", "1", "--warn-seconds", "0"];
-    let (prepare, shards, finalize) = submit_with(&config, &out, &args);
-    wait_for(&[&prepare, &shards, &finalize], Duration::from_secs(600));
-    let folder = out.join("cluster");
+    let (folder, local) = long_chain(tmp.path(), &args, Duration::from_secs(600));
     assert!(
         !folder.join("summary.csv").exists(),
         "{}",
@@ -336,13 +348,8 @@ fn a_requeued_shard_resumes_from_its_checkpoints_and_the_chain_finishes() {
     }
     let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    // More training than one start gets (the warning comes at most 60 s in); Slurm holds a
-    // requeued job for 2 minutes before it starts again.
-    let config = long_config(tmp.path(), 90.0);
-    let local = local_summary_meanwhile(&config, &tmp.path().join("local"));
-    let out = tmp.path().join("cluster");
     // The warning comes 60 s before a 2-minute limit: the shard stops, requeues itself and
-    // resumes, as often as it takes.
+    // resumes, as often as it takes (Slurm holds a requeued job 2 minutes before it starts).
     let args = [
         "--shards",
         "1",
@@ -352,9 +359,7 @@ fn a_requeued_shard_resumes_from_its_checkpoints_and_the_chain_finishes() {
         "60",
         "--requeue",
     ];
-    let (prepare, shards, finalize) = submit_with(&config, &out, &args);
-    wait_for(&[&prepare, &shards, &finalize], Duration::from_secs(900));
-    let folder = out.join("cluster");
+    let (folder, local) = long_chain(tmp.path(), &args, Duration::from_secs(900));
     let logs = shard_logs(&folder);
     assert!(logs.contains("requeueing"), "{logs}");
     assert!(logs.contains("from its checkpoint"), "{logs}");
