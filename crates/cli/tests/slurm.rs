@@ -43,6 +43,11 @@ fn cluster_available() -> bool {
     false
 }
 
+/// The cluster to this test alone, or none (why is printed) where there is no cluster.
+fn cluster() -> Option<std::sync::MutexGuard<'static, ()>> {
+    cluster_available().then(|| CLUSTER.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
 fn succeed(command: &mut Command) -> String {
     let out = command.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -129,10 +134,9 @@ fn submit(config: &Path, out: &Path) -> (String, String, String) {
 
 #[test]
 fn the_sharded_job_chain_reproduces_the_local_summary() {
-    if !cluster_available() {
+    let Some(_cluster) = cluster() else {
         return;
-    }
-    let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    };
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(tmp.path(), "[16, 64, 256]", 5);
     let local = local_summary(&config, &tmp.path().join("local"));
@@ -160,10 +164,9 @@ fn the_sharded_job_chain_reproduces_the_local_summary() {
 
 #[test]
 fn a_cancelled_shard_resubmitted_alone_resumes_to_the_same_summary() {
-    if !cluster_available() {
+    let Some(_cluster) = cluster() else {
         return;
-    }
-    let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    };
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(tmp.path(), "[256, 512, 1024]", 25);
     let out = tmp.path().join("cluster");
@@ -290,10 +293,9 @@ fn long_chain(
 
 #[test]
 fn a_shard_stopped_by_its_time_limit_resumes_from_its_checkpoints_when_resubmitted() {
-    if !cluster_available() {
+    let Some(_cluster) = cluster() else {
         return;
-    }
-    let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    };
     let tmp = tempfile::tempdir().unwrap();
     // No early warning: Slurm's own SIGTERM at the one-minute limit, then SIGKILL KillWait
     // (5 s) later.
@@ -343,10 +345,9 @@ fn a_shard_stopped_by_its_time_limit_resumes_from_its_checkpoints_when_resubmitt
 
 #[test]
 fn a_requeued_shard_resumes_from_its_checkpoints_and_the_chain_finishes() {
-    if !cluster_available() {
+    let Some(_cluster) = cluster() else {
         return;
-    }
-    let _cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    };
     let tmp = tempfile::tempdir().unwrap();
     // The warning comes 60 s before a 2-minute limit: the shard stops, requeues itself and
     // resumes, as often as it takes (Slurm holds a requeued job 2 minutes before it starts).

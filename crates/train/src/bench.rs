@@ -133,14 +133,12 @@ fn checkpoint_cost(
     run: &crate::TrainedRun,
     dir: &std::path::Path,
 ) -> Result<(u64, f64), BenchError> {
-    let (u, v) = run.final_net.weights().map_err(TrainError::from)?;
-    let weights = crate::state::Weights { u, v };
+    let weights = crate::state::Weights::of(&run.final_net)?;
     let mut history = run.history.clone();
     while let Some(last) = history.last().cloned().filter(|_| history.len() <= 500) {
         history.push(last);
     }
     let state = crate::TrainingState {
-        epoch: history.len() - 1,
         velocity: Some(weights.clone()),
         best: weights.clone(),
         weights,

@@ -23,7 +23,7 @@ use burn::module::Param;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use realbias_data::Dataset;
-use realbias_model::{Activation, TwoLayerNet, checked_read};
+use realbias_model::{Activation, TwoLayerNet};
 use serde::{Deserialize, Serialize};
 
 use crate::batches::{BatchOrder, batch_ranges};
@@ -154,7 +154,7 @@ pub fn train_ensemble_with(
     // Members resumed at different epochs cannot step together: one stack per epoch done.
     let mut epochs: Vec<usize> = saved
         .iter()
-        .map(|s| s.as_ref().map_or(0, |s| s.epoch))
+        .map(|s| s.as_ref().map_or(0, |s| s.epoch()))
         .collect();
     let starts = epochs.clone();
     epochs.sort_unstable();
@@ -278,7 +278,7 @@ impl<'a> Ensemble<'a> {
                 )
             }
         };
-        let done = |i: usize| saved[i].as_ref().map_or(0, |s| s.epoch);
+        let done = |i: usize| saved[i].as_ref().map_or(0, |s| s.epoch());
         Ensemble {
             members,
             device,
@@ -472,15 +472,8 @@ impl<'a> Ensemble<'a> {
         position: usize,
         (u, v): (&Tensor<3>, &Tensor<3>),
     ) -> Result<Weights, TrainError> {
-        let read = |w: &Tensor<3>| {
-            let [_, rows, cols] = w.dims();
-            let block = w.clone().narrow(0, position, 1);
-            checked_read(block.try_into_vec_as::<f32>(), rows * cols)
-        };
-        Ok(Weights {
-            u: read(u)?,
-            v: read(v)?,
-        })
+        let block = |w: &Tensor<3>| w.clone().narrow(0, position, 1);
+        Weights::from_device(&block(u), &block(v))
     }
 
     /// Takes the members at `positions` out of the stack.

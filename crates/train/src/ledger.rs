@@ -101,7 +101,7 @@ struct Evaluator<'a> {
     train: DeviceSplit,
     validation: DeviceSplit,
     test: DeviceSplit,
-    initial: Option<Initial>,
+    initial: Initial,
     start: Instant,
 }
 
@@ -121,7 +121,7 @@ impl<'a> Evaluator<'a> {
             train,
             validation: split(&data.validation),
             test: split(&data.test),
-            initial: Some(initial),
+            initial,
             start: Instant::now(),
         })
     }
@@ -133,8 +133,8 @@ impl<'a> Evaluator<'a> {
         train_seconds: f64,
     ) -> Result<EpochRecord, TrainError> {
         let t = Instant::now();
-        let initial = self.initial.as_ref();
-        let patterns = initial.and_then(|i| i.patterns.as_deref());
+        let initial = &self.initial;
+        let patterns = initial.patterns.as_deref();
         let mut tr = self.train.evaluate_dynamics(net, patterns)?;
         let va = self.validation.evaluate(net)?;
         let te = match self.config.train.eval_test_every_epoch {
@@ -145,9 +145,8 @@ impl<'a> Evaluator<'a> {
         let (d, h, k) = net.dims();
         let norms = norm_measures(&u, &v, d, h, k);
         let moved = |w: &[f32], w0: &[f32], n0: f64| ratio(frobenius(w, Some(w0)), n0);
-        let (u_distance_relative, v_distance_relative) = initial.map_or((0.0, 0.0), |i| {
-            (moved(&u, &i.u, i.u_norm), moved(&v, &i.v, i.v_norm))
-        });
+        let u_distance_relative = moved(&u, &initial.u, initial.u_norm);
+        let v_distance_relative = moved(&v, &initial.v, initial.v_norm);
         let fractions = tr
             .flips_per_unit
             .as_deref()
@@ -272,12 +271,10 @@ impl<'a> Ledger<'a> {
         weights: Weights,
         velocity: Option<Weights>,
     ) -> Result<TrainingState, TrainError> {
-        let (u, v) = self.best.net.weights()?;
         Ok(TrainingState {
-            epoch: self.history.last().map_or(0, |r| r.epoch),
             weights,
             velocity,
-            best: Weights { u, v },
+            best: Weights::of(&self.best.net)?,
             bookkeeping: Bookkeeping {
                 best_epoch: self.best.epoch,
                 best_validation_error: self.best.validation_error,

@@ -16,7 +16,7 @@ use realbias_model::TwoLayerNet;
 use crate::TrainError;
 use crate::config::TrainConfig;
 use crate::record::TrainedRun;
-use crate::state::{Weights, outcome_settings};
+use crate::state::{Weights, config_json};
 use crate::tensor_file::{NamedMatrix, TensorFile, file_error, write};
 
 pub const NETWORK_FILE: &str = "network.safetensors";
@@ -35,25 +35,16 @@ pub struct SavedNetworks {
 /// The MD5 of the settings that decide a run's numbers (the config without how it is kept),
 /// as JSON: runs with the same digest are the same run.
 pub fn config_digest(config: &TrainConfig) -> Result<String, TrainError> {
-    let json =
-        serde_json::to_string(&outcome_settings(config)).map_err(|e| TrainError::Encode {
-            what: "the run's config".into(),
-            message: e.to_string(),
-        })?;
-    let digest = Md5::digest(json.as_bytes());
+    let digest = Md5::digest(config_json(config)?.as_bytes());
     Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Writes `run`'s networks to `dir/network.safetensors`.
 pub fn write_networks(dir: &Path, run: &TrainedRun) -> Result<(), TrainError> {
-    let weights = |net: &TwoLayerNet| -> Result<Weights, TrainError> {
-        let (u, v) = net.weights()?;
-        Ok(Weights { u, v })
-    };
     let nets = [
-        ("initial", weights(&run.initial_net)?),
-        ("final", weights(&run.final_net)?),
-        ("early_stop", weights(&run.early_stop_net)?),
+        ("initial", Weights::of(&run.initial_net)?),
+        ("final", Weights::of(&run.final_net)?),
+        ("early_stop", Weights::of(&run.early_stop_net)?),
     ];
     let (d, h, k) = run.final_net.dims();
     let names: Vec<(String, String)> = nets
@@ -105,16 +96,11 @@ pub fn read_networks(
             "its networks are of another config than the run's result.json".into(),
         ));
     }
-    let pair = |prefix: &str| -> Result<Weights, TrainError> {
-        Ok(Weights {
-            u: file.matrix(&format!("{prefix}.u"), [d, h])?,
-            v: file.matrix(&format!("{prefix}.v"), [h, k])?,
-        })
-    };
+    let dims = (d, h, k);
     Ok(SavedNetworks {
-        initial: pair("initial")?,
-        final_: pair("final")?,
-        early_stop: pair("early_stop")?,
+        initial: Weights::read(&file, "initial", dims)?,
+        final_: Weights::read(&file, "final", dims)?,
+        early_stop: Weights::read(&file, "early_stop", dims)?,
         metadata: file.metadata()?,
     })
 }

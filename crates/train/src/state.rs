@@ -36,16 +36,55 @@ pub struct Weights {
     pub v: Vec<f32>,
 }
 
+impl Weights {
+    /// The weights of `net`, read back from the device.
+    pub fn of(net: &realbias_model::TwoLayerNet) -> Result<Self, TrainError> {
+        Weights::from_device(&net.u.val(), &net.v.val())
+    }
+
+    /// A pair of tensors (weights, or momentum buffers; any rank, read whole) from the device.
+    pub(crate) fn from_device<const D: usize>(
+        u: &burn::tensor::Tensor<D>,
+        v: &burn::tensor::Tensor<D>,
+    ) -> Result<Self, TrainError> {
+        let read = |t: &burn::tensor::Tensor<D>| {
+            let n = t.dims().iter().product();
+            realbias_model::checked_read(t.clone().try_into_vec_as::<f32>(), n)
+        };
+        Ok(Weights {
+            u: read(u)?,
+            v: read(v)?,
+        })
+    }
+
+    /// The pair `{prefix}.u` (`d x h`) and `{prefix}.v` (`h x k`) of `file`.
+    pub(crate) fn read(
+        file: &TensorFile,
+        prefix: &str,
+        (d, h, k): (usize, usize, usize),
+    ) -> Result<Self, TrainError> {
+        Ok(Weights {
+            u: file.matrix(&format!("{prefix}.u"), [d, h])?,
+            v: file.matrix(&format!("{prefix}.v"), [h, k])?,
+        })
+    }
+}
+
 /// Everything the next epoch of a run depends on (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingState {
-    /// Epochs done: the next one is `epoch + 1`.
-    pub epoch: usize,
     pub weights: Weights,
     /// The momentum buffers (none before the first step).
     pub velocity: Option<Weights>,
     pub best: Weights,
     pub bookkeeping: Bookkeeping,
+}
+
+impl TrainingState {
+    /// Epochs done (the last one in the history): the next one is `epoch() + 1`.
+    pub fn epoch(&self) -> usize {
+        self.bookkeeping.history.last().map_or(0, |r| r.epoch)
+    }
 }
 
 /// The scalar part of the state, stored as the checkpoint's JSON metadata.
@@ -78,7 +117,9 @@ pub fn outcome_settings(config: &TrainConfig) -> TrainConfig {
     c
 }
 
-fn config_json(config: &TrainConfig) -> Result<String, TrainError> {
+/// The settings that decide a run's numbers, as JSON: what a checkpoint must match and what
+/// a saved network's config digest is taken of.
+pub(crate) fn config_json(config: &TrainConfig) -> Result<String, TrainError> {
     serde_json::to_string(&outcome_settings(config)).map_err(|e| TrainError::Encode {
         what: "the run's config".into(),
         message: e.to_string(),
@@ -116,7 +157,8 @@ impl CheckpointSlot {
                 crate::provenance::BUILD_REVISION.into(),
             ),
             ("config".into(), config_json(config)?),
-            ("epoch".into(), state.epoch.to_string()),
+            // For a reader of the file; the state's epoch is its history's last.
+            ("epoch".into(), state.epoch().to_string()),
             ("bookkeeping".into(), bookkeeping),
         ]);
         write(&path, &matrices, metadata)
@@ -202,33 +244,20 @@ fn parse(
             config_difference(&stored, &current)
         )));
     }
-    let epoch: usize = file
-        .metadata_value("epoch")?
-        .parse()
-        .map_err(|e| file_error(path, format!("metadata \"epoch\": {e}")))?;
     let bookkeeping: Bookkeeping = from_exact_json(&file.metadata_value("bookkeeping")?)
         .map_err(|e| file_error(path, format!("metadata \"bookkeeping\": {e}")))?;
-    let pair = |prefix: &str| -> Result<Weights, TrainError> {
-        Ok(Weights {
-            u: file.matrix(&format!("{prefix}.u"), [d, h])?,
-            v: file.matrix(&format!("{prefix}.v"), [h, k])?,
-        })
-    };
+    if bookkeeping.history.is_empty() {
+        return Err(file_error(path, "its history is empty".into()));
+    }
+    let dims = (d, h, k);
     let velocity = match file.has("velocity.u") {
-        true => Some(pair("velocity")?),
+        true => Some(Weights::read(file, "velocity", dims)?),
         false => None,
     };
-    if bookkeeping.history.last().map(|r| r.epoch) != Some(epoch) {
-        return Err(file_error(
-            path,
-            format!("its history does not end at epoch {epoch}"),
-        ));
-    }
     Ok(TrainingState {
-        epoch,
-        weights: pair("weights")?,
+        weights: Weights::read(file, "weights", dims)?,
         velocity,
-        best: pair("best")?,
+        best: Weights::read(file, "best", dims)?,
         bookkeeping,
     })
 }

@@ -89,17 +89,12 @@ impl SgdState {
 
     /// The weights and buffers on the host.
     fn host(&self) -> Result<(Weights, Option<Weights>), TrainError> {
-        let read = |u: &Tensor<2>, v: &Tensor<2>| -> Result<Weights, TrainError> {
-            let (u, v) = TwoLayerNet {
-                u: Param::from_tensor(u.clone()),
-                v: Param::from_tensor(v.clone()),
-                activation: self.activation,
-            }
-            .weights()?;
-            Ok(Weights { u, v })
-        };
-        let velocity = self.velocity.as_ref().map(|(bu, bv)| read(bu, bv));
-        Ok((read(&self.u, &self.v)?, velocity.transpose()?))
+        let velocity = self.velocity.as_ref();
+        let velocity = velocity.map(|(bu, bv)| Weights::from_device(bu, bv));
+        Ok((
+            Weights::from_device(&self.u, &self.v)?,
+            velocity.transpose()?,
+        ))
     }
 
     /// One SGD step on `batch`: the gradient of the mean loss by autodiff (`loss`'s path),

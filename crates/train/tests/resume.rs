@@ -137,6 +137,13 @@ fn differences(a: &serde_json::Value, b: &serde_json::Value, at: String, out: &m
     }
 }
 
+/// `n` fresh folders and the checkpoint slots in them.
+fn checkpoint_dirs(n: usize) -> (Vec<tempfile::TempDir>, Vec<CheckpointSlot>) {
+    let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    let slots = dirs.iter().map(|d| slot(d.path())).collect();
+    (dirs, slots)
+}
+
 fn slot(dir: &Path) -> CheckpointSlot {
     CheckpointSlot {
         dir: dir.to_path_buf(),
@@ -275,11 +282,7 @@ fn ensemble(
 #[test]
 fn ensemble_members_resumed_in_other_stacks_end_as_the_uninterrupted_ensemble() {
     let members = mixed_members();
-    let dirs: Vec<_> = members
-        .iter()
-        .map(|_| tempfile::tempdir().unwrap())
-        .collect();
-    let slots: Vec<CheckpointSlot> = dirs.iter().map(|d| slot(d.path())).collect();
+    let (_dirs, slots) = checkpoint_dirs(members.len());
     let whole = ensemble(&members, &[0, 1, 2, 3], &[], &mut Quiet);
     let stops: Vec<usize> = (0..4).map(|i| whole[&i].result.epochs).collect();
     assert!(
@@ -443,11 +446,7 @@ fn an_ensemble_killed_after_a_periodic_checkpoint_resumes_from_it() {
     for (c, _) in &mut members {
         c.train.checkpoint_seconds = 0.0;
     }
-    let dirs: Vec<_> = members
-        .iter()
-        .map(|_| tempfile::tempdir().unwrap())
-        .collect();
-    let slots: Vec<CheckpointSlot> = dirs.iter().map(|d| slot(d.path())).collect();
+    let (dirs, slots) = checkpoint_dirs(members.len());
     let whole = ensemble(&members, &[0, 1, 2, 3], &[], &mut Quiet);
     let mut progress = SnapshotAt {
         at: 8,
