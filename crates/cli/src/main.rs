@@ -8,6 +8,7 @@ mod views;
 use clap::{Parser, Subcommand};
 
 use commands::{bench, data, inspect, run, slurm, status, train};
+use realbias_experiments::ExperimentError;
 
 #[derive(Parser)]
 #[command(
@@ -34,12 +35,23 @@ enum Command {
     /// summarize, plot. Re-running the same command resumes: finished runs are skipped.
     Run(run::RunArgs),
     /// Redraw the figures and tables of an experiment folder from its saved results.
+    /// Exits non-zero when units of the plan are missing, unless --partial is given.
     Plot {
         /// The experiment folder (OUT/<experiment>).
         dir: std::path::PathBuf,
+        /// Accept a folder whose plan has not finished (its files are marked partial).
+        #[arg(long)]
+        partial: bool,
     },
-    /// Print an experiment folder's report (markdown).
-    Report { dir: std::path::PathBuf },
+    /// Print an experiment folder's report (markdown); exits non-zero when units of the plan
+    /// are missing, unless --partial is given.
+    Report {
+        /// The experiment folder (OUT/<experiment>).
+        dir: std::path::PathBuf,
+        /// Accept a folder whose plan has not finished (the report says it is partial).
+        #[arg(long)]
+        partial: bool,
+    },
     /// Which complexity measure ranks a sweep's networks like their generalization (Kendall's
     /// τ, granulated τ): writes measures.csv, measures.md and the figure, from saved results.
     Measures {
@@ -66,8 +78,8 @@ fn main() {
         Command::Data { command } => data::command(command),
         Command::Train(args) => train::command(args),
         Command::Run(args) => run::command(args),
-        Command::Plot { dir } => inspect::plot(&dir),
-        Command::Report { dir } => inspect::report(&dir),
+        Command::Plot { dir, partial } => inspect::plot(&dir, partial),
+        Command::Report { dir, partial } => inspect::report(&dir, partial),
         Command::Measures {
             dir,
             recompute,
@@ -78,6 +90,11 @@ fn main() {
         Command::Bench(args) => bench::command(args),
     };
     if let Err(e) = result {
+        // A stop the user asked for is not a failure: 130, as for the training itself.
+        if let Some(ExperimentError::Interrupted(_)) = e.downcast_ref::<ExperimentError>() {
+            eprintln!("{e}");
+            std::process::exit(130);
+        }
         eprintln!("error: {}", error_chain(&e));
         std::process::exit(1);
     }

@@ -272,6 +272,21 @@ fn the_dry_run_says_what_the_run_would_do() {
     assert!(text.contains("0 finished already, 2 to train"), "{text}");
     assert!(!runs.exists(), "a dry run writes nothing");
     succeed(&mut run(&[]));
+    // More repetitions keep every finished run as it is: the folder grows, no --force.
+    let grown = ["--set", "sweep.repetitions=2"];
+    let dry = succeed(&mut run(&[&grown[..], &["--dry-run"]].concat()));
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        text.contains("growing the folder") && text.contains("2 finished already, 2 to train"),
+        "{text}"
+    );
+    let out = succeed(&mut run(&grown));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("its 2 finished units are kept, 2 added")
+            && text.contains("2 trained, 2 already finished"),
+        "{text}"
+    );
     // A different config against the same folder: the dry run refuses as the run would.
     let changed = ["--set", "sweep.hidden=[2, 8]"];
     let err = fails(&mut run(&[&changed[..], &["--dry-run"]].concat()));
@@ -312,13 +327,38 @@ fn a_run_that_fails_on_its_data_leaves_no_claim_and_sizes_are_checked_before() {
 }
 
 #[test]
-fn plot_names_corrupt_results_and_writes_nothing_when_none_is_readable() {
+fn plot_names_corrupt_results_marks_a_partial_folder_and_writes_nothing_when_none_is_readable() {
     let (_tmp, runs, config) = tiny_folder("");
     succeed(realbias().arg("run").arg(&config).arg("--out").arg(&runs));
     let dir = runs.join("tiny");
     let corrupt = dir.join("plain/h2/rep0/result.json");
     std::fs::write(&corrupt, "{ torn").unwrap();
-    let out = succeed(realbias().arg("plot").arg(&dir));
+    let status = succeed(realbias().arg("status").arg(&dir));
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains(&format!("{}: not a valid result", corrupt.display())),
+        "status names the unreadable file:\n{status}"
+    );
+    // A folder with a unit missing is written, marked partial, and fails without --partial.
+    let out = realbias().arg("plot").arg(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&corrupt.display().to_string()), "{err}");
+    assert!(
+        err.contains("1 of 2 units finished") && err.contains("--partial"),
+        "{err}"
+    );
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.starts_with("**PARTIAL: 1 of 2 units finished.**"),
+        "{report}"
+    );
+    let missing = std::fs::read_to_string(dir.join("missing.txt")).unwrap();
+    assert!(
+        missing.contains("H=2 rep 0") && !missing.contains("H=4"),
+        "{missing}"
+    );
+    let out = succeed(realbias().arg("plot").arg(&dir).arg("--partial"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&corrupt.display().to_string()), "{err}");
     let summary = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
@@ -327,6 +367,10 @@ fn plot_names_corrupt_results_and_writes_nothing_when_none_is_readable() {
         2,
         "the readable run only:\n{summary}"
     );
+    let err = fails(realbias().arg("report").arg(&dir));
+    assert!(err.contains("1 of 2 units"), "{err}");
+    let out = succeed(realbias().arg("report").arg(&dir).arg("--partial"));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("**PARTIAL"));
     std::fs::write(dir.join("plain/h4/rep0/result.json"), "").unwrap();
     let err = fails(realbias().arg("plot").arg(&dir));
     assert!(err.contains("no finished results"), "{err}");
@@ -484,6 +528,19 @@ fn a_config_change_is_refused_while_another_process_works_in_the_folder() {
             .arg("--out")
             .arg(&runs)
             .args(["--set", "sweep.hidden=[2, 8]", "--force"]),
+    );
+    assert!(
+        err.contains("another process works in this folder"),
+        "{err}"
+    );
+    // The dry run refuses it too, rather than promising what the run then refuses.
+    let err = fails(
+        realbias()
+            .arg("run")
+            .arg(&config)
+            .arg("--out")
+            .arg(&runs)
+            .args(["--set", "sweep.hidden=[2, 8]", "--force", "--dry-run"]),
     );
     assert!(
         err.contains("another process works in this folder"),
@@ -803,6 +860,10 @@ fn another_hosts_lock_is_respected_while_fresh_and_taken_over_once_its_lease_ran
         "the fresh lock was respected: {stdout}"
     );
     assert!(stdout.contains("1 held by other processes"), "{stdout}");
+    assert!(
+        stdout.contains("1 unit(s) held by other live processes, 0 claimed by none"),
+        "{stdout}"
+    );
 }
 
 /// `result.json` without its wall-clock fields, and `history.csv` without its time columns.
@@ -894,4 +955,163 @@ fn a_run_killed_at_random_epochs_and_resumed_ends_as_the_uninterrupted_run() {
     let (a, b) = (timeless_run(&out), timeless_run(&whole));
     assert_eq!(a.1, b.1, "history.csv, times aside");
     assert_eq!(a.0, b.0, "result.json, times aside");
+}
+
+#[test]
+fn slurm_checks_before_writing_quotes_its_directives_and_snapshots_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spaced = tmp.path().join("with space #1");
+    let data = spaced.join("data");
+    write_tiny_idx(&data, 200, 40);
+    let config = tiny_sweep(&spaced, &data, "");
+    let runs = spaced.join("runs");
+    let slurm = |extra: &[&str]| {
+        let mut c = realbias();
+        c.arg("slurm")
+            .arg(&config)
+            .arg("--out")
+            .arg(&runs)
+            .args(extra);
+        if !extra.contains(&"--shards") {
+            c.args(["--shards", "2"]);
+        }
+        if !extra.contains(&"--data-dir") {
+            c.arg("--data-dir").arg(&data);
+        }
+        c
+    };
+    for (args, why) in [
+        (&["--time", "garbage"][..], "not a Slurm time limit"),
+        (&["--time", "1:2:3:4"], "not a Slurm time limit"),
+        (&["--shards", "3"], "at most 2 shards"),
+        (&["--data-dir", "/nonexistent/realbias"], "does not exist"),
+        (&["--extra", "--mem 8G"], "--key=value"),
+        (&["--partition", "a\nb"], "control character"),
+    ] {
+        let err = fails(&mut slurm(args));
+        assert!(err.contains(why), "{args:?}: {err}");
+        assert!(!runs.exists(), "{args:?} wrote {}", runs.display());
+    }
+    // The README's own spelling of --extra is accepted, and every value is quoted.
+    let args = [
+        "--extra",
+        "--mem=8G",
+        "--time",
+        "1-12:00",
+        "--set",
+        "sweep.repetitions=2",
+    ];
+    succeed(&mut slurm(&args));
+    let folder = runs.join("tiny/slurm");
+    let shards = std::fs::read_to_string(folder.join("shards.sbatch")).unwrap();
+    let logs = runs.join("tiny/slurm/logs").display().to_string();
+    for line in [
+        "#SBATCH --job-name=\"tiny-shard\"".to_string(),
+        format!("#SBATCH --output=\"{logs}/shard-%A_%a.out\""),
+        "#SBATCH --time=\"1-12:00\"".into(),
+        "#SBATCH --mem=\"8G\"".into(),
+    ] {
+        assert!(shards.lines().any(|l| l == line), "{line}\n{shards}");
+    }
+    // The jobs run the snapshot, with the --set applied, not the live config.
+    let snapshot = folder.join("config.toml");
+    assert!(
+        shards.contains(&format!("run '{}'", snapshot.display())),
+        "{shards}"
+    );
+    assert!(!shards.contains("--set"), "{shards}");
+    std::fs::write(&config, "garbage").unwrap();
+    let dry = succeed(
+        realbias()
+            .arg("run")
+            .arg(&snapshot)
+            .arg("--out")
+            .arg(&runs)
+            .arg("--dry-run"),
+    );
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        text.contains("experiment tiny ") && text.contains("plan: 4 units"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_dry_run_refuses_an_output_folder_it_cannot_write() {
+    let (tmp, _runs, config) = tiny_folder("");
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    for out in [file.clone(), file.join("below")] {
+        for extra in [&["--dry-run"][..], &[]] {
+            let err = fails(
+                realbias()
+                    .arg("run")
+                    .arg(&config)
+                    .arg("--out")
+                    .arg(&out)
+                    .args(extra),
+            );
+            assert!(
+                err.contains("cannot write here") && err.contains("a-file"),
+                "{err}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a folder");
+}
+
+#[test]
+fn a_stop_while_the_censoring_network_trains_exits_130_and_caches_nothing() {
+    let extra = "conditions = [\"censored\"]\ncensor_hidden = 2\ncensor_max_epochs = 1000000\n";
+    let (_tmp, runs, config) = tiny_folder(extra);
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).unwrap().replace(
+            "max_epochs = 3",
+            "max_epochs = 3\nconverge_epochs = 1000000",
+        ),
+    )
+    .unwrap();
+    let child = realbias()
+        .arg("run")
+        .arg(&config)
+        .arg("--out")
+        .arg(&runs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !runs.join("tiny/censor").is_dir() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the censoring never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted while training the censoring network"),
+        "{stderr}"
+    );
+    assert!(
+        files_named(&runs, "labels.bin").is_empty(),
+        "nothing cached"
+    );
+    // It trains on every example: it has no validation error to print.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("censoring network, epoch"))
+        .collect();
+    assert!(!lines.is_empty(), "{stdout}");
+    assert!(lines.iter().all(|l| !l.contains("val err")), "{lines:?}");
 }

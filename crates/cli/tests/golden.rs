@@ -59,6 +59,7 @@ fn every_committed_experiment_refinalizes_to_its_committed_tables() {
         let out = Command::new(env!("CARGO_BIN_EXE_realbias"))
             .arg("plot")
             .arg(&copy)
+            .arg("--partial")
             .output()
             .unwrap();
         assert!(

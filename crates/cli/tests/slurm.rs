@@ -138,10 +138,15 @@ fn the_sharded_job_chain_reproduces_the_local_summary() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), "[16, 64, 256]", 5);
-    let local = local_summary(&config, &tmp.path().join("local"));
-    let out = tmp.path().join("cluster");
+    // A path with a space and a `#` (an #SBATCH comment unless quoted).
+    let root = tmp.path().join("with space #1");
+    std::fs::create_dir_all(&root).unwrap();
+    let config = write_config(&root, "[16, 64, 256]", 5);
+    let local = local_summary(&config, &root.join("local"));
+    let out = root.join("cluster");
     let (prepare, shards, finalize) = submit(&config, &out);
+    // Queued jobs run the chain's snapshot: an edit of the config now cannot reach them.
+    std::fs::write(&config, "name = \"cluster\"\n[sweep]\nhidden = [8]\n").unwrap();
     wait_for(&[&prepare, &shards, &finalize], Duration::from_secs(600));
     let folder = out.join("cluster");
     let summary = std::fs::read(folder.join("summary.csv")).unwrap_or_else(|e| {
@@ -151,6 +156,14 @@ fn the_sharded_job_chain_reproduces_the_local_summary() {
         )
     });
     assert_eq!(summary, local, "the cluster's summary is the local one");
+    // Every job's log landed where its (quoted) --output said, spaces and `#` included.
+    let mut logs: Vec<String> = std::fs::read_dir(folder.join("slurm/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|n| n.split(['-', '_']).next().unwrap_or_default().to_string())
+        .collect();
+    logs.sort();
+    assert_eq!(logs, ["finalize", "prepare", "shard", "shard", "shard"]);
     let status = succeed(realbias().arg("status").arg(&folder));
     let finished = status
         .lines()

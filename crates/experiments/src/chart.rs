@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use realbias_train::files::write_atomic;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
@@ -81,6 +82,10 @@ pub struct Panel {
     pub references: Vec<(String, f64)>,
     /// The legend in the upper left corner (for curves that rise) instead of the right.
     pub legend_left: bool,
+    /// Vertical dashed lines `(label, x)`: a width worth pointing at.
+    pub x_marks: Vec<(String, f64)>,
+    /// This panel starts a new row of the figure.
+    pub new_row: bool,
 }
 
 /// Pixels of one panel; a figure of n panels is n panels wide.
@@ -176,11 +181,13 @@ fn ranges(panel: &Panel, series: &[Plotted], refs: &[(String, f64)]) -> Option<[
     }
     let xpad = ((x1 - x0) * 0.05).max(0.3);
     let ypad = ((y1 - y0) * 0.08).max(if panel.log_y { 0.1 } else { 1e-3 });
+    // Room above the data for the legend; on a log axis a little goes a long way.
+    let headroom = if panel.log_y { 0.2 } else { 0.35 };
     Some([
         x0 - xpad,
         x1 + xpad,
         y0 - ypad,
-        y1 + ypad + 0.35 * (y1 - y0 + ypad),
+        y1 + ypad + headroom * (y1 - y0 + ypad),
     ])
 }
 
@@ -196,9 +203,16 @@ fn mesh<DB: DrawingBackend>(chart: &mut Chart<DB>, panel: &Panel) -> Result<(), 
         0
     } else if span >= 2.0 {
         1
+    } else if span >= 0.2 {
+        2
     } else {
         3
     };
+    // A log axis spanning decades is labelled at whole decades only (1, 10, 100, 1e3 ...):
+    // enough labels that the step is one decade. A narrower one gets plotters' finer ticks,
+    // labelled with their values.
+    let decades = (y_range.end - y_range.start).ceil() as usize + 1;
+    let whole_decades = log_y && span >= 2.0;
     chart
         .configure_mesh()
         .x_desc(panel.x_label.as_str())
@@ -208,17 +222,75 @@ fn mesh<DB: DrawingBackend>(chart: &mut Chart<DB>, panel: &Panel) -> Result<(), 
         } else {
             8
         })
+        .y_labels(if whole_decades { decades } else { 8 })
         .x_label_formatter(&|x| match log2_x {
             true => format!("{}", 2f64.powf(x.round()) as u64),
             false => format!("{x:.2}"),
         })
-        .y_label_formatter(&|y| match log_y {
-            // Two significant digits: log ticks rarely fall on round numbers.
-            true => format!("{:.1e}", 10f64.powf(*y)),
-            false => format!("{y:.decimals$}"),
+        .y_label_formatter(&|y| match (log_y, whole_decades) {
+            (true, true) => decade_label(*y),
+            (true, false) => log_tick_label(*y),
+            (false, _) => format!("{y:.decimals$}"),
         })
         .draw()
         .map_err(|e| e.to_string())
+}
+
+/// The label of a log10 tick: `10^y` written plainly at a whole decade, nothing elsewhere.
+fn decade_label(y: f64) -> String {
+    if (y - y.round()).abs() > 1e-6 {
+        return String::new();
+    }
+    match y.round() as i32 {
+        k @ 0..=3 => format!("{}", 10u32.pow(k as u32)),
+        -1 => "0.1".into(),
+        -2 => "0.01".into(),
+        k => format!("1e{k}"),
+    }
+}
+
+/// The label of any log10 tick: a whole decade as [`decade_label`], another value with three
+/// significant digits, written plainly (`398`, `3160`, `0.0501`).
+fn log_tick_label(y: f64) -> String {
+    let whole = decade_label(y);
+    if !whole.is_empty() {
+        return whole;
+    }
+    let value = 10f64.powf(y);
+    let decimals = (2 - y.floor() as i32).max(0) as usize;
+    let rounded = format!("{value:.decimals$}");
+    // Three significant digits of a value of 1000 or more: round the units away.
+    match y.floor() as i32 {
+        k if k >= 3 => {
+            let step = 10f64.powi(k - 2);
+            format!("{}", ((value / step).round() * step) as u64)
+        }
+        _ => rounded,
+    }
+}
+
+/// A vertical dashed line at plot coordinate `x`, the height of the panel.
+fn draw_x_mark<DB: DrawingBackend>(
+    chart: &mut Chart<DB>,
+    (label, x): &(String, f64),
+    color: RGBColor,
+) -> Result<(), String> {
+    let range = chart.y_range();
+    let (a, b) = (range.start, range.end);
+    let dashes: Vec<PathElement<(f64, f64)>> = (0..30)
+        .filter(|j| j % 2 == 0)
+        .map(|j| {
+            let s = a + (b - a) * j as f64 / 30.0;
+            let t = a + (b - a) * (j + 1) as f64 / 30.0;
+            PathElement::new(vec![(*x, s), (*x, t)], color.stroke_width(1))
+        })
+        .collect();
+    chart
+        .draw_series(dashes)
+        .map_err(|e| e.to_string())?
+        .label(label.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(1)));
+    Ok(())
 }
 
 fn draw_series<DB: DrawingBackend>(
@@ -309,6 +381,11 @@ fn draw_panel<DB: DrawingBackend>(
         // From the end of the palette: series take it from the start.
         draw_reference(&mut chart, r, COLORS[COLORS.len() - 1 - i % COLORS.len()])?;
     }
+    for (label, x) in &panel.x_marks {
+        if let Some((x, _)) = transform(panel, (*x, 1.0)) {
+            draw_x_mark(&mut chart, &(label.clone(), x), RGBColor(90, 90, 90))?;
+        }
+    }
     let corner = match panel.legend_left {
         true => SeriesLabelPosition::UpperLeft,
         false => SeriesLabelPosition::UpperRight,
@@ -331,21 +408,37 @@ fn draw<DB: DrawingBackend>(
     let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
     root.fill(&WHITE).map_err(e)?;
     let root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
-    let (rows, columns) = grid(panels.len());
-    let areas = root.split_evenly((rows, columns));
-    for (area, panel) in areas.iter().zip(panels) {
-        draw_panel(area, panel)?;
+    let rows = rows(panels);
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let areas = root.split_evenly((rows.len().max(1), columns));
+    for (r, row) in rows.iter().enumerate() {
+        for (c, panel) in row.iter().enumerate() {
+            draw_panel(&areas[r * columns + c], panel)?;
+        }
     }
     root.present().map_err(e)
 }
 
-/// Rows and columns of a figure: one row up to 6 panels, else rows of 5.
-fn grid(panels: usize) -> (usize, usize) {
-    match panels {
-        0 => (1, 1),
-        1..=6 => (1, panels),
-        _ => (panels.div_ceil(5), 5),
+/// The figure's rows: split where a panel starts a new row, and rows of 5 beyond 6 panels.
+fn rows(panels: &[Panel]) -> Vec<Vec<&Panel>> {
+    let mut rows: Vec<Vec<&Panel>> = Vec::new();
+    for panel in panels {
+        match rows.last_mut() {
+            Some(row) if !panel.new_row => row.push(panel),
+            _ => rows.push(vec![panel]),
+        }
     }
+    if rows.len() == 1 && panels.len() > 6 {
+        return panels.chunks(5).map(|c| c.iter().collect()).collect();
+    }
+    rows
+}
+
+/// Rows and columns of a figure.
+fn grid(panels: &[Panel]) -> (usize, usize) {
+    let rows = rows(panels);
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    (rows.len().max(1), columns)
 }
 
 /// Draws `stem.png` and `stem.svg`, panels side by side (in rows of 5 beyond 6 panels).
@@ -357,7 +450,7 @@ pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<Pat
         return Err(ChartError::Empty);
     }
     ensure_font()?;
-    let (rows, columns) = grid(panels.len());
+    let (rows, columns) = grid(panels);
     let size = (PANEL_SIZE.0 * columns as u32, PANEL_SIZE.1 * rows as u32);
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
@@ -365,19 +458,37 @@ pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<Pat
         path: path.clone(),
         message,
     };
+    // Drawn in memory and written atomically: a failed write (a full disk) leaves the
+    // previous figure in place, never a truncated one under its final name.
+    let mut pixels = vec![0u8; 3 * size.0 as usize * size.1 as usize];
     draw(
-        BitMapBackend::new(&png, size).into_drawing_area(),
+        BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area(),
         title,
         panels,
     )
     .map_err(|m| fail(&png, m))?;
+    let encoded = encode_png(&pixels, size).map_err(|m| fail(&png, m))?;
+    let mut text = String::new();
     draw(
-        SVGBackend::new(&svg, size).into_drawing_area(),
+        SVGBackend::with_string(&mut text, size).into_drawing_area(),
         title,
         panels,
     )
     .map_err(|m| fail(&svg, m))?;
+    for (path, bytes) in [(&png, encoded), (&svg, text.into_bytes())] {
+        write_atomic(path, &bytes).map_err(|e| fail(path, e.to_string()))?;
+    }
     Ok(vec![png, svg])
+}
+
+/// RGB pixels as a PNG file's bytes.
+fn encode_png(pixels: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, String> {
+    use image::ImageEncoder;
+    let mut bytes = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(pixels, width, height, image::ExtendedColorType::Rgb8)
+        .map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// A figure: the file stem, the title and the panels.
@@ -400,4 +511,81 @@ pub fn draw_figures(
         }
     }
     Ok((files, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure(y: f64) -> Vec<Panel> {
+        vec![Panel {
+            title: "p".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            log2_x: false,
+            log_y: false,
+            series: vec![Series::new("s", vec![(1.0, y), (2.0, 2.0 * y)], Mark::Line)],
+            references: Vec::new(),
+            legend_left: false,
+            x_marks: Vec::new(),
+            new_row: false,
+        }]
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn log_ticks_are_labelled_at_whole_decades_only() {
+        let labels: Vec<String> = [-2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 2.5, 3.0, 5.0]
+            .iter()
+            .map(|&y| decade_label(y))
+            .collect();
+        assert_eq!(
+            labels,
+            ["0.01", "0.1", "1", "", "10", "100", "", "1000", "1e5"]
+        );
+    }
+
+    #[test]
+    fn a_panel_can_start_a_new_row() {
+        let mut panels: Vec<Panel> = (0..4).map(|_| figure(1.0).remove(0)).collect();
+        assert_eq!(grid(&panels), (1, 4));
+        panels[2].new_row = true;
+        assert_eq!(grid(&panels), (2, 2));
+        let many: Vec<Panel> = (0..8).map(|_| figure(1.0).remove(0)).collect();
+        assert_eq!(grid(&many), (2, 5), "rows of 5 beyond 6 panels");
+    }
+
+    #[test]
+    fn a_figure_that_cannot_be_written_leaves_the_previous_one_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stem = tmp.path().join("errors");
+        if let Err(ChartError::NoFont) = draw_panels(&stem, "first", &figure(1.0)) {
+            eprintln!("skipped: no font");
+            return;
+        }
+        let png = std::fs::read(stem.with_extension("png")).unwrap();
+        let svg = std::fs::read(stem.with_extension("svg")).unwrap();
+        assert!(image::load_from_memory(&png).is_ok(), "a whole PNG");
+        assert!(svg.ends_with(b"</svg>\n") || svg.ends_with(b"</svg>"));
+        // The PNG's place is taken (a folder): its write fails after both were drawn.
+        std::fs::remove_file(stem.with_extension("png")).unwrap();
+        std::fs::create_dir(stem.with_extension("png")).unwrap();
+        std::fs::write(stem.with_extension("png").join("x"), b"x").unwrap();
+        let err = draw_panels(&stem, "second", &figure(3.0)).unwrap_err();
+        assert!(matches!(err, ChartError::Draw { .. }), "{err}");
+        assert_eq!(std::fs::read(stem.with_extension("svg")).unwrap(), svg);
+        assert_eq!(
+            files_in(tmp.path()),
+            ["errors.png", "errors.svg"],
+            "no temporary left"
+        );
+    }
 }

@@ -42,6 +42,10 @@ pub enum ExperimentError {
     /// Nothing to summarize: no unit has a readable result.
     #[error("{dir}: no finished results to summarize{}", broken_list(.broken))]
     NothingFinished { dir: PathBuf, broken: Vec<String> },
+    /// The user stopped the work (Ctrl-C, SIGTERM) before it could finish: nothing is lost,
+    /// the same command resumes.
+    #[error("interrupted {0}; run the same command again to resume")]
+    Interrupted(String),
     /// The censoring network could not provide the labels a censored condition needs.
     #[error("censoring: {0}")]
     Censoring(String),
@@ -49,6 +53,12 @@ pub enum ExperimentError {
         "{dir}: another process works in this folder ({holders}); a different config cannot take it over until it stops"
     )]
     FolderInUse { dir: PathBuf, holders: String },
+    #[error("{dir}: cannot write here ({source}); choose another --out")]
+    NotWritable {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot build a pool of {threads} threads: {message}")]
     Pool { threads: usize, message: String },
 }

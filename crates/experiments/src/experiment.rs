@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Device;
-use realbias_train::files::remove;
+use realbias_train::files::{remove, write_atomic};
 
 pub use crate::unit::{Unit, UnitGroup, UnitOutcome};
 
@@ -55,6 +55,12 @@ pub trait Experiment: Sync {
     /// Whether a finished unit's result would differ under this config (`config_changed`:
     /// the folder was made by another config). Stale results are discarded under `--force`.
     fn stale(&self, unit: &Unit, config_changed: bool) -> bool;
+    /// Whether this config plans every unit of the folder's `recorded` config, each exactly
+    /// as that one did (a sweep grown by repetitions, widths, conditions or grid points):
+    /// the folder then grows without `--force`. Without an override, never.
+    fn extends(&self, _recorded: &str, _dir: &Path) -> bool {
+        false
+    }
     fn load(&mut self, ctx: &Context) -> Result<(), ExperimentError>;
     fn prepare(&mut self, ctx: &Context) -> Result<(), ExperimentError>;
     fn run_unit(
@@ -138,6 +144,104 @@ pub struct ExperimentReport {
     pub finalized: Option<Finalized>,
     /// Every unit of the plan has a result.
     pub complete: bool,
+    /// Of the units without a result when the run ended: held by a live process (another
+    /// shard, another run on the folder), and held by none (left for a later run).
+    pub held_elsewhere: usize,
+    pub unclaimed: usize,
+}
+
+/// The units of a folder's plan that have no result yet.
+#[derive(Debug)]
+pub struct Missing {
+    pub units: Vec<Unit>,
+    pub planned: usize,
+}
+
+/// Where the list of a partial folder's missing units is written.
+pub const MISSING_FILE: &str = "missing.txt";
+
+impl Missing {
+    pub fn of(exp: &dyn Experiment, dir: &Path) -> Self {
+        let units = exp.plan(dir);
+        let planned = units.len();
+        let units = units
+            .into_iter()
+            .filter(|u| exp.finished(u).is_none())
+            .collect();
+        Missing { units, planned }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    /// The line that marks a partial folder's report (`None` when complete).
+    pub fn note(&self) -> Option<String> {
+        if self.is_complete() {
+            return None;
+        }
+        let shown: Vec<&str> = self
+            .units
+            .iter()
+            .take(5)
+            .map(|u| u.label.as_str())
+            .collect();
+        let more = match self.units.len().saturating_sub(shown.len()) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        Some(format!(
+            "**PARTIAL: {} of {} units finished.** Missing: {}{more} (all in {MISSING_FILE}).",
+            self.planned - self.units.len(),
+            self.planned,
+            shown.join("; ")
+        ))
+    }
+
+    /// `missing.txt`: one missing unit per line, its label and its result file.
+    fn listing(&self) -> String {
+        self.units
+            .iter()
+            .map(|u| format!("{}\t{}\n", u.label, u.result.display()))
+            .collect()
+    }
+}
+
+/// Writes the tables and figures of whatever finished in `dir`, marking a partial folder as
+/// such: `report.md` then starts with [`Missing::note`] and `missing.txt` lists the units
+/// without a result (a complete finalize removes it).
+pub fn finalize_folder(
+    exp: &dyn Experiment,
+    dir: &Path,
+) -> Result<(Finalized, Missing), ExperimentError> {
+    let mut finalized = exp.finalize(dir)?;
+    let missing = Missing::of(exp, dir);
+    let listing = dir.join(MISSING_FILE);
+    let Some(note) = missing.note() else {
+        remove(&listing)?;
+        return Ok((finalized, missing));
+    };
+    let report = dir.join("report.md");
+    if let Ok(text) = std::fs::read_to_string(&report) {
+        write_atomic(&report, format!("{note}\n\n{text}").as_bytes())?;
+    }
+    write_atomic(&listing, missing.listing().as_bytes())?;
+    finalized.files.push(listing);
+    Ok((finalized, missing))
+}
+
+/// The report of whatever finished in `dir`, opening with [`Missing::note`] when partial.
+pub fn report_folder(
+    exp: &dyn Experiment,
+    dir: &Path,
+) -> Result<(String, Missing), ExperimentError> {
+    let text = exp.report(dir)?;
+    let missing = Missing::of(exp, dir);
+    let text = match missing.note() {
+        Some(note) => format!("{note}\n\n{text}"),
+        None => text,
+    };
+    Ok((text, missing))
 }
 
 /// What a run would do, without doing it.
@@ -172,7 +276,8 @@ pub fn dry_run(
     ctx: &Context,
 ) -> Result<DryRun, ExperimentError> {
     exp.load(ctx)?;
-    let claim = check_claim(&ctx.dir, &exp.config_toml()?, options.force)?;
+    let extends = |recorded: &str| exp.extends(recorded, &ctx.dir);
+    let claim = check_claim(&ctx.dir, &exp.config_toml()?, options.force, &extends)?;
     let units = exp.plan(&ctx.dir);
     let kept = kept(exp, &units, claim, options.force);
     let mine = in_shard(&units, options.shard);
@@ -196,9 +301,20 @@ pub fn run(
 ) -> Result<ExperimentReport, ExperimentError> {
     // Inputs first: a config or data problem leaves no trace in the folder.
     exp.load(ctx)?;
+    let config = exp.config_toml()?;
+    // Everything a claim would refuse is refused before the folder is touched.
+    let extends = |recorded: &str| exp.extends(recorded, &ctx.dir);
+    check_claim(&ctx.dir, &config, options.force, &extends)?;
     let _session = join(&ctx.dir)?;
-    let state = claim(&ctx.dir, &exp.config_toml()?, options.force)?;
+    let state = claim(&ctx.dir, &config, options.force, &extends)?;
     let units = exp.plan(&ctx.dir);
+    if state == Claim::Extended {
+        let kept = units.iter().filter(|u| exp.finished(u).is_some()).count();
+        ctx.progress.note(&format!(
+            "this config extends the folder's: its {kept} finished units are kept, {} added",
+            units.len() - kept
+        ));
+    }
     if options.force {
         for (unit, keep) in units.iter().zip(kept(exp, &units, state, true)) {
             if !keep && lock::live_owner(&lock_path(unit)).is_none() {
@@ -212,13 +328,21 @@ pub fn run(
         outcome: Outcome::default(),
         finalized: None,
         complete: false,
+        held_elsewhere: 0,
+        unclaimed: 0,
     };
     if options.prepare_only {
         return Ok(report);
     }
     let mine = in_shard(&units, options.shard);
     report.outcome = execute(exp, &units, &mine, ctx, options)?;
-    report.complete = units.iter().all(|u| exp.finished(u).is_some());
+    let missing: Vec<&Unit> = units.iter().filter(|u| exp.finished(u).is_none()).collect();
+    report.complete = missing.is_empty();
+    report.held_elsewhere = missing
+        .iter()
+        .filter(|u| lock::live_owner(&lock_path(u)).is_some())
+        .count();
+    report.unclaimed = missing.len() - report.held_elsewhere;
     if report.complete && options.finalize {
         report.finalized = Some(exp.finalize(&ctx.dir)?);
     }

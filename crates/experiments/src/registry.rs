@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use realbias_train::config::{ConfigError, parse_table, read_config};
+use realbias_train::config::{ConfigError, folder_name_problem, parse_table, read_config};
 
 use crate::ExperimentError;
 use crate::convex_nn::{self, ConvexNn, ConvexNnConfig};
@@ -36,6 +36,31 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Box<dyn Experiment>, ConfigE
 /// [`load`] from the config's text.
 pub fn parse(text: &str, path: &Path, sets: &[String]) -> Result<Box<dyn Experiment>, ConfigError> {
     let table = parse_table(text, path, sets)?;
+    let named =
+        table.contains_key("name") || table.get("base").is_some_and(|b| b.get("name").is_some());
+    let exp = build(table, text, path, sets)?;
+    // The name is the folder under --out: one component, or files land outside it.
+    let key = if named {
+        "name"
+    } else {
+        "the config file's name (no `name` key)"
+    };
+    match folder_name_problem(key, exp.name()) {
+        None => Ok(exp),
+        Some(problem) => Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems: vec![problem],
+        }),
+    }
+}
+
+/// The experiment of a parsed config table, by its kind.
+fn build(
+    table: toml::Table,
+    text: &str,
+    path: &Path,
+    sets: &[String],
+) -> Result<Box<dyn Experiment>, ConfigError> {
     let Some(kind) = table.get("kind") else {
         let config = ExperimentConfig::parse(text, path, sets)?;
         return Ok(Box::new(Sweep::new(config)));
@@ -51,11 +76,34 @@ pub fn parse(text: &str, path: &Path, sets: &[String]) -> Result<Box<dyn Experim
         )
     };
     let name = kind.as_str().ok_or_else(|| unknown(kind.to_string()))?;
-    let (_, build) = KINDS
+    let (_, make) = KINDS
         .iter()
         .find(|(k, _)| *k == name)
         .ok_or_else(|| unknown(format!("\"{name}\"")))?;
-    build(table, path)
+    make(table, path)
+}
+
+/// The config at `path` with every `--set` applied, as one file that runs the same experiment
+/// without them: what a Slurm chain runs, so that edits to the config after it was submitted
+/// cannot reach queued jobs. The name is written out (it may come from the file's name).
+pub fn snapshot(path: &Path, sets: &[String]) -> Result<String, ExperimentError> {
+    let text = read_config(path)?;
+    let exp = parse(&text, path, sets)?;
+    let mut table = parse_table(&text, path, sets)?;
+    table.insert("name".into(), exp.name().into());
+    let body = toml::to_string(&table).map_err(|e| ConfigError::parse(path, e))?;
+    let mut header = format!("# {} as resolved by realbias", path.display());
+    for set in sets {
+        header.push_str(&format!(" --set {set:?}"));
+    }
+    let snapshot = format!("{header}\n{body}");
+    // The copy must plan the very experiment of the original, or its jobs would be refused.
+    let copy = parse(&snapshot, path, &[])?;
+    if copy.config_toml()? != exp.config_toml()? {
+        let message = "the resolved copy of this config does not read back the same";
+        return Err(ConfigError::parse(path, message).into());
+    }
+    Ok(snapshot)
 }
 
 /// The width sweep of a folder `realbias run` made (an error for the other kinds).

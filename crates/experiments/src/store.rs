@@ -26,20 +26,62 @@ pub enum Claim {
     /// Made by another config, taken over with `--force`: results the new config would not
     /// have produced are discarded.
     Replaced,
+    /// Made by a smaller config whose every unit this one plans alike (more repetitions,
+    /// widths, conditions or grid points): its results are kept, no `--force` needed.
+    Extended,
 }
 
 /// How `dir` stands with `config_text`, without writing anything. A folder made by another
 /// config is an error unless `force`.
-pub fn check_claim(dir: &Path, config_text: &str, force: bool) -> Result<Claim, ExperimentError> {
+/// `extends(recorded)` says whether this config plans every unit of the recorded one alike
+/// (then the folder grows without `--force`). Taking over or growing a folder is refused while
+/// another process works in it.
+pub fn check_claim(
+    dir: &Path,
+    config_text: &str,
+    force: bool,
+    extends: &dyn Fn(&str) -> bool,
+) -> Result<Claim, ExperimentError> {
+    check_writable(dir)?;
     let path = dir.join(EXPERIMENT_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(existing) if existing == config_text => Ok(Claim::Same),
-        Ok(_) if force => Ok(Claim::Replaced),
-        Ok(_) => Err(ExperimentError::ConfigChanged { path }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Claim::New),
+    let state = match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == config_text => Claim::Same,
+        Ok(existing) if extends(&existing) => Claim::Extended,
+        Ok(_) if force => Claim::Replaced,
+        Ok(_) => return Err(ExperimentError::ConfigChanged { path }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Claim::New,
         // An unreadable config is not a new folder: taking it for one would overwrite it.
-        Err(source) => Err(ExperimentError::Read { path, source }),
+        Err(source) => return Err(ExperimentError::Read { path, source }),
+    };
+    let others = other_sessions(dir);
+    if matches!(state, Claim::Replaced | Claim::Extended) && !others.is_empty() {
+        let holders: Vec<String> = others.iter().map(|o| o.to_string()).collect();
+        return Err(ExperimentError::FolderInUse {
+            dir: dir.to_path_buf(),
+            holders: holders.join(", "),
+        });
     }
+    Ok(state)
+}
+
+/// Whether this process may write in `dir`, or in the nearest folder above it that exists
+/// (where `dir` would be made), as the kernel decides (permissions, a read-only mount).
+pub fn check_writable(dir: &Path) -> Result<(), ExperimentError> {
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let existing = absolute
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"));
+    let not_writable = |source| ExperimentError::NotWritable {
+        dir: existing.to_path_buf(),
+        source,
+    };
+    if !existing.is_dir() {
+        let message = format!("{} is a file, not a folder", existing.display());
+        return Err(not_writable(std::io::Error::other(message)));
+    }
+    let access = rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK;
+    rustix::fs::access(existing, access).map_err(|e| not_writable(e.into()))
 }
 
 /// The resolved config of experiment `name` as the TOML its folder records.
@@ -50,22 +92,46 @@ pub fn config_text<T: Serialize>(name: &str, config: &T) -> Result<String, Exper
     })
 }
 
-/// [`check_claim`], then records `config_text` as the folder's config. Taking over a folder for
-/// another config is refused while another process works in it.
-pub fn claim(dir: &Path, config_text: &str, force: bool) -> Result<Claim, ExperimentError> {
-    let state = check_claim(dir, config_text, force)?;
-    let others = other_sessions(dir);
-    if state == Claim::Replaced && !others.is_empty() {
-        let holders: Vec<String> = others.iter().map(|o| o.to_string()).collect();
-        return Err(ExperimentError::FolderInUse {
-            dir: dir.to_path_buf(),
-            holders: holders.join(", "),
-        });
+/// [`check_claim`], then records `config_text` as the folder's config.
+pub fn claim(
+    dir: &Path,
+    config_text: &str,
+    force: bool,
+    extends: &dyn Fn(&str) -> bool,
+) -> Result<Claim, ExperimentError> {
+    let state = check_claim(dir, config_text, force, extends)?;
+    if state == Claim::Replaced {
+        clear_other_kind(dir, config_text)?;
     }
     if state != Claim::Same {
         write_atomic(&dir.join(EXPERIMENT_FILE), config_text.as_bytes())?;
     }
     Ok(state)
+}
+
+/// The `kind` key of a recorded config (`None`: a width sweep, or unreadable).
+fn kind_of(config_text: &str) -> Option<String> {
+    let table: toml::Table = toml::from_str(config_text).ok()?;
+    Some(table.get("kind")?.as_str()?.to_string())
+}
+
+/// Taken over by another kind of experiment (`--force`), a folder keeps nothing of the old
+/// kind: none of its results, tables or figures can belong to the new one.
+fn clear_other_kind(dir: &Path, config_text: &str) -> Result<(), ExperimentError> {
+    let (_, old) = folder_config(dir)?;
+    if kind_of(&old) == kind_of(config_text) {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|source| ExperimentError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        if entry.file_name() != SESSIONS {
+            realbias_train::files::remove(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Marks this process as working in `dir` until the returned guard is dropped.
@@ -174,20 +240,82 @@ pub fn tag(x: f64) -> String {
 mod tests {
     use super::*;
 
+    fn never(_: &str) -> bool {
+        false
+    }
+
+    #[test]
+    fn a_config_that_extends_the_folders_claims_it_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        claim(dir.path(), "a", false, &never).unwrap();
+        let grows = |old: &str| old == "a";
+        assert_eq!(
+            check_claim(dir.path(), "a+", false, &grows).unwrap(),
+            Claim::Extended
+        );
+        assert_eq!(
+            claim(dir.path(), "a+", false, &grows).unwrap(),
+            Claim::Extended
+        );
+        assert_eq!(folder_config(dir.path()).unwrap().1, "a+");
+        // Not while another process works in the folder with the smaller plan.
+        let other = dir.path().join(SESSIONS).join("elsewhere-1.lock");
+        std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+        std::fs::write(&other, "node-z 1 1\n").unwrap();
+        let grows = |old: &str| old == "a+";
+        let err = check_claim(dir.path(), "a++", false, &grows).unwrap_err();
+        assert!(matches!(err, ExperimentError::FolderInUse { .. }), "{err}");
+    }
+
     #[test]
     fn claim_refuses_another_config_unless_forced() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(claim(dir.path(), "a", false).unwrap(), Claim::New);
-        assert_eq!(claim(dir.path(), "a", false).unwrap(), Claim::Same);
+        assert_eq!(claim(dir.path(), "a", false, &never).unwrap(), Claim::New);
+        assert_eq!(claim(dir.path(), "a", false, &never).unwrap(), Claim::Same);
         assert!(matches!(
-            check_claim(dir.path(), "b", false),
+            check_claim(dir.path(), "b", false, &never),
             Err(ExperimentError::ConfigChanged { .. })
         ));
-        assert_eq!(check_claim(dir.path(), "b", true).unwrap(), Claim::Replaced);
+        assert_eq!(
+            check_claim(dir.path(), "b", true, &never).unwrap(),
+            Claim::Replaced
+        );
         // Checking writes nothing.
-        assert_eq!(check_claim(dir.path(), "a", false).unwrap(), Claim::Same);
-        assert_eq!(claim(dir.path(), "b", true).unwrap(), Claim::Replaced);
+        assert_eq!(
+            check_claim(dir.path(), "a", false, &never).unwrap(),
+            Claim::Same
+        );
+        assert_eq!(
+            claim(dir.path(), "b", true, &never).unwrap(),
+            Claim::Replaced
+        );
         assert_eq!(folder_config(dir.path()).unwrap().1, "b");
+    }
+
+    #[test]
+    fn another_kind_taking_a_folder_over_leaves_nothing_of_the_old_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let sweep = "name = \"x\"\n";
+        let fit = "kind = \"matrix-factorization\"\nname = \"x\"\n";
+        claim(dir.path(), sweep, false, &never).unwrap();
+        std::fs::create_dir_all(dir.path().join("plain/h4/rep0")).unwrap();
+        std::fs::write(dir.path().join("errors.svg"), "<svg/>").unwrap();
+        // Another config of the same kind keeps what it may reuse.
+        claim(dir.path(), "name = \"x\"\n# changed\n", true, &never).unwrap();
+        assert!(dir.path().join("plain/h4/rep0").is_dir());
+        assert!(dir.path().join("errors.svg").is_file());
+        let _session = join(dir.path()).unwrap();
+        assert_eq!(
+            claim(dir.path(), fit, true, &never).unwrap(),
+            Claim::Replaced
+        );
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [SESSIONS, EXPERIMENT_FILE]);
+        assert_eq!(folder_config(dir.path()).unwrap().1, fit);
     }
 
     #[test]
@@ -195,13 +323,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A folder where experiment.toml should be: it exists but cannot be read as text.
         std::fs::create_dir(dir.path().join(EXPERIMENT_FILE)).unwrap();
-        let err = check_claim(dir.path(), "a", true).unwrap_err();
+        let err = check_claim(dir.path(), "a", true, &never).unwrap_err();
         assert!(matches!(err, ExperimentError::Read { .. }), "{err}");
         assert!(err.to_string().contains(EXPERIMENT_FILE), "{err}");
         std::fs::remove_dir(dir.path().join(EXPERIMENT_FILE)).unwrap();
         // Not valid UTF-8.
         std::fs::write(dir.path().join(EXPERIMENT_FILE), [0xff, 0xfe, 0x00]).unwrap();
-        assert!(check_claim(dir.path(), "a", true).is_err());
+        assert!(check_claim(dir.path(), "a", true, &never).is_err());
     }
 
     #[test]

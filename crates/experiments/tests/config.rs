@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use realbias_experiments::registry;
 use realbias_experiments::sweep::{Condition, ExperimentConfig};
 
 #[test]
@@ -175,4 +176,129 @@ fn bad_axes_are_errors_before_anything_runs() {
     assert!(err.contains("lists 0.1 twice"), "{err}");
     let err = vary("init_scale = [0.1]\n").unwrap_err();
     assert!(err.contains("not a dotted config key"), "{err}");
+}
+
+#[test]
+fn an_experiment_name_is_one_folder_inside_out() {
+    let sweep = "[data]\ndataset = { kind = \"mnist\" }\n[sweep]\nhidden = [8]\n";
+    let parse = |text: &str, file: &str| {
+        registry::parse(text, Path::new(file), &[]).map(|e| e.name().to_string())
+    };
+    assert_eq!(
+        parse(&format!("name = \"fig-2\"\n{sweep}"), "s.toml").unwrap(),
+        "fig-2"
+    );
+    assert_eq!(parse(sweep, "from-stem.toml").unwrap(), "from-stem");
+    for (name, why) in [
+        ("../escape", "path separator"),
+        ("/tmp/abs", "path separator"),
+        ("a\\\\b", "path separator"),
+        ("..", "starts with a dot"),
+        (".", "starts with a dot"),
+        (".hidden", "starts with a dot"),
+        ("", "is empty"),
+        ("tab\\there", "control character"),
+    ] {
+        let text = format!("name = \"{name}\"\n{sweep}");
+        let err = parse(&text, "s.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("s.toml") && err.contains("name = ") && err.contains(why),
+            "{name:?}: {err}"
+        );
+    }
+    let long = format!("name = \"{}\"\n{sweep}", "n".repeat(256));
+    assert!(
+        parse(&long, "s.toml")
+            .unwrap_err()
+            .to_string()
+            .contains("255 bytes")
+    );
+    // The file's stem stands in for a missing name, and is held to the same rule.
+    let err = parse(sweep, ".dot.toml").unwrap_err().to_string();
+    assert!(err.contains("config file's name"), "{err}");
+    // Every kind, not only sweeps.
+    for file in ["sec3-matrix-completion.toml", "sec4-convex.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../configs")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let sets = ["name=\"../up\"".to_string()];
+        let err = registry::parse(&text, &path, &sets)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("path separator"), "{file}: {err}");
+    }
+}
+
+#[test]
+fn an_axis_that_changes_no_run_is_a_config_error() {
+    let plain = "name = \"v\"\n[data]\ndataset = { kind = \"mnist\" }\n[sweep]\nhidden = [8, 16]\n";
+    let with = |head: &str, axes: &str| {
+        let text = format!("{head}[sweep.vary]\n{axes}");
+        ExperimentConfig::parse(&text, Path::new("axes.toml"), &[]).map_err(|e| e.to_string())
+    };
+    for (axes, why) in [
+        ("\"model.hidden\" = [8, 32]\n", "sweep.hidden"),
+        ("\"sweep.ensemble\" = [\"auto\", \"off\"]\n", "read once"),
+        ("\"sweep.censor_hidden\" = [4, 8]\n", "no condition"),
+        ("\"sweep.censor_max_epochs\" = [10, 20]\n", "no condition"),
+        (
+            "\"sweep.weight_decay_grid\" = [[0.1], [0.2]]\n",
+            "no condition",
+        ),
+        ("\"model.init_scale\" = [1, 1.0]\n", "identical runs"),
+        (
+            "\"train.checkpoint_seconds\" = [30, 30.0]\n",
+            "identical runs",
+        ),
+    ] {
+        let err = with(plain, axes).unwrap_err();
+        assert!(
+            err.contains("axes.toml") && err.contains(why),
+            "{axes}: {err}"
+        );
+    }
+    let decayed = plain.replace("[sweep]\n", "[sweep]\nconditions = [\"weight-decay\"]\n");
+    let err = with(&decayed, "\"optim.weight_decay\" = [0.0, 0.1]\n").unwrap_err();
+    assert!(err.contains("weight_decay_grid"), "{err}");
+    let censored = plain.replace(
+        "[sweep]\n",
+        "[sweep]\nconditions = [\"censored\"]\ncensor_hidden = 4\n",
+    );
+    let err = with(&censored, "\"sweep.censor_noise\" = [0.05, 0.1]\n").unwrap_err();
+    assert!(err.contains("no condition"), "{err}");
+    // A point whose folder name no file system takes is refused before anything is written.
+    let keys = [
+        "model.init_std_u",
+        "model.init_std_v",
+        "optim.momentum_step",
+        "optim.momentum_max",
+        "optim.lr_decay",
+        "train.converge_loss",
+        "train.checkpoint_seconds",
+        "optim.lr",
+        "optim.momentum",
+        "model.init_scale",
+        "data.label_noise",
+    ];
+    let long: String = keys
+        .iter()
+        .map(|k| format!("\"{k}\" = [0.0123456789012345]\n"))
+        .collect();
+    let err = with(plain, &long).unwrap_err();
+    assert!(err.contains("more than the 255"), "{err}");
+    with(
+        plain,
+        &long
+            .replacen("\"data.label_noise\" = [0.0123456789012345]\n", "", 1)
+            .replacen("\"optim.momentum\" = [0.0123456789012345]\n", "", 1)
+            .replacen("\"optim.lr\" = [0.0123456789012345]\n", "", 1)
+            .replacen("\"model.init_scale\" = [0.0123456789012345]\n", "", 1),
+    )
+    .unwrap();
+    // The same axes are fine where a run does use them.
+    with(&censored, "\"sweep.censor_hidden\" = [4, 8]\n").unwrap();
+    with(plain, "\"optim.weight_decay\" = [0.0, 0.1]\n").unwrap();
+    with(plain, "\"model.init_scale\" = [1, 0.5]\n").unwrap();
 }

@@ -213,7 +213,7 @@ fn an_interrupted_sweep_resumes_to_the_uninterrupted_summary() {
 }
 
 #[test]
-fn a_changed_config_is_refused_unless_forced() {
+fn a_grown_config_extends_the_folder_and_a_changed_one_is_refused_unless_forced() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     common::write_tiny_idx(&data, 200, 40);
@@ -222,7 +222,17 @@ fn a_changed_config_is_refused_unless_forced() {
     let mut short = config.clone();
     short.sweep.hidden = vec![2];
     run_all(&short, &out);
-    let err = run_with(&config, &options(&out), &Counter::new(usize::MAX)).unwrap_err();
+    // More widths plan every finished run as before: the folder grows, no --force.
+    let report = run_with(&config, &options(&out), &Counter::new(usize::MAX)).unwrap();
+    assert_eq!(
+        (report.outcome.trained, report.outcome.skipped),
+        (2, 2),
+        "the finished runs are kept"
+    );
+    // Dropping a width is another config.
+    let mut other = config.clone();
+    other.sweep.hidden = vec![2, 16];
+    let err = run_with(&other, &options(&out), &Counter::new(usize::MAX)).unwrap_err();
     assert!(
         matches!(err, ExperimentError::ConfigChanged { .. }),
         "{err}"
@@ -231,11 +241,20 @@ fn a_changed_config_is_refused_unless_forced() {
         force: true,
         ..options(&out)
     };
-    let report = run_with(&config, &forced, &Counter::new(usize::MAX)).unwrap();
+    let report = run_with(&other, &forced, &Counter::new(usize::MAX)).unwrap();
     assert_eq!(
         (report.outcome.trained, report.outcome.skipped),
         (2, 2),
         "unchanged runs are reused"
+    );
+    // A setting that changes every run is never an extension.
+    let mut slower = other.clone();
+    slower.base.optim.lr = 0.05;
+    slower.sweep.hidden = vec![2, 16, 32];
+    let err = run_with(&slower, &options(&out), &Counter::new(usize::MAX)).unwrap_err();
+    assert!(
+        matches!(err, ExperimentError::ConfigChanged { .. }),
+        "{err}"
     );
 }
 
@@ -407,12 +426,13 @@ fn plots_are_drawn_from_a_fixed_summary() {
     let finalized = report.finalized.unwrap();
     assert!(finalized.warnings.is_empty(), "{:?}", finalized.warnings);
     let one_panel = realbias_experiments::chart::PANEL_SIZE;
-    for stem in ["errors", "norms"] {
+    // Two conditions: errors has a row of zoomed panels below the full ones.
+    for (stem, rows) in [("errors", 2), ("norms", 1)] {
         let png = image::open(report.dir.join(format!("{stem}.png"))).unwrap();
         assert_eq!(
             (png.width(), png.height()),
-            (2 * one_panel.0, one_panel.1),
-            "two panels"
+            (2 * one_panel.0, rows * one_panel.1),
+            "two panels a row"
         );
         let svg = std::fs::read_to_string(report.dir.join(format!("{stem}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("hidden units H"));

@@ -48,6 +48,31 @@ pub fn read_config(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
+/// Longest folder name most file systems take (bytes).
+pub const MAX_FOLDER_NAME: usize = 255;
+
+/// Why `name` cannot be a folder name inside the output folder, if it cannot: it must be one
+/// path component that stays where it is put (no separator, no `..`, no leading dot, no
+/// control character), so nothing is ever written outside `--out`.
+pub fn folder_name_problem(key: &str, name: &str) -> Option<String> {
+    let why = if name.is_empty() {
+        "is empty"
+    } else if name.contains(['/', '\\']) {
+        "contains a path separator"
+    } else if name.starts_with('.') {
+        "starts with a dot (`.` and `..` would escape or hide the folder)"
+    } else if name.chars().any(char::is_control) {
+        "contains a control character"
+    } else if name.len() > MAX_FOLDER_NAME {
+        "is longer than 255 bytes"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{key} = {name:?} {why}: it names one folder inside --out, e.g. \"fig2-mnist\""
+    ))
+}
+
 /// Parses TOML `text` into a table and applies the `--set` overrides to it.
 pub fn parse_table(text: &str, path: &Path, sets: &[String]) -> Result<toml::Table, ConfigError> {
     let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::parse(path, e))?;

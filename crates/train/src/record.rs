@@ -49,17 +49,30 @@ pub struct EpochRecord {
 impl EpochRecord {
     /// The epoch in one line, as the command line prints it.
     pub fn summary_line(&self) -> String {
+        self.line(true)
+    }
+
+    /// [`summary_line`](Self::summary_line) without the validation error, for a run that has
+    /// no validation split (the censoring network).
+    pub fn training_line(&self) -> String {
+        self.line(false)
+    }
+
+    fn line(&self, validation: bool) -> String {
+        let validation = match validation {
+            true => format!("  val err {:>6.2}%", 100.0 * self.validation_error),
+            false => String::new(),
+        };
         let test = self
             .test_error
             .map_or(String::new(), |t| format!("  test err {:>6.2}%", 100.0 * t));
         format!(
-            "epoch {:>4}  lr {:.4}  mom {:.2}  train loss {:.5}  train err {:>6.2}%  val err {:>6.2}%{test}  Σ‖u‖‖v‖ {:.2}  {:.2}s",
+            "epoch {:>4}  lr {:.4}  mom {:.2}  train loss {:.5}  train err {:>6.2}%{validation}{test}  Σ‖u‖‖v‖ {:.2}  {:.2}s",
             self.epoch,
             self.lr,
             self.momentum,
             self.train_loss,
             100.0 * self.train_error,
-            100.0 * self.validation_error,
             self.group_norm,
             self.train_seconds + self.eval_seconds
         )

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use realbias_experiments::experiment::Context;
+use realbias_experiments::experiment::{self, Context, MISSING_FILE, Missing};
 use realbias_experiments::progress::Quiet;
 use realbias_experiments::registry;
 use realbias_experiments::sweep::Sweep;
@@ -33,9 +33,9 @@ fn recompute_measures(sweep: &mut Sweep, dir: &Path, data: &DataDir) -> Result<(
     Ok(())
 }
 
-pub fn plot(dir: &Path) -> Result<()> {
+pub fn plot(dir: &Path, partial: bool) -> Result<()> {
     let experiment = registry::load_folder(dir)?;
-    let finalized = experiment.finalize(dir)?;
+    let (finalized, missing) = experiment::finalize_folder(experiment.as_ref(), dir)?;
     for s in &finalized.skipped {
         eprintln!("warning: left out: {s}");
     }
@@ -45,12 +45,43 @@ pub fn plot(dir: &Path) -> Result<()> {
     if !finalized.warnings.is_empty() {
         bail!("figures not drawn: {}", finalized.warnings.join("; "));
     }
-    Ok(())
+    refuse_partial(dir, &missing, partial)
 }
 
-pub fn report(dir: &Path) -> Result<()> {
-    print!("{}", registry::load_folder(dir)?.report(dir)?);
-    Ok(())
+pub fn report(dir: &Path, partial: bool) -> Result<()> {
+    let experiment = registry::load_folder(dir)?;
+    let (text, missing) = experiment::report_folder(experiment.as_ref(), dir)?;
+    print!("{text}");
+    refuse_partial(dir, &missing, partial)
+}
+
+/// A folder whose plan has not finished is an error unless `--partial` accepts it, so a lost
+/// shard cannot pass for a finished experiment (the Slurm finalize job fails on it).
+fn refuse_partial(dir: &Path, missing: &Missing, partial: bool) -> Result<()> {
+    if missing.is_complete() {
+        return Ok(());
+    }
+    let mut listing = format!(
+        "{}: partial, {} of {} units finished; missing:",
+        dir.display(),
+        missing.planned - missing.units.len(),
+        missing.planned
+    );
+    for unit in missing.units.iter().take(20) {
+        listing.push_str(&format!("\n  {}  ({})", unit.label, unit.result.display()));
+    }
+    if missing.units.len() > 20 {
+        let more = missing.units.len() - 20;
+        listing.push_str(&format!("\n  ... and {more} more (all in {MISSING_FILE})"));
+    }
+    if partial {
+        eprintln!("warning: {listing}");
+        return Ok(());
+    }
+    bail!(
+        "{listing}\nthe files written are marked partial; --partial accepts that, `realbias status {}` shows the units",
+        dir.display()
+    )
 }
 
 pub fn measures(dir: &Path, recompute: bool, data: &DataDir) -> Result<()> {

@@ -145,6 +145,10 @@ fn unfinalized(args: &RunArgs, report: &ExperimentReport) -> Result<()> {
     }
     if !report.complete {
         println!(
+            "left unfinished: {} unit(s) held by other live processes, {} claimed by none (a later run takes them)",
+            report.held_elsewhere, report.unclaimed
+        );
+        println!(
             "not finalized: other units are not finished yet; `realbias status {}` shows them, `realbias plot {}` writes the summary once they are",
             report.dir.display(),
             report.dir.display()
@@ -176,6 +180,7 @@ fn write_dry_run(
         Claim::New => "a new folder",
         Claim::Same => "resuming the folder made by this config",
         Claim::Replaced => "taking over a folder made by another config (--force)",
+        Claim::Extended => "growing the folder made by a smaller config: its results are kept",
     };
     writeln!(
         out,

@@ -33,7 +33,7 @@ pub struct SlurmArgs {
     #[arg(long)]
     account: Option<String>,
     /// Another `#SBATCH` line for every job, e.g. --extra '--mem=8G' (repeatable).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     extra: Vec<String>,
     /// Override any config value, as for `realbias run` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -65,55 +65,136 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
 }
 
-/// The `#SBATCH` header of one job (sbatch reads directives only before the first command,
-/// so `more` directives come here too).
-fn header(args: &SlurmArgs, name: &str, log: &Path, cpus: u32, more: &[String]) -> String {
-    let mut lines = vec![
-        "#!/bin/bash".to_string(),
-        format!("#SBATCH --job-name={name}"),
-        format!("#SBATCH --output={}", log.display()),
-        format!("#SBATCH --cpus-per-task={cpus}"),
-        format!("#SBATCH --time={}", args.time),
-    ];
-    lines.extend(
-        args.partition
-            .iter()
-            .map(|p| format!("#SBATCH --partition={p}")),
-    );
-    lines.extend(
-        args.account
-            .iter()
-            .map(|a| format!("#SBATCH --account={a}")),
-    );
-    lines.extend(args.extra.iter().map(|e| format!("#SBATCH {e}")));
-    lines.extend(more.iter().map(|m| format!("#SBATCH {m}")));
-    lines.push("set -euo pipefail".into());
-    lines.join("\n") + "\n"
+/// `value` as one argument of an `#SBATCH` line: sbatch splits those lines at spaces, ends
+/// them at an unquoted `#`, and takes `"` quotes and `\\` escapes.
+fn directive_value(what: &str, value: &str) -> Result<String> {
+    if value.chars().any(char::is_control) {
+        bail!("{what} {value:?} holds a control character, which an #SBATCH line cannot carry");
+    }
+    Ok(format!(
+        "\"{}\"",
+        value.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
 }
 
-/// The three job scripts, as (file name, text).
-fn scripts(args: &SlurmArgs, name: &str, folder: &Path) -> Result<Vec<(&'static str, String)>> {
+/// An `#SBATCH --key=value` line, its value quoted.
+fn directive(key: &str, value: &str) -> Result<String> {
+    Ok(format!(
+        "#SBATCH --{key}={}",
+        directive_value(&format!("--{key}"), value)?
+    ))
+}
+
+/// An `--extra` line: `--key=value` gets its value quoted, a bare `--flag` stays as it is.
+fn extra_directive(extra: &str) -> Result<String> {
+    let Some(option) = extra.strip_prefix("--").filter(|o| !o.is_empty()) else {
+        bail!("--extra {extra:?}: expected an sbatch option such as --mem=8G");
+    };
+    match option.split_once('=') {
+        Some((key, value)) => directive(key, value),
+        None if option.contains(char::is_whitespace) => {
+            bail!("--extra {extra:?}: write an option with a value as --key=value, e.g. --mem=8G")
+        }
+        None => Ok(format!("#SBATCH --{option}")),
+    }
+}
+
+/// A log file name for `--output`: `%` in the folder is escaped (`%%`), `%j`-style patterns
+/// in `file` are Slurm's.
+fn log_pattern(logs: &Path, file: &str) -> String {
+    format!("{}/{file}", logs.to_string_lossy().replace('%', "%%"))
+}
+
+/// The `#SBATCH` header of one job (sbatch reads directives only before the first command,
+/// so `more` directives come here too).
+fn header(args: &SlurmArgs, name: &str, log: &str, cpus: u32, more: &[String]) -> Result<String> {
+    let mut lines = vec![
+        "#!/bin/bash".to_string(),
+        directive("job-name", name)?,
+        directive("output", log)?,
+        format!("#SBATCH --cpus-per-task={cpus}"),
+        directive("time", &args.time)?,
+    ];
+    if let Some(p) = &args.partition {
+        lines.push(directive("partition", p)?);
+    }
+    if let Some(a) = &args.account {
+        lines.push(directive("account", a)?);
+    }
+    for e in &args.extra {
+        lines.push(extra_directive(e)?);
+    }
+    lines.extend(more.iter().map(|m| format!("#SBATCH {m}")));
+    lines.push("set -euo pipefail".into());
+    Ok(lines.join("\n") + "\n")
+}
+
+/// Whether `time` is one of Slurm's time-limit formats: minutes, minutes:seconds,
+/// hours:minutes:seconds, days-hours, days-hours:minutes, days-hours:minutes:seconds, or
+/// `INFINITE` / `UNLIMITED`.
+fn slurm_time(time: &str) -> bool {
+    if ["infinite", "unlimited"].contains(&time.to_ascii_lowercase().as_str()) {
+        return true;
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (days, rest) = match time.split_once('-') {
+        Some((d, rest)) => (Some(d), rest),
+        None => (None, time),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    days.is_none_or(digits) && parts.len() <= 3 && parts.iter().all(|p| digits(p))
+}
+
+/// Everything checked before anything is written: the time limit, the data folder every node
+/// must see, and that every shard gets a unit.
+fn check(args: &SlurmArgs, units: usize) -> Result<PathBuf> {
+    if !slurm_time(&args.time) {
+        bail!(
+            "--time {:?} is not a Slurm time limit: use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS",
+            args.time
+        );
+    }
+    let data = absolute(&resolve_data_dir(args.data_dir.as_deref()))?;
+    if !data.is_dir() {
+        bail!(
+            "data folder {} does not exist: give --data-dir (or REALBIAS_DATA) as every node sees it",
+            data.display()
+        );
+    }
+    if args.shards as usize > units {
+        bail!(
+            "--shards {} for {units} unit(s): at most {units} shards, or some would have nothing to do",
+            args.shards
+        );
+    }
+    Ok(data)
+}
+
+/// The three job scripts, as (file name, text); every job runs the config's snapshot.
+fn scripts(
+    args: &SlurmArgs,
+    name: &str,
+    folder: &Path,
+    (snapshot, data): (&Path, &Path),
+) -> Result<Vec<(&'static str, String)>> {
     let bin = std::env::current_exe().context("cannot find the realbias binary")?;
     let logs = folder.join("slurm").join("logs");
-    let mut run = vec![
+    let run = [
         quote(&bin.to_string_lossy()),
         "run".into(),
-        quote(&absolute(&args.config)?.to_string_lossy()),
+        quote(&snapshot.to_string_lossy()),
         "--out".into(),
         quote(&absolute(&args.out)?.to_string_lossy()),
         "--data-dir".into(),
-        quote(&absolute(&resolve_data_dir(args.data_dir.as_deref()))?.to_string_lossy()),
-    ];
-    for s in &args.sets {
-        run.extend(["--set".to_string(), quote(s)]);
-    }
-    let run = run.join(" ");
+        quote(&data.to_string_lossy()),
+    ]
+    .join(" ");
     let n = args.shards;
     let bin = quote(&bin.to_string_lossy());
-    let prepare_log = logs.join("prepare-%j.out");
-    let prepare = header(args, &format!("{name}-prepare"), &prepare_log, 1, &[])
+    let prepare_log = log_pattern(&logs, "prepare-%j.out");
+    let prepare = header(args, &format!("{name}-prepare"), &prepare_log, 1, &[])?
         + &format!("exec {run} --prepare-only\n");
-    let shard_log = logs.join("shard-%A_%a.out");
+    let shard_log = log_pattern(&logs, "shard-%A_%a.out");
     let threads = "--jobs 1 --threads \"${SLURM_CPUS_PER_TASK:-1}\"";
     let command = format!("{run} --shard \"$SLURM_ARRAY_TASK_ID/{n}\" {threads}");
     let shards = header(
@@ -122,9 +203,10 @@ fn scripts(args: &SlurmArgs, name: &str, folder: &Path) -> Result<Vec<(&'static 
         &shard_log,
         args.cpus_per_task,
         &shard_directives(args),
-    ) + &shard_body(&command, args.requeue);
-    let finalize_log = logs.join("finalize-%j.out");
-    let finalize = header(args, &format!("{name}-finalize"), &finalize_log, 1, &[])
+    )? + &shard_body(&command, args.requeue);
+    // The finalize job fails (`plot` exits non-zero) when any unit of the plan is missing.
+    let finalize_log = log_pattern(&logs, "finalize-%j.out");
+    let finalize = header(args, &format!("{name}-finalize"), &finalize_log, 1, &[])?
         + &format!("exec {bin} plot {}\n", quote(&folder.to_string_lossy()));
     Ok(vec![
         ("prepare.sbatch", prepare),
@@ -200,15 +282,24 @@ fn sbatch(extra: &[String], script: &Path) -> Result<String> {
     }
 }
 
+/// Where the chain's copy of the config lives.
+pub const SNAPSHOT_FILE: &str = "config.toml";
+
 pub fn command(args: SlurmArgs) -> Result<()> {
-    // The config is checked here, before anything is written or submitted.
+    // Everything is checked here, before anything is written or submitted.
     let exp = registry::load(&args.config, &args.sets)?;
     let folder = absolute(&args.out)?.join(exp.name());
+    let data = check(&args, exp.plan(&folder).len())?;
+    let snapshot_text = registry::snapshot(&args.config, &args.sets)?;
     let slurm = folder.join("slurm");
+    let snapshot = slurm.join(SNAPSHOT_FILE);
+    let texts = scripts(&args, exp.name(), &folder, (&snapshot, &data))?;
     std::fs::create_dir_all(slurm.join("logs"))
         .with_context(|| format!("cannot create {}", slurm.display()))?;
+    write_atomic(&snapshot, snapshot_text.as_bytes())?;
+    println!("wrote {} (the config every job runs)", snapshot.display());
     let mut paths = Vec::new();
-    for (file, text) in scripts(&args, exp.name(), &folder)? {
+    for (file, text) in texts {
         let path = slurm.join(file);
         write_atomic(&path, text.as_bytes())?;
         println!("wrote {}", path.display());
@@ -221,7 +312,14 @@ pub fn command(args: SlurmArgs) -> Result<()> {
         return Ok(());
     }
     let prepare = sbatch(&[], &paths[0])?;
-    let shards = sbatch(&[format!("--dependency=afterok:{prepare}")], &paths[1])?;
+    // A failed prepare must not leave the array pending for ever.
+    let shards = sbatch(
+        &[
+            format!("--dependency=afterok:{prepare}"),
+            "--kill-on-invalid-dep=yes".into(),
+        ],
+        &paths[1],
+    )?;
     let finalize = sbatch(
         &[
             format!("--dependency=afterok:{shards}"),

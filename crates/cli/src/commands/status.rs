@@ -8,6 +8,7 @@ use anyhow::Result;
 use realbias_experiments::experiment::lock_path;
 use realbias_experiments::lock;
 use realbias_experiments::registry;
+use realbias_experiments::store::read_result;
 use realbias_train::state::CHECKPOINT_FILE;
 
 /// A unit's state.
@@ -26,6 +27,14 @@ enum State {
 fn state(finished: bool, unit_result: &Path, lock: &Path) -> State {
     if finished {
         return State::Finished;
+    }
+    // There but not readable as a result: named, so it can be looked at or removed.
+    if unit_result.exists() {
+        let why = match read_result::<serde_json::Value>(unit_result) {
+            Err(e) => e,
+            Ok(_) => format!("{}: not a result of this experiment", unit_result.display()),
+        };
+        return State::Failed(format!("{why}; remove it to train the unit again"));
     }
     match lock::inspect(lock) {
         Some(info) => {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use realbias_train::config::TrainConfig;
+use realbias_train::config::{TrainConfig, folder_name_problem};
 use realbias_train::data::prepare_data;
 use realbias_train::networks::NETWORK_FILE;
 use realbias_train::record::write_run;
@@ -53,6 +53,12 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, String, PathBuf)> {
             .file_stem()
             .map_or("run".into(), |s| s.to_string_lossy().into_owned())
     });
+    // Without --out the name is a folder under runs/: it must stay there.
+    if args.out.is_none()
+        && let Some(problem) = folder_name_problem("name", &name)
+    {
+        bail!("{}: {problem}, or give --out", args.config.display());
+    }
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(&name).join(format!(
             "h{}-seed{}",

@@ -110,10 +110,54 @@ impl ExperimentConfig {
         let table = parse_table(text, path, sets)?;
         let mut config = Self::resolve(table.clone(), path)?;
         if !config.sweep.vary.is_empty() {
+            config.check_axes_used(path)?;
             let axes = (&config.sweep.vary, config.sweep.vary_design);
             config.variants = Self::variants(&table, axes, path)?;
+            let problems = config.point_problems();
+            if !problems.is_empty() {
+                let path = path.to_path_buf();
+                return Err(ConfigError::Invalid { path, problems });
+            }
         }
         Ok(config)
+    }
+
+    /// An axis on a key the sweep sets itself, reads once for all points, or that no listed
+    /// condition uses, is an error: its points would claim to differ while their runs do not.
+    fn check_axes_used(&self, path: &Path) -> Result<(), ConfigError> {
+        let conditions = &self.sweep.conditions;
+        let censored = conditions.iter().any(|c| c.is_censored());
+        let noisy = conditions.contains(&Condition::CensoredNoise);
+        let decayed = conditions.contains(&Condition::WeightDecay);
+        let unused = "which no condition in sweep.conditions uses";
+        let problems: Vec<String> = self
+            .sweep
+            .vary
+            .keys()
+            .filter_map(|key| {
+                let why = match key.as_str() {
+                    "model.hidden" => "is set for every run from sweep.hidden: list widths there",
+                    "sweep.ensemble" => {
+                        "is read once for the whole sweep, not per point: set it in [sweep]"
+                    }
+                    "optim.weight_decay" if decayed => {
+                        "is replaced by sweep.weight_decay_grid under the weight-decay condition"
+                    }
+                    "sweep.weight_decay_grid" if !decayed => unused,
+                    "sweep.censor_noise" if !noisy => unused,
+                    k if k.starts_with("sweep.censor") && !censored => unused,
+                    _ => return None,
+                };
+                Some(format!("sweep.vary: \"{key}\" {why}"))
+            })
+            .collect();
+        match problems.is_empty() {
+            true => Ok(()),
+            false => Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            }),
+        }
     }
 
     /// The config a sweep folder recorded (`experiment.toml`, the serialized struct), its
@@ -293,7 +337,11 @@ impl ExperimentConfig {
 /// The censoring network's training config: `base`'s protocol with H0 hidden units on every
 /// example, normalized by their own statistics, from the default initialization scale (so the
 /// students' choices of statistics and scale do not change the labels).
-fn censor_config(name: &str, base: &TrainConfig, sweep: &SweepConfig) -> Option<TrainConfig> {
+pub(super) fn censor_config(
+    name: &str,
+    base: &TrainConfig,
+    sweep: &SweepConfig,
+) -> Option<TrainConfig> {
     let h0 = sweep.censor_hidden?;
     let mut c = base.clone();
     c.model.hidden = h0;

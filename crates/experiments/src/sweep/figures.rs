@@ -20,13 +20,10 @@ const ERROR_CURVES: [Curve; 3] = [
     }),
 ];
 
-const NORM_CURVES: [Curve; 3] = [
+// (The parameter count, a straight line decades above the norms, is in summary.csv.)
+const NORM_CURVES: [Curve; 2] = [
     ("Σ‖u_h‖‖v_h‖ (group norm)", 4, |r| r.group_norm),
     ("½(‖U‖² + ‖V‖²)", 3, |r| r.weight_decay_penalty),
-    ("parameters H(d+k)", 7, |r| Stat {
-        mean: r.parameters as f64,
-        std: 0.0,
-    }),
 ];
 
 /// The panels' groups: (grid point, condition) in summary order, with their titles.
@@ -93,6 +90,69 @@ fn panels(summary: &Summary, curves: &[Curve], y_label: &str, log_y: bool) -> Ve
             h_panel(title, y_label, log_y, series)
         })
         .collect()
+}
+
+/// Where the zoomed panel of a group starts, and how its mark reads: the first width whose
+/// training error is zero (every repetition), else the first below 1%, else the widest half.
+fn past_fit(rows: &[&SummaryRow]) -> Option<(usize, String)> {
+    let first = |ok: &dyn Fn(f64) -> bool| rows.iter().find(|r| ok(r.train_error.mean));
+    if let Some(r) = first(&|e| e == 0.0) {
+        return Some((r.hidden, format!("training error 0 from H = {}", r.hidden)));
+    }
+    if let Some(r) = first(&|e| e < 0.01) {
+        return Some((
+            r.hidden,
+            format!("training error < 1% from H = {}", r.hidden),
+        ));
+    }
+    let r = rows.get(rows.len() / 2)?;
+    Some((r.hidden, format!("the widest half, from H = {}", r.hidden)))
+}
+
+/// The paper's figure: per group, training and both test errors against H, and below it the
+/// test errors alone from where the training error reaches zero, on their own scale (the
+/// effect in question is a fraction of a point there); that width is marked on both.
+fn error_panels(summary: &Summary) -> Vec<Panel> {
+    let mut full = Vec::new();
+    let mut zoomed = Vec::new();
+    for (key, title) in groups(summary) {
+        let rows: Vec<&SummaryRow> = summary
+            .rows
+            .iter()
+            .filter(|r| (r.variant, r.condition) == key)
+            .collect();
+        let curves = |rows: &[&SummaryRow], which: &[Curve]| -> Vec<Series> {
+            which
+                .iter()
+                .map(|&(label, color, get)| curve(rows, label, get, 100.0).colored(color))
+                .collect()
+        };
+        let mut panel = h_panel(
+            title.clone(),
+            "error (%)",
+            false,
+            curves(&rows, &ERROR_CURVES),
+        );
+        let Some((from, mark)) = past_fit(&rows) else {
+            full.push(panel);
+            continue;
+        };
+        panel.x_marks.push((mark.clone(), from as f64));
+        full.push(panel);
+        let past: Vec<&SummaryRow> = rows.iter().copied().filter(|r| r.hidden >= from).collect();
+        let zoom_title = format!("{title}: test error from H = {from}");
+        let mut zoom = h_panel(
+            zoom_title,
+            "test error (%)",
+            false,
+            curves(&past, &ERROR_CURVES[1..]),
+        );
+        zoom.x_marks.push((mark, from as f64));
+        zoom.new_row = zoomed.is_empty();
+        zoomed.push(zoom);
+    }
+    full.extend(zoomed);
+    full
 }
 
 /// What the grid figure compares across points: (title, y label, log y, statistic, scale).
@@ -195,7 +255,7 @@ pub fn draw(
         (
             "errors",
             format!("{name}: {dataset}, error vs hidden units"),
-            panels(summary, &ERROR_CURVES, "error (%)", false),
+            error_panels(summary),
         ),
         (
             "norms",

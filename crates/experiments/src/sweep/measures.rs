@@ -100,6 +100,21 @@ pub struct MeasureRow {
     pub psi: Option<f64>,
     /// τ_b with the gap within each condition.
     pub within: Vec<(Condition, Option<f64>)>,
+    /// The measure has one value for every run: it ranks nothing.
+    pub constant: bool,
+}
+
+/// The measures that are not part of the figure: the axis itself and a multiple of it.
+const NOT_DRAWN: [&str; 2] = ["hidden units H", "parameters"];
+
+/// Whether `values` are all the same (to a relative 1e-9).
+fn is_constant(values: &[f64]) -> bool {
+    let Some(first) = values.first() else {
+        return false;
+    };
+    values
+        .iter()
+        .all(|v| (v - first).abs() <= 1e-9 * first.abs().max(f64::MIN_POSITIVE))
 }
 
 /// The runs that stand for a condition at an H: all of them, except that the weight-decay
@@ -173,6 +188,7 @@ fn row(
         granulated_condition: per_axis[1],
         psi,
         within,
+        constant: is_constant(&column(0)),
     }
 }
 
@@ -283,37 +299,75 @@ pub fn markdown(name: &str, ranking: &Ranking) -> String {
         }
         of.sort_by(by_strength);
         let _ = write!(s, "\n## Networks {}\n\n", network.name());
-        s.push_str(&table(&of));
+        let (constant, ranked): (Vec<&MeasureRow>, Vec<&MeasureRow>) =
+            of.into_iter().partition(|r| r.constant);
+        if !ranked.is_empty() {
+            s.push_str(&table(&ranked));
+        }
+        s.push_str(&notes(&ranked, &constant));
     }
     s
 }
 
-/// One network kind's table.
+/// What the table leaves out or counts short, said in words.
+fn notes(ranked: &[&MeasureRow], constant: &[&MeasureRow]) -> String {
+    let mut s = String::new();
+    if !constant.is_empty() {
+        let names: Vec<&str> = constant.iter().map(|r| r.measure).collect();
+        let _ = write!(
+            s,
+            "\nThe same for every network, so left out (it ranks nothing): {}.\n",
+            names.join(", ")
+        );
+    }
+    let most = ranked.iter().map(|r| r.runs).max().unwrap_or(0);
+    let short: Vec<String> = ranked
+        .iter()
+        .filter(|r| r.runs < most)
+        .map(|r| format!("{} ({})", r.measure, r.runs))
+        .collect();
+    if !short.is_empty() {
+        let _ = write!(
+            s,
+            "\nFewer than {most} runs: {}. These measures divide by the margin γ (the 10th percentile of the training margins) and are undefined where γ ≤ 0, i.e. where at least a tenth of the training examples are misclassified or on the boundary.\n",
+            short.join(", ")
+        );
+    }
+    s
+}
+
+/// One network kind's table. With one condition, the columns that would repeat another (τ
+/// within it is τ_b gap, Ψ is τ over H) or stay empty (τ over condition) are left out.
 fn table(rows: &[&MeasureRow]) -> String {
     let conditions: Vec<&str> = rows[0].within.iter().map(|w| w.0.name()).collect();
+    let several = conditions.len() > 1;
+    let mut header = vec!["measure", "runs", "τ_b test error", "τ_b gap", "Ψ gap"];
+    if several {
+        header.extend(["τ over H", "τ over condition"]);
+    }
+    let within: Vec<String> = conditions.iter().map(|c| format!("τ_b gap, {c}")).collect();
+    let mut header: Vec<String> = header.into_iter().map(String::from).collect();
+    if several {
+        header.extend(within);
+    }
     let mut s = format!(
-        "| measure | runs | τ_b test error | τ_b gap | Ψ gap | τ over H | τ over condition | {} |\n|---|---|---|---|---|---|---|{}\n",
-        conditions
-            .iter()
-            .map(|c| format!("τ_b gap, {c}"))
-            .collect::<Vec<_>>()
-            .join(" | "),
-        "---|".repeat(conditions.len())
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
     );
     for r in rows {
-        let within: Vec<String> = r.within.iter().map(|w| cell(w.1)).collect();
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.measure,
-            r.runs,
+        let mut cells = vec![
+            r.measure.to_string(),
+            r.runs.to_string(),
             cell(r.tau_test_error),
             cell(r.tau_gap),
             cell(r.psi),
-            cell(r.granulated_hidden),
-            cell(r.granulated_condition),
-            within.join(" | ")
-        );
+        ];
+        if several {
+            cells.extend([cell(r.granulated_hidden), cell(r.granulated_condition)]);
+            cells.extend(r.within.iter().map(|w| cell(w.1)));
+        }
+        let _ = writeln!(s, "| {} |", cells.join(" | "));
     }
     s
 }
@@ -341,7 +395,8 @@ pub fn figure(
     curves.sort_by_key(|(v, c, _)| (*c, *v));
     let panels = MEASURES
         .iter()
-        .map(|&(measure, get)| {
+        .filter(|(measure, _)| !NOT_DRAWN.contains(measure))
+        .filter_map(|&(measure, get)| {
             let series: Vec<Series> = curves
                 .iter()
                 .enumerate()
@@ -370,7 +425,10 @@ pub fn figure(
             let (lo, hi) = values
                 .iter()
                 .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-            Panel {
+            // A measure that is the same at every width has nothing to show (one width
+            // shows what it has).
+            let flat = values.len() > 1 && is_constant(&values);
+            (!values.is_empty() && !flat).then(|| Panel {
                 title: measure.into(),
                 x_label: "hidden units H".into(),
                 y_label: String::new(),
@@ -378,7 +436,7 @@ pub fn figure(
                 log_y: lo > 0.0 && hi / lo > 100.0,
                 series,
                 ..Panel::default()
-            }
+            })
         })
         .collect();
     (
@@ -403,6 +461,7 @@ mod tests {
             granulated_condition: None,
             psi,
             within: Vec::new(),
+            constant: false,
         }
     }
 
@@ -423,5 +482,59 @@ mod tests {
         assert!(at("strong") < at("weak") && at("weak") < at("undefined"));
         assert!(text.contains("| -0.8000 |"), "the sign is kept: {text}");
         assert!(!text.contains("diverged"), "{text}");
+    }
+
+    #[test]
+    fn constant_measures_short_rows_and_repeated_columns_are_said_not_shown() {
+        let mut flat = row("flat", Some(0.0));
+        flat.constant = true;
+        let mut short = row("over margin", Some(0.3));
+        short.runs = 3;
+        let mut rows = vec![row("strong", Some(0.5)), flat, short];
+        for r in &mut rows {
+            r.within = vec![(Condition::Plain, Some(0.1))];
+        }
+        let text = markdown(
+            "x",
+            &Ranking {
+                rows: rows.clone(),
+                diverged: Vec::new(),
+            },
+        );
+        assert!(!text.contains("| flat |"), "{text}");
+        assert!(
+            text.contains("left out (it ranks nothing): flat."),
+            "{text}"
+        );
+        assert!(
+            text.contains("Fewer than 4 runs: over margin (3)."),
+            "{text}"
+        );
+        assert!(
+            !text.contains("τ over condition") && !text.contains("τ_b gap, plain"),
+            "{text}"
+        );
+        // With two conditions every column is there.
+        for r in &mut rows {
+            r.within.push((Condition::Censored, Some(0.2)));
+        }
+        let text = markdown(
+            "x",
+            &Ranking {
+                rows,
+                diverged: Vec::new(),
+            },
+        );
+        assert!(
+            text.contains("τ over condition") && text.contains("τ_b gap, censored"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_constant_measure_is_one_within_a_relative_billionth() {
+        assert!(is_constant(&[1.0, 1.0 + 1e-12, 1.0]));
+        assert!(!is_constant(&[1.0, 1.001]));
+        assert!(!is_constant(&[]));
     }
 }

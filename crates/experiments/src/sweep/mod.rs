@@ -18,6 +18,7 @@ mod recompute;
 mod summary;
 mod vary;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -323,16 +324,16 @@ impl Sweep {
         let cache = censor_dir(&ctx.dir, config, full, &key);
         let stop = || ctx.progress.stop_requested();
         let Some(_lock) = crate::lock::wait_lock(&cache.with_extension("lock"), &stop)? else {
-            return Err(ExperimentError::Censoring(
-                "interrupted while waiting for another process's censoring labels".into(),
+            return Err(ExperimentError::Interrupted(
+                "while waiting for another process's censoring labels".into(),
             ));
         };
         let mut progress = CensorProgress(ctx);
         let Some((labels, info)) =
             censor_labels(config, full, (&cache, &key), ctx.device, &mut progress)?
         else {
-            return Err(ExperimentError::Censoring(
-                "interrupted while training the censoring network; nothing was cached".into(),
+            return Err(ExperimentError::Interrupted(
+                "while training the censoring network (nothing was cached)".into(),
             ));
         };
         let ties = info.ties.map_or(String::new(), |t| {
@@ -438,7 +439,7 @@ impl Progress for CensorProgress<'_> {
         if r.epoch.is_multiple_of(10) {
             self.0
                 .progress
-                .note(&format!("  censoring network, {}", r.summary_line()));
+                .note(&format!("  censoring network, {}", r.training_line()));
         }
     }
     fn stop_requested(&self) -> bool {
@@ -483,6 +484,32 @@ impl Experiment for Sweep {
             (Some(r), Some(run)) => outcome_settings(&r.config) != outcome_settings(&run.config),
             _ => false,
         }
+    }
+
+    fn extends(&self, recorded: &str, dir: &Path) -> bool {
+        let path = dir.join(crate::store::EXPERIMENT_FILE);
+        let Ok(old) = ExperimentConfig::from_recorded(recorded, &path) else {
+            return false;
+        };
+        // What decides each planned run's result: its settings and, censored, its labels.
+        let decided = |config: &ExperimentConfig| {
+            let censors = config.censor_configs();
+            config
+                .plan(dir)
+                .into_iter()
+                .map(|r| {
+                    let labels = r
+                        .condition
+                        .is_censored()
+                        .then(|| censors[r.variant].clone());
+                    (r.dir, (outcome_settings(&r.config), labels))
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let new = decided(&self.config);
+        decided(&old)
+            .iter()
+            .all(|(dir, run)| new.get(dir) == Some(run))
     }
 
     fn load(&mut self, ctx: &Context) -> Result<(), ExperimentError> {
@@ -574,7 +601,17 @@ impl Experiment for Sweep {
             warnings: Vec::new(),
         };
         let dataset = self.config.base.data.dataset.name();
-        figures::draw(dir, &c.summary, &self.config.name, &dataset, &mut finalized)?;
+        // A partial folder's figures say so in their titles.
+        let finished = c.results.iter().flatten().count();
+        let name = match finished == c.runs.len() {
+            true => self.config.name.clone(),
+            false => format!(
+                "{} (PARTIAL: {finished} of {} runs)",
+                self.config.name,
+                c.runs.len()
+            ),
+        };
+        figures::draw(dir, &c.summary, &name, &dataset, &mut finalized)?;
         if let Some((_, measured)) = self.write_measures(dir, &c)? {
             finalized.files.extend(measured.files);
             finalized.warnings.extend(measured.warnings);

@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use realbias_train::config::TrainConfig;
+use realbias_train::config::{MAX_FOLDER_NAME, TrainConfig};
 
-use super::config::{Condition, ExperimentConfig, SweepConfig};
+use super::config::{Condition, ExperimentConfig, SweepConfig, censor_config};
+use super::vary::Variant;
 
 /// One run of a sweep.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,5 +127,56 @@ impl ExperimentConfig {
             }
         }
         runs
+    }
+
+    /// Problems of grid points that would not be different points (two whose runs and
+    /// censoring network are the same but for their names, or whose folders clash) or whose
+    /// folder cannot be made.
+    pub(super) fn point_problems(&self) -> Vec<String> {
+        let runs: Vec<Vec<TrainConfig>> = self.variants.iter().map(|v| self.trained(v)).collect();
+        let mut problems = Vec::new();
+        for (j, later) in self.variants.iter().enumerate() {
+            let dir = later.dir_name();
+            if dir.len() > MAX_FOLDER_NAME {
+                problems.push(format!(
+                    "sweep.vary: the folder of the point {} would be {} bytes long, more than the {MAX_FOLDER_NAME} a file system takes: use shorter values or fewer axes",
+                    later.label(),
+                    dir.len()
+                ));
+            }
+            for (i, earlier) in self.variants[..j].iter().enumerate() {
+                let why = if runs[i] == runs[j] {
+                    "train identical runs (their values are equal once read, or no run uses them)"
+                        .to_string()
+                } else if earlier.dir_name() == later.dir_name() {
+                    format!("share the folder {}", later.dir_name())
+                } else {
+                    continue;
+                };
+                problems.push(format!(
+                    "sweep.vary: the points {} and {} {why}",
+                    earlier.label(),
+                    later.label()
+                ));
+                break;
+            }
+        }
+        problems
+    }
+
+    /// Every config a point trains (its runs, its censoring network), names left out.
+    fn trained(&self, variant: &Variant) -> Vec<TrainConfig> {
+        let point = (0, Vec::new(), String::new());
+        let (base, sweep) = (&variant.base, &variant.sweep);
+        let mut configs: Vec<TrainConfig> = self
+            .plan_point(base, sweep, Path::new(""), point)
+            .into_iter()
+            .map(|r| r.config)
+            .collect();
+        if sweep.conditions.iter().any(|c| c.is_censored()) {
+            configs.extend(censor_config(&self.name, base, sweep));
+        }
+        configs.iter_mut().for_each(|c| c.name = None);
+        configs
     }
 }
