@@ -57,14 +57,24 @@ fn curve(rows: &[&SummaryRow], label: &str, get: fn(&SummaryRow) -> Stat, scale:
     Series::new(label, points, Mark::Line).with_errors(errors)
 }
 
-/// A panel against H on a log2 axis.
+/// A panel against H on a log2 axis; `log_y` asks for a log y axis, which it gets where the
+/// curves span more than two decades (on less, a linear axis reads better).
 fn h_panel(title: String, y_label: &str, log_y: bool, series: Vec<Series>) -> Panel {
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let decades = log_y && lo > 0.0 && hi / lo > 100.0;
+    let y_label = match decades || !log_y {
+        true => y_label.to_string(),
+        false => y_label.replace(" (log scale)", ""),
+    };
     Panel {
         title,
         x_label: "hidden units H".into(),
-        y_label: y_label.into(),
+        y_label,
         log2_x: true,
-        log_y,
+        log_y: decades,
         series,
         // Errors fall with H (upper right is free); norms and counts grow.
         legend_left: log_y,
