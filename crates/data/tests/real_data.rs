@@ -1,6 +1,6 @@
-//! The readers on the real files in `../shared/datasets` (or `REALBIAS_DATA`).
-//!
-//! Skipped with a message when the folder is absent, unless `REALBIAS_REQUIRE_DATA=1` (CI).
+//! The readers on the real files in `REALBIAS_DATA` (else `../shared/datasets`). Ignored by a
+//! plain `cargo test` (listed with the reason); `-- --include-ignored` runs them, and then a
+//! missing folder fails them.
 
 use std::path::PathBuf;
 
@@ -8,26 +8,25 @@ use realbias_data::{
     DATA_ENV, Dataset, DatasetInfo, DatasetSource, FeatureOptions, PAPER_VALIDATION,
 };
 
-fn data_dir(dataset: &str) -> Option<PathBuf> {
+/// The real-data folder holding `dataset/`; a test that asked for it fails without it.
+fn data_dir(dataset: &str) -> PathBuf {
     let dir = std::env::var_os(DATA_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
         });
-    if dir.join(dataset).is_dir() {
-        return Some(dir);
-    }
-    let msg = format!("real-data test skipped: no {dataset}/ in {}", dir.display());
-    if std::env::var("REALBIAS_REQUIRE_DATA").is_ok_and(|v| v == "1") {
-        panic!("{msg} (REALBIAS_REQUIRE_DATA=1)");
-    }
-    eprintln!("{msg}; set {DATA_ENV} to run it");
-    None
+    assert!(
+        dir.join(dataset).is_dir(),
+        "no {dataset}/ in {}: set {DATA_ENV} to the real datasets' folder",
+        dir.display()
+    );
+    dir
 }
 
 #[test]
+#[ignore = "needs the real MNIST files (REALBIAS_DATA); run with -- --include-ignored"]
 fn mnist_has_the_paper_splits_and_official_class_counts() {
-    let Some(dir) = data_dir("mnist") else { return };
+    let dir = data_dir("mnist");
     let raw = DatasetSource::Mnist.load(&dir).unwrap();
     assert_eq!((raw.train.len(), raw.test.len()), (60_000, 10_000));
     let d = Dataset::from_raw(&raw, &FeatureOptions::default(), PAPER_VALIDATION).unwrap();
@@ -60,10 +59,9 @@ fn mnist_has_the_paper_splits_and_official_class_counts() {
 }
 
 #[test]
+#[ignore = "needs the real CIFAR-10 files (REALBIAS_DATA); run with -- --include-ignored"]
 fn cifar10_has_the_paper_splits_and_balanced_test_classes() {
-    let Some(dir) = data_dir("cifar10") else {
-        return;
-    };
+    let dir = data_dir("cifar10");
     let raw = DatasetSource::Cifar10.load(&dir).unwrap();
     assert_eq!((raw.train.len(), raw.test.len()), (50_000, 10_000));
     let d = Dataset::from_raw(&raw, &FeatureOptions::default(), PAPER_VALIDATION).unwrap();
