@@ -55,6 +55,7 @@ enum Command {
     /// Which complexity measure ranks a sweep's networks like their generalization (Kendall's
     /// τ, granulated τ): writes measures.csv, measures.md and the figure, from saved results.
     Measures {
+        /// The experiment folder (OUT/<experiment>) of a width sweep.
         dir: std::path::PathBuf,
         /// First compute every finished run's measures again from its saved networks
         /// (network.safetensors) and its data, no training, and rewrite its result.json.
@@ -66,7 +67,10 @@ enum Command {
     /// An experiment as a Slurm job chain: prepare, a job array of shards, finalize.
     Slurm(slurm::SlurmArgs),
     /// Units planned / finished / claimed (by whom) / failed in an experiment folder.
-    Status { dir: std::path::PathBuf },
+    Status {
+        /// The experiment folder (OUT/<experiment>).
+        dir: std::path::PathBuf,
+    },
     /// Training throughput of the real training path on synthetic data, against this
     /// machine's measured matrix-multiply peak.
     Bench(bench::BenchArgs),
@@ -112,4 +116,33 @@ fn error_chain(e: &anyhow::Error) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// The arguments of `command` and its subcommands without a help line, as `path: --arg`.
+    fn undocumented(command: &clap::Command, path: &str) -> Vec<String> {
+        let here = format!("{path} {}", command.get_name());
+        let mut missing: Vec<String> = command
+            .get_arguments()
+            .filter(|a| !["help", "version"].contains(&a.get_id().as_str()))
+            .filter(|a| a.get_help().is_none())
+            .map(|a| format!("{here}: {}", a.get_id()))
+            .collect();
+        if command.get_about().is_none() && !path.is_empty() {
+            missing.push(format!("{here}: (no about)"));
+        }
+        for sub in command.get_subcommands() {
+            missing.extend(undocumented(sub, &here));
+        }
+        missing
+    }
+
+    #[test]
+    fn every_command_and_argument_has_help() {
+        let missing = undocumented(&super::Cli::command(), "");
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
 }

@@ -46,7 +46,16 @@ fn train_writes_result_and_history_and_refuses_to_overwrite() {
     );
     let stdout = String::from_utf8_lossy(&status.stdout);
     let backend = realbias_train::backend::backend_name();
-    assert!(stdout.contains(&format!("backend {backend} (")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("backend {backend} on the ")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Device<"), "no Debug value: {stdout}");
+    assert!(
+        stdout.contains("% at the epoch cap")
+            && stdout.contains("zero training error first at epoch 1"),
+        "5 epochs end at the cap: {stdout}"
+    );
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("epoch ")).count(),
         6,
@@ -270,6 +279,16 @@ fn the_dry_run_says_what_the_run_would_do() {
     let dry = succeed(&mut run(&["--dry-run"]));
     let text = String::from_utf8_lossy(&dry.stdout);
     assert!(text.contains("0 finished already, 2 to train"), "{text}");
+    // Totals per condition and H, an estimate, and no per-unit list unless asked.
+    assert!(
+        text.contains("| |H=2|H=4|") && text.contains("| plain |1/1|1/1|"),
+        "{text}"
+    );
+    assert!(text.contains("estimated time, at most"), "{text}");
+    assert!(!text.contains("plain H=2 rep 0"), "{text}");
+    let verbose = succeed(&mut run(&["--dry-run", "--verbose"]));
+    let listed = String::from_utf8_lossy(&verbose.stdout);
+    assert!(listed.contains("plain H=2 rep 0  to train"), "{listed}");
     assert!(!runs.exists(), "a dry run writes nothing");
     succeed(&mut run(&[]));
     // More repetitions keep every finished run as it is: the folder grows, no --force.
@@ -1072,6 +1091,21 @@ fn a_stop_while_the_censoring_network_trains_exits_130_and_caches_nothing() {
         ),
     )
     .unwrap();
+    let dry = succeed(
+        realbias()
+            .arg("run")
+            .arg(&config)
+            .arg("--out")
+            .arg(&runs)
+            .arg("--dry-run"),
+    );
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        text.contains(
+            "censoring network H0 = 2 on all 240 examples, up to 1000000 epochs: to train first"
+        ),
+        "the dry run names the work before the units: {text}"
+    );
     let child = realbias()
         .arg("run")
         .arg(&config)

@@ -59,6 +59,8 @@ pub enum ExperimentError {
         #[source]
         source: std::io::Error,
     },
+    #[error("timing this machine for the dry run's estimate: {0}")]
+    Timing(String),
     #[error("cannot build a pool of {threads} threads: {message}")]
     Pool { threads: usize, message: String },
 }

@@ -55,6 +55,25 @@ pub trait Experiment: Sync {
     /// Whether a finished unit's result would differ under this config (`config_changed`:
     /// the folder was made by another config). Stale results are discarded under `--force`.
     fn stale(&self, unit: &Unit, config_changed: bool) -> bool;
+    /// Lines a dry run prints about the plan beyond its totals (a table per condition and H,
+    /// the shared work it would do first); none without an override.
+    fn describe_plan(
+        &self,
+        _units: &[(Unit, bool)],
+        _dir: &Path,
+    ) -> Result<Vec<String>, ExperimentError> {
+        Ok(Vec::new())
+    }
+    /// The estimated seconds of each of `units` on `threads` threads, from a short timing on
+    /// this machine; `None` where the kind has no estimate.
+    fn estimate(
+        &self,
+        _units: &[&Unit],
+        _ctx: &Context,
+        _threads: usize,
+    ) -> Result<Option<Vec<f64>>, ExperimentError> {
+        Ok(None)
+    }
     /// Whether this config plans every unit of the folder's `recorded` config, each exactly
     /// as that one did (a sweep grown by repetitions, widths, conditions or grid points):
     /// the folder then grows without `--force`. Without an override, never.
@@ -251,6 +270,11 @@ pub struct DryRun {
     pub claim: Claim,
     /// Each unit with `true` when the run would keep its saved result.
     pub units: Vec<(Unit, bool)>,
+    /// What the kind says about the plan ([`Experiment::describe_plan`]).
+    pub description: Vec<String>,
+    /// Estimated seconds of one thread-pool's work for the units to train (the sum over
+    /// them), where the kind estimates.
+    pub estimate: Option<f64>,
 }
 
 impl DryRun {
@@ -281,15 +305,25 @@ pub fn dry_run(
     let units = exp.plan(&ctx.dir);
     let kept = kept(exp, &units, claim, options.force);
     let mine = in_shard(&units, options.shard);
+    let units: Vec<(Unit, bool)> = units
+        .into_iter()
+        .zip(kept)
+        .zip(mine)
+        .filter_map(|(u, m)| m.then_some(u))
+        .collect();
+    let to_train: Vec<&Unit> = units.iter().filter(|(_, k)| !k).map(|(u, _)| u).collect();
+    let estimate = match to_train.is_empty() {
+        true => None,
+        false => exp
+            .estimate(&to_train, ctx, options.threads)?
+            .map(|s| s.iter().sum()),
+    };
     Ok(DryRun {
         dir: ctx.dir.clone(),
         claim,
-        units: units
-            .into_iter()
-            .zip(kept)
-            .zip(mine)
-            .filter_map(|(u, m)| m.then_some(u))
-            .collect(),
+        description: exp.describe_plan(&units, &ctx.dir)?,
+        units,
+        estimate,
     })
 }
 

@@ -95,8 +95,13 @@ fn wgpu_device() -> Result<Device, BackendError> {
 /// A one-line description for the start of every run.
 pub fn describe(device: &Device) -> String {
     let _ = Tensor::<1>::zeros([1], device); // make sure the device is initialized
+    // The backend as the user chose it (the cargo feature), and where it runs in words.
+    let place = match backend_name() {
+        "wgpu" => "the GPU (wgpu)",
+        _ => "the CPU",
+    };
     format!(
-        "backend {} ({device:?}), {} threads available",
+        "backend {} on {place}, {} threads available",
         backend_name(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     )

@@ -38,12 +38,15 @@ pub enum DataCommand {
     },
     /// A PNG of original images beside their 10x10 versions.
     Preview {
+        /// mnist or cifar10
         dataset: DatasetSource,
+        /// The PNG to write.
         #[arg(long)]
         out: PathBuf,
         /// Number of examples.
         #[arg(long, default_value_t = 24)]
         count: usize,
+        /// Keep the colour channels (CIFAR-10) instead of grayscale.
         #[arg(long)]
         color: bool,
         #[command(flatten)]

@@ -30,9 +30,13 @@ pub struct RunArgs {
     /// Threads per run (default: cores / jobs).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
-    /// Check everything and print what the run would do, then exit.
+    /// Check everything and print what the run would do (units per condition and H, shared
+    /// work, an estimate of the time), then exit.
     #[arg(long)]
     dry_run: bool,
+    /// With --dry-run: also list every unit.
+    #[arg(long)]
+    verbose: bool,
     /// Reuse a folder made by a different config (results it would not produce are retrained).
     #[arg(long)]
     force: bool,
@@ -86,7 +90,7 @@ pub fn command(args: RunArgs) -> Result<()> {
         let plan = with_fetch(&args.dir, || {
             Ok(experiment::dry_run(exp.as_mut(), &options, &ctx)?)
         })?;
-        return print_dry_run(exp.as_ref(), &plan, &options);
+        return print_dry_run(exp.as_ref(), &plan, &options, args.verbose);
     }
     println!("experiment {} -> {}", exp.name(), dir.display());
     println!("{}", backend::describe(&device));
@@ -163,10 +167,25 @@ fn unfinalized(args: &RunArgs, report: &ExperimentReport) -> Result<()> {
 }
 
 /// Prints the plan; a closed pipe (`| head`) ends the listing quietly.
-fn print_dry_run(exp: &dyn Experiment, plan: &DryRun, options: &ExperimentOptions) -> Result<()> {
-    match write_dry_run(&mut std::io::stdout().lock(), exp, plan, options) {
+fn print_dry_run(
+    exp: &dyn Experiment,
+    plan: &DryRun,
+    options: &ExperimentOptions,
+    verbose: bool,
+) -> Result<()> {
+    match write_dry_run(&mut std::io::stdout().lock(), exp, plan, options, verbose) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
+    }
+}
+
+/// `seconds` as `1 h 05 min`, `12 min`, or `40 s`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s.div_ceil(60)),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
     }
 }
 
@@ -175,6 +194,7 @@ fn write_dry_run(
     exp: &dyn Experiment,
     plan: &DryRun,
     options: &ExperimentOptions,
+    verbose: bool,
 ) -> std::io::Result<()> {
     let claim = match plan.claim {
         Claim::New => "a new folder",
@@ -188,23 +208,39 @@ fn write_dry_run(
         exp.name(),
         plan.dir.display()
     )?;
-    let total_cost: f64 = plan.units.iter().map(|(u, _)| u.cost).sum();
-    let to_train: f64 = plan
-        .units
-        .iter()
-        .filter(|(_, k)| !k)
-        .map(|(u, _)| u.cost)
-        .sum();
     writeln!(
         out,
-        "plan: {} units ({} finished already, {} to train, ~{:.0}% of the estimated cost), {} at a time with {} thread(s) each",
+        "plan: {} units ({} finished already, {} to train), {} at a time with {} thread(s) each",
         plan.units.len(),
         plan.units.len() - plan.to_train(),
         plan.to_train(),
-        100.0 * to_train / total_cost.max(f64::MIN_POSITIVE),
         options.jobs,
         options.threads
     )?;
+    for line in &plan.description {
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    if let Some(seconds) = plan.estimate {
+        // The jobs share the cores: N at once take about 1/N of the time, no less.
+        let wall = seconds / options.jobs as f64;
+        writeln!(
+            out,
+            "estimated time, at most (every run to its epoch cap; converged runs stop sooner): {} of training, about {} with --jobs {} (an estimate from one timed epoch per width on this machine)",
+            duration(seconds),
+            duration(wall),
+            options.jobs
+        )?;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if plan.to_train() > 1 && options.jobs < cores {
+        writeln!(
+            out,
+            "hint: --jobs {cores} trains {cores} runs at once, one per core (usually faster than threads within a run)"
+        )?;
+    }
+    if !verbose {
+        return writeln!(out, "(--verbose lists every unit)");
+    }
     for (unit, kept) in &plan.units {
         let status = if *kept { "finished" } else { "to train" };
         writeln!(

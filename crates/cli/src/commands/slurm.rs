@@ -28,8 +28,10 @@ pub struct SlurmArgs {
     /// Time limit per shard (Slurm's format, e.g. 4:00:00).
     #[arg(long, default_value = "24:00:00")]
     time: String,
+    /// The partition (queue) every job asks for.
     #[arg(long)]
     partition: Option<String>,
+    /// The account every job is charged to.
     #[arg(long)]
     account: Option<String>,
     /// Another `#SBATCH` line for every job, e.g. --extra '--mem=8G' (repeatable).

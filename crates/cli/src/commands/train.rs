@@ -136,8 +136,15 @@ pub fn command(args: TrainArgs) -> Result<()> {
 }
 
 fn print_result(r: &TrainingResult) {
+    // The final network is "at convergence" only where the stop rule fired.
+    let when = match r.stop_reason {
+        StopReason::Converged => "at convergence",
+        StopReason::MaxEpochs => "at the epoch cap",
+        StopReason::Interrupted => "when stopped",
+        StopReason::Diverged => "when it diverged",
+    };
     println!(
-        "stopped ({:?}) after {} epochs in {:.1}s: train error {:.2}%, test error {:.2}% at convergence, {:.2}% with early stopping (epoch {}); zero training error first at epoch {}",
+        "stopped ({:?}) after {} epochs in {:.1}s: train error {:.2}%, test error {:.2}% {when}, {:.2}% with early stopping (epoch {}); zero training error {}",
         r.stop_reason,
         r.epochs,
         r.wall_seconds,
@@ -146,6 +153,6 @@ fn print_result(r: &TrainingResult) {
         100.0 * r.early_stop_test_error,
         r.early_stop_epoch,
         r.epochs_to_zero_train_error
-            .map_or("never".into(), |e| e.to_string())
+            .map_or("never reached".into(), |e| format!("first at epoch {e}"))
     );
 }

@@ -2,8 +2,8 @@
 //!
 //! The paper's protocol measures the *full* training and validation splits after every epoch,
 //! which Burn's per-batch metrics cannot express, so the loop drives Burn's renderer directly:
-//! one point per epoch for the full-split loss, error and the group norm `Σ‖u_h‖‖v_h‖`, and the
-//! batch progress within the epoch. Stopping from the dashboard stops within a mini-batch (the checkpoint keeps the run).
+//! one point per epoch for the full-split losses, errors and the group norm `Σ‖u_h‖‖v_h‖`, and
+//! the batch progress within the epoch. Stopping from the dashboard stops within a mini-batch (the checkpoint keeps the run).
 
 use std::sync::Arc;
 
@@ -27,8 +27,10 @@ struct Metric {
 pub struct TuiDashboard {
     tui: TuiMetricsRendererWrapper,
     interrupter: Interrupter,
-    loss: Metric,
-    error: Metric,
+    /// (training split, validation split). Burn's plot advances its x by one per value a
+    /// metric receives, whatever the split: one metric per split keeps x = the epoch.
+    loss: (Metric, Metric),
+    error: (Metric, Metric),
     group_norm: Metric,
     in_epoch: bool,
 }
@@ -73,17 +75,21 @@ impl TuiDashboard {
     pub fn new(label: &str, max_epochs: usize) -> Self {
         let interrupter = Interrupter::new();
         let mut tui = TuiMetricsRendererWrapper::new(interrupter.clone(), None);
-        let loss = register(
-            &mut tui,
-            "Loss (full split)",
+        let mut both = |name: &str, unit: &'static str, what: &str| {
+            (
+                register(&mut tui, &format!("{name} (training split)"), unit, what),
+                register(&mut tui, &format!("{name} (validation split)"), unit, what),
+            )
+        };
+        let loss = both(
+            "Loss",
             "",
-            "mean cross-entropy over the whole split",
+            "mean cross-entropy over the whole split, per epoch",
         );
-        let error = register(
-            &mut tui,
-            "Error (full split)",
+        let error = both(
+            "Error",
             " %",
-            "classification error over the whole split",
+            "classification error over the whole split, per epoch",
         );
         let group_norm = register(
             &mut tui,
@@ -116,16 +122,16 @@ impl TuiDashboard {
             self.tui.end_split();
             self.in_epoch = false;
         }
-        self.tui.update_train(state(&self.loss, r.train_loss));
-        self.tui
-            .update_train(state(&self.error, 100.0 * r.train_error));
-        self.tui.update_train(state(&self.group_norm, r.group_norm));
-        self.tui.start_split("valid", 1);
-        self.tui.update_valid(state(&self.loss, r.validation_loss));
-        self.tui
-            .update_valid(state(&self.error, 100.0 * r.validation_error));
-        self.tui.update_split(1);
-        self.tui.end_split();
+        // Every value once per epoch, each metric its own: the plots' x axis counts epochs.
+        for (metric, value) in [
+            (&self.loss.0, r.train_loss),
+            (&self.loss.1, r.validation_loss),
+            (&self.error.0, 100.0 * r.train_error),
+            (&self.error.1, 100.0 * r.validation_error),
+            (&self.group_norm, r.group_norm),
+        ] {
+            self.tui.update_train(state(metric, value));
+        }
     }
 
     /// True once the user asked the dashboard to stop.

@@ -10,6 +10,7 @@
 
 mod censor;
 mod config;
+mod estimate;
 mod figures;
 mod measures;
 mod paired;
@@ -484,6 +485,25 @@ impl Experiment for Sweep {
             (Some(r), Some(run)) => outcome_settings(&r.config) != outcome_settings(&run.config),
             _ => false,
         }
+    }
+
+    fn describe_plan(
+        &self,
+        units: &[(Unit, bool)],
+        dir: &Path,
+    ) -> Result<Vec<String>, ExperimentError> {
+        let mut lines = vec![self.plan_table(units)];
+        lines.extend(self.censor_work(dir)?);
+        Ok(lines)
+    }
+
+    fn estimate(
+        &self,
+        units: &[&Unit],
+        ctx: &Context,
+        threads: usize,
+    ) -> Result<Option<Vec<f64>>, ExperimentError> {
+        Ok(Some(self.estimate_seconds(units, ctx.device, threads)?))
     }
 
     fn extends(&self, recorded: &str, dir: &Path) -> bool {
