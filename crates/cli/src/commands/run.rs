@@ -220,6 +220,28 @@ fn write_dry_run(
     for line in &plan.description {
         writeln!(out, "{}", line.trim_end())?;
     }
+    write_estimate(out, plan, options)?;
+    if !verbose {
+        return writeln!(out, "(--verbose lists every unit)");
+    }
+    for (unit, kept) in &plan.units {
+        let status = if *kept { "finished" } else { "to train" };
+        writeln!(
+            out,
+            "  {}  {status}  ({})",
+            unit.label,
+            unit.result.display()
+        )?;
+    }
+    Ok(())
+}
+
+/// The dry run's time estimate and the `--jobs` hint.
+fn write_estimate(
+    out: &mut impl Write,
+    plan: &DryRun,
+    options: &ExperimentOptions,
+) -> std::io::Result<()> {
     if let Some(seconds) = plan.estimate {
         // The jobs share the cores: N at once take about 1/N of the time, no less.
         let wall = seconds / options.jobs as f64;
@@ -236,18 +258,6 @@ fn write_dry_run(
         writeln!(
             out,
             "hint: --jobs {cores} trains {cores} runs at once, one per core (usually faster than threads within a run)"
-        )?;
-    }
-    if !verbose {
-        return writeln!(out, "(--verbose lists every unit)");
-    }
-    for (unit, kept) in &plan.units {
-        let status = if *kept { "finished" } else { "to train" };
-        writeln!(
-            out,
-            "  {}  {status}  ({})",
-            unit.label,
-            unit.result.display()
         )?;
     }
     Ok(())

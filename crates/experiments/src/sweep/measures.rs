@@ -396,54 +396,64 @@ pub fn figure(
     let panels = MEASURES
         .iter()
         .filter(|(measure, _)| !NOT_DRAWN.contains(measure))
-        .filter_map(|&(measure, get)| {
-            let series: Vec<Series> = curves
-                .iter()
-                .enumerate()
-                .map(|(i, (variant, c, label))| {
-                    let mut by_h: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-                    for ((p, r), k) in plan.iter().zip(results).zip(&keep) {
-                        let ours = p.condition == *c && p.variant == *variant;
-                        let value = r.as_ref().filter(|_| *k && ours).and_then(|r| {
-                            get(&r.measures.as_ref()?.at_convergence).filter(|v| v.is_finite())
-                        });
-                        if let Some(v) = value {
-                            by_h.entry(p.hidden).or_default().push(v);
-                        }
-                    }
-                    let points = by_h
-                        .iter()
-                        .map(|(h, v)| (*h as f64, v.iter().sum::<f64>() / v.len() as f64))
-                        .collect();
-                    Series::new(label, points, Mark::Line).colored(i)
-                })
-                .collect();
-            let values: Vec<f64> = series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.1))
-                .collect();
-            let (lo, hi) = values
-                .iter()
-                .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-            // A measure that is the same at every width has nothing to show (one width
-            // shows what it has).
-            let flat = values.len() > 1 && is_constant(&values);
-            (!values.is_empty() && !flat).then(|| Panel {
-                title: measure.into(),
-                x_label: "hidden units H".into(),
-                y_label: String::new(),
-                log2_x: true,
-                log_y: lo > 0.0 && hi / lo > 100.0,
-                series,
-                ..Panel::default()
-            })
-        })
+        .filter_map(|&measure| measure_panel(measure, &curves, plan, results, &keep))
         .collect();
     (
         "measures",
         format!("{name}: complexity measures of the final networks against H"),
         panels,
     )
+}
+
+/// One measure's panel: its mean over repetitions against H, one curve per (grid point,
+/// condition); `None` when it has no value or one value at every width.
+fn measure_panel(
+    (measure, get): (&'static str, Getter),
+    curves: &[(usize, Condition, String)],
+    plan: &[PlannedRun],
+    results: &[Option<TrainingResult>],
+    keep: &[bool],
+) -> Option<Panel> {
+    let series: Vec<Series> = curves
+        .iter()
+        .enumerate()
+        .map(|(i, (variant, c, label))| {
+            let mut by_h: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+            for ((p, r), k) in plan.iter().zip(results).zip(keep) {
+                let ours = p.condition == *c && p.variant == *variant;
+                let value = r.as_ref().filter(|_| *k && ours).and_then(|r| {
+                    get(&r.measures.as_ref()?.at_convergence).filter(|v| v.is_finite())
+                });
+                if let Some(v) = value {
+                    by_h.entry(p.hidden).or_default().push(v);
+                }
+            }
+            let points = by_h
+                .iter()
+                .map(|(h, v)| (*h as f64, v.iter().sum::<f64>() / v.len() as f64))
+                .collect();
+            Series::new(label, points, Mark::Line).colored(i)
+        })
+        .collect();
+    let values: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .collect();
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    // A measure that is the same at every width has nothing to show (one width
+    // shows what it has).
+    let flat = values.len() > 1 && is_constant(&values);
+    (!values.is_empty() && !flat).then(|| Panel {
+        title: measure.into(),
+        x_label: "hidden units H".into(),
+        y_label: String::new(),
+        log2_x: true,
+        log_y: lo > 0.0 && hi / lo > 100.0,
+        series,
+        ..Panel::default()
+    })
 }
 
 #[cfg(test)]
