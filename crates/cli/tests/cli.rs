@@ -390,6 +390,16 @@ fn plot_names_corrupt_results_marks_a_partial_folder_and_writes_nothing_when_non
     assert!(err.contains("1 of 2 units"), "{err}");
     let out = succeed(realbias().arg("report").arg(&dir).arg("--partial"));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("**PARTIAL"));
+    // The run trains the unit again; the complete folder loses its missing.txt.
+    succeed(realbias().arg("run").arg(&config).arg("--out").arg(&runs));
+    assert!(!dir.join("missing.txt").exists());
+    assert!(
+        !std::fs::read_to_string(dir.join("report.md"))
+            .unwrap()
+            .contains("PARTIAL")
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    std::fs::write(&corrupt, "{ torn").unwrap();
     std::fs::write(dir.join("plain/h4/rep0/result.json"), "").unwrap();
     let err = fails(realbias().arg("plot").arg(&dir));
     assert!(err.contains("no finished results"), "{err}");

@@ -378,7 +378,8 @@ pub fn run(
         .count();
     report.unclaimed = missing.len() - report.held_elsewhere;
     if report.complete && options.finalize {
-        report.finalized = Some(exp.finalize(&ctx.dir)?);
+        // Through finalize_folder: it also removes a missing.txt an earlier partial plot left.
+        report.finalized = Some(finalize_folder(exp, &ctx.dir)?.0);
     }
     Ok(report)
 }
