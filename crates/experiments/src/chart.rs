@@ -269,30 +269,6 @@ fn log_tick_label(y: f64) -> String {
     }
 }
 
-/// A vertical dashed line at plot coordinate `x`, the height of the panel.
-fn draw_x_mark<DB: DrawingBackend>(
-    chart: &mut Chart<DB>,
-    (label, x): &(String, f64),
-    color: RGBColor,
-) -> Result<(), String> {
-    let range = chart.y_range();
-    let (a, b) = (range.start, range.end);
-    let dashes: Vec<PathElement<(f64, f64)>> = (0..30)
-        .filter(|j| j % 2 == 0)
-        .map(|j| {
-            let s = a + (b - a) * j as f64 / 30.0;
-            let t = a + (b - a) * (j + 1) as f64 / 30.0;
-            PathElement::new(vec![(*x, s), (*x, t)], color.stroke_width(1))
-        })
-        .collect();
-    chart
-        .draw_series(dashes)
-        .map_err(|e| e.to_string())?
-        .label(label.as_str())
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(1)));
-    Ok(())
-}
-
 fn draw_series<DB: DrawingBackend>(
     chart: &mut Chart<DB>,
     series: &Series,
@@ -324,27 +300,57 @@ fn draw_series<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A dashed line from `start` to `end` (plot coordinates) in `pieces` equal parts, every
+/// other one drawn, with its legend entry.
+fn draw_dashed<DB: DrawingBackend>(
+    chart: &mut Chart<DB>,
+    label: &str,
+    (start, end): ((f64, f64), (f64, f64)),
+    (pieces, width): (usize, u32),
+    color: RGBColor,
+) -> Result<(), String> {
+    let n = pieces as f64;
+    let at = |j: usize| {
+        let j = j as f64;
+        (
+            start.0 + (end.0 - start.0) * j / n,
+            start.1 + (end.1 - start.1) * j / n,
+        )
+    };
+    let dashes: Vec<PathElement<(f64, f64)>> = (0..pieces)
+        .filter(|j| j % 2 == 0)
+        .map(|j| PathElement::new(vec![at(j), at(j + 1)], color.stroke_width(width)))
+        .collect();
+    chart
+        .draw_series(dashes)
+        .map_err(|e| e.to_string())?
+        .label(label)
+        .legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(width))
+        });
+    Ok(())
+}
+
+/// A horizontal reference line at plot coordinate `y`, across the panel.
 fn draw_reference<DB: DrawingBackend>(
     chart: &mut Chart<DB>,
     (label, y): &(String, f64),
     color: RGBColor,
 ) -> Result<(), String> {
     let range = chart.x_range();
-    let (a, b) = (range.start, range.end);
-    let dashes: Vec<PathElement<(f64, f64)>> = (0..40)
-        .filter(|j| j % 2 == 0)
-        .map(|j| {
-            let s = a + (b - a) * j as f64 / 40.0;
-            let t = a + (b - a) * (j + 1) as f64 / 40.0;
-            PathElement::new(vec![(s, *y), (t, *y)], color.stroke_width(2))
-        })
-        .collect();
-    chart
-        .draw_series(dashes)
-        .map_err(|e| e.to_string())?
-        .label(label.as_str())
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-    Ok(())
+    let line = ((range.start, *y), (range.end, *y));
+    draw_dashed(chart, label, line, (40, 2), color)
+}
+
+/// A vertical mark at plot coordinate `x`, the height of the panel.
+fn draw_x_mark<DB: DrawingBackend>(
+    chart: &mut Chart<DB>,
+    (label, x): &(String, f64),
+    color: RGBColor,
+) -> Result<(), String> {
+    let range = chart.y_range();
+    let line = ((*x, range.start), (*x, range.end));
+    draw_dashed(chart, label, line, (30, 1), color)
 }
 
 fn draw_panel<DB: DrawingBackend>(
@@ -408,10 +414,9 @@ fn draw<DB: DrawingBackend>(
     let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
     root.fill(&WHITE).map_err(e)?;
     let root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
-    let rows = rows(panels);
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
-    let areas = root.split_evenly((rows.len().max(1), columns));
-    for (r, row) in rows.iter().enumerate() {
+    let (count, columns) = grid(panels);
+    let areas = root.split_evenly((count, columns));
+    for (r, row) in rows(panels).iter().enumerate() {
         for (c, panel) in row.iter().enumerate() {
             draw_panel(&areas[r * columns + c], panel)?;
         }
