@@ -253,6 +253,13 @@ fn tiny_folder(extra: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path
     (tmp, runs, config)
 }
 
+/// `realbias run CONFIG --out OUT`, to add more arguments to.
+fn run_into(config: &std::path::Path, out: &std::path::Path) -> Command {
+    let mut c = realbias();
+    c.arg("run").arg(config).arg("--out").arg(out);
+    c
+}
+
 fn fails(command: &mut Command) -> String {
     let out = command.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -326,15 +333,7 @@ fn a_run_that_fails_on_its_data_leaves_no_claim_and_sizes_are_checked_before() {
     let (_tmp, runs, config) = tiny_folder("");
     let too_big = ["--set", "data.subset={ train = 5000, validation = 30 }"];
     for extra in [&["--dry-run"][..], &[]] {
-        let err = fails(
-            realbias()
-                .arg("run")
-                .arg(&config)
-                .arg("--out")
-                .arg(&runs)
-                .args(too_big)
-                .args(extra),
-        );
+        let err = fails(run_into(&config, &runs).args(too_big).args(extra));
         assert!(err.contains("5000") || err.contains("subset"), "{err}");
     }
     assert!(
@@ -342,13 +341,13 @@ fn a_run_that_fails_on_its_data_leaves_no_claim_and_sizes_are_checked_before() {
         "nothing is claimed before the data loads"
     );
     // The corrected run is not refused as "a different config".
-    succeed(realbias().arg("run").arg(&config).arg("--out").arg(&runs));
+    succeed(&mut run_into(&config, &runs));
 }
 
 #[test]
 fn plot_names_corrupt_results_marks_a_partial_folder_and_writes_nothing_when_none_is_readable() {
     let (_tmp, runs, config) = tiny_folder("");
-    succeed(realbias().arg("run").arg(&config).arg("--out").arg(&runs));
+    succeed(&mut run_into(&config, &runs));
     let dir = runs.join("tiny");
     let corrupt = dir.join("plain/h2/rep0/result.json");
     std::fs::write(&corrupt, "{ torn").unwrap();
@@ -391,7 +390,7 @@ fn plot_names_corrupt_results_marks_a_partial_folder_and_writes_nothing_when_non
     let out = succeed(realbias().arg("report").arg(&dir).arg("--partial"));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("**PARTIAL"));
     // The run trains the unit again; the complete folder loses its missing.txt.
-    succeed(realbias().arg("run").arg(&config).arg("--out").arg(&runs));
+    succeed(&mut run_into(&config, &runs));
     assert!(!dir.join("missing.txt").exists());
     assert!(
         !std::fs::read_to_string(dir.join("report.md"))
@@ -476,11 +475,7 @@ fn two_processes_on_one_folder_train_every_run_once() {
     )
     .unwrap();
     let spawn = || {
-        realbias()
-            .arg("run")
-            .arg(&config)
-            .arg("--out")
-            .arg(&runs)
+        run_into(&config, &runs)
             .args(["--jobs", "1", "--threads", "1"])
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -540,7 +535,7 @@ fn two_processes_on_one_folder_train_every_run_once() {
 #[test]
 fn a_config_change_is_refused_while_another_process_works_in_the_folder() {
     let (_tmp, runs, config) = tiny_folder("");
-    succeed(realbias().arg("run").arg(&config).arg("--out").arg(&runs));
+    succeed(&mut run_into(&config, &runs));
     // A live process of this host working in the folder (this test's own pid).
     let sessions = runs.join("tiny/.sessions");
     std::fs::create_dir_all(&sessions).unwrap();
@@ -550,27 +545,18 @@ fn a_config_change_is_refused_while_another_process_works_in_the_folder() {
         format!("{} {}\n", host.trim(), std::process::id()),
     )
     .unwrap();
-    let err = fails(
-        realbias()
-            .arg("run")
-            .arg(&config)
-            .arg("--out")
-            .arg(&runs)
-            .args(["--set", "sweep.hidden=[2, 8]", "--force"]),
-    );
+    let err = fails(run_into(&config, &runs).args(["--set", "sweep.hidden=[2, 8]", "--force"]));
     assert!(
         err.contains("another process works in this folder"),
         "{err}"
     );
     // The dry run refuses it too, rather than promising what the run then refuses.
-    let err = fails(
-        realbias()
-            .arg("run")
-            .arg(&config)
-            .arg("--out")
-            .arg(&runs)
-            .args(["--set", "sweep.hidden=[2, 8]", "--force", "--dry-run"]),
-    );
+    let err = fails(run_into(&config, &runs).args([
+        "--set",
+        "sweep.hidden=[2, 8]",
+        "--force",
+        "--dry-run",
+    ]));
     assert!(
         err.contains("another process works in this folder"),
         "{err}"
@@ -601,14 +587,7 @@ fn shard_arguments_are_checked_and_empty_shards_exit_cleanly() {
     // 2 runs over 5 shards: three shards are empty and say so.
     let mut empty = 0;
     for i in 0..5 {
-        let out = succeed(
-            realbias()
-                .arg("run")
-                .arg(&config)
-                .arg("--out")
-                .arg(&runs)
-                .args(["--shard", &format!("{i}/5")]),
-        );
+        let out = succeed(run_into(&config, &runs).args(["--shard", &format!("{i}/5")]));
         empty += usize::from(String::from_utf8_lossy(&out.stdout).contains("has no units"));
     }
     assert_eq!(empty, 3);
@@ -851,14 +830,7 @@ fn another_hosts_lock_is_respected_while_fresh_and_taken_over_once_its_lease_ran
         .unwrap()
         .set_modified(old)
         .unwrap();
-    succeed(
-        realbias()
-            .arg("run")
-            .arg(&config)
-            .arg("--out")
-            .arg(&runs)
-            .arg("--prepare-only"),
-    );
+    succeed(run_into(&config, &runs).arg("--prepare-only"));
     let status = succeed(
         realbias()
             .env("REALBIAS_LOCK_LEASE", "30")
@@ -1050,14 +1022,7 @@ fn slurm_checks_before_writing_quotes_its_directives_and_snapshots_the_config() 
     );
     assert!(!shards.contains("--set"), "{shards}");
     std::fs::write(&config, "garbage").unwrap();
-    let dry = succeed(
-        realbias()
-            .arg("run")
-            .arg(&snapshot)
-            .arg("--out")
-            .arg(&runs)
-            .arg("--dry-run"),
-    );
+    let dry = succeed(run_into(&snapshot, &runs).arg("--dry-run"));
     let text = String::from_utf8_lossy(&dry.stdout);
     assert!(
         text.contains("experiment tiny ") && text.contains("plan: 4 units"),
@@ -1072,14 +1037,7 @@ fn the_dry_run_refuses_an_output_folder_it_cannot_write() {
     std::fs::write(&file, "not a folder").unwrap();
     for out in [file.clone(), file.join("below")] {
         for extra in [&["--dry-run"][..], &[]] {
-            let err = fails(
-                realbias()
-                    .arg("run")
-                    .arg(&config)
-                    .arg("--out")
-                    .arg(&out)
-                    .args(extra),
-            );
+            let err = fails(run_into(&config, &out).args(extra));
             assert!(
                 err.contains("cannot write here") && err.contains("a-file"),
                 "{err}"
@@ -1101,14 +1059,7 @@ fn a_stop_while_the_censoring_network_trains_exits_130_and_caches_nothing() {
         ),
     )
     .unwrap();
-    let dry = succeed(
-        realbias()
-            .arg("run")
-            .arg(&config)
-            .arg("--out")
-            .arg(&runs)
-            .arg("--dry-run"),
-    );
+    let dry = succeed(run_into(&config, &runs).arg("--dry-run"));
     let text = String::from_utf8_lossy(&dry.stdout);
     assert!(
         text.contains(
@@ -1116,11 +1067,7 @@ fn a_stop_while_the_censoring_network_trains_exits_130_and_caches_nothing() {
         ),
         "the dry run names the work before the units: {text}"
     );
-    let child = realbias()
-        .arg("run")
-        .arg(&config)
-        .arg("--out")
-        .arg(&runs)
+    let child = run_into(&config, &runs)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
