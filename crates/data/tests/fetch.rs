@@ -218,16 +218,7 @@ fn a_missing_mirror_falls_through_to_the_next() {
 #[test]
 #[ignore = "needs the real MNIST files (REALBIAS_DATA); run with -- --include-ignored"]
 fn fetching_mnist_verifies_the_canonical_checksums() {
-    let shared = std::env::var_os(realbias_data::DATA_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
-        });
-    assert!(
-        shared.join("mnist").is_dir(),
-        "no mnist/ in {}: set REALBIAS_DATA to the real datasets' folder",
-        shared.display()
-    );
+    let shared = common::real_data_dir("mnist");
     let server = Server::start(shared.join("mnist"));
     let out = tempfile::tempdir().unwrap();
     let fetched = fetch_dataset(

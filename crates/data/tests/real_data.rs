@@ -2,31 +2,21 @@
 //! plain `cargo test` (listed with the reason); `-- --include-ignored` runs them, and then a
 //! missing folder fails them.
 
-use std::path::PathBuf;
-
 use realbias_data::{
     DATA_ENV, Dataset, DatasetInfo, DatasetSource, FeatureOptions, PAPER_VALIDATION,
 };
+use realbias_fixtures::real_data_dir;
 
-/// The real-data folder holding `dataset/`; a test that asked for it fails without it.
-fn data_dir(dataset: &str) -> PathBuf {
-    let dir = std::env::var_os(DATA_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
-        });
-    assert!(
-        dir.join(dataset).is_dir(),
-        "no {dataset}/ in {}: set {DATA_ENV} to the real datasets' folder",
-        dir.display()
-    );
-    dir
+/// The fixtures look the folder up under the same variable the data crate reads.
+#[test]
+fn the_fixtures_read_the_data_crates_variable() {
+    assert_eq!(DATA_ENV, "REALBIAS_DATA");
 }
 
 #[test]
 #[ignore = "needs the real MNIST files (REALBIAS_DATA); run with -- --include-ignored"]
 fn mnist_has_the_paper_splits_and_official_class_counts() {
-    let dir = data_dir("mnist");
+    let dir = real_data_dir("mnist");
     let raw = DatasetSource::Mnist.load(&dir).unwrap();
     assert_eq!((raw.train.len(), raw.test.len()), (60_000, 10_000));
     let d = Dataset::from_raw(&raw, &FeatureOptions::default(), PAPER_VALIDATION).unwrap();
@@ -61,7 +51,7 @@ fn mnist_has_the_paper_splits_and_official_class_counts() {
 #[test]
 #[ignore = "needs the real CIFAR-10 files (REALBIAS_DATA); run with -- --include-ignored"]
 fn cifar10_has_the_paper_splits_and_balanced_test_classes() {
-    let dir = data_dir("cifar10");
+    let dir = real_data_dir("cifar10");
     let raw = DatasetSource::Cifar10.load(&dir).unwrap();
     assert_eq!((raw.train.len(), raw.test.len()), (50_000, 10_000));
     let d = Dataset::from_raw(&raw, &FeatureOptions::default(), PAPER_VALIDATION).unwrap();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{config, device, relabelled, teacher_data};
 use realbias_data::{Dataset, Split};
@@ -109,27 +109,11 @@ fn weight_decay_shrinks_the_weights() {
     );
 }
 
-/// The real-data folder (`REALBIAS_DATA`, else `../shared/datasets`); a test that asked for it
-/// fails without it.
-fn shared_data() -> PathBuf {
-    let dir = std::env::var_os(realbias_data::DATA_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
-        });
-    assert!(
-        dir.join("mnist").is_dir(),
-        "no mnist/ in {}: set REALBIAS_DATA to the real datasets' folder",
-        dir.display()
-    );
-    dir
-}
-
 /// The paper's protocol on Figure 2's 2,000-example MNIST subset, capped at 200 epochs.
 #[test]
 #[ignore = "needs the real MNIST files (REALBIAS_DATA); run with -- --include-ignored"]
 fn mnist_small_subset_h256_fits_and_generalizes() {
-    let dir = shared_data();
+    let dir = realbias_fixtures::real_data_dir("mnist");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/train-mnist-small.toml");
     let c = TrainConfig::load(&path, &["train.max_epochs=200".into()]).unwrap();
     assert_eq!(c.model.hidden, 256);
