@@ -83,13 +83,17 @@ fn build(
     make(table, path)
 }
 
-/// The config at `path` with every `--set` applied, as one file that runs the same experiment
-/// without them: what a Slurm chain runs, so that edits to the config after it was submitted
-/// cannot reach queued jobs. The name is written out (it may come from the file's name).
-pub fn snapshot(path: &Path, sets: &[String]) -> Result<String, ExperimentError> {
-    let text = read_config(path)?;
-    let exp = parse(&text, path, sets)?;
-    let mut table = parse_table(&text, path, sets)?;
+/// The config `text` (read from `path`) with every `--set` applied, as one file that runs
+/// `exp`, the experiment parsed from them, without them: what a Slurm chain runs, so that
+/// edits to the config after it was submitted cannot reach queued jobs. The name is written
+/// out (it may come from the file's name).
+pub fn snapshot(
+    text: &str,
+    path: &Path,
+    sets: &[String],
+    exp: &dyn Experiment,
+) -> Result<String, ExperimentError> {
+    let mut table = parse_table(text, path, sets)?;
     table.insert("name".into(), exp.name().into());
     let body = toml::to_string(&table).map_err(|e| ConfigError::parse(path, e))?;
     let mut header = format!("# {} as resolved by realbias", path.display());

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use realbias_data::resolve_data_dir;
 use realbias_experiments::registry;
+use realbias_train::config::read_config;
 use realbias_train::files::write_atomic;
 
 #[derive(Args)]
@@ -289,10 +290,12 @@ pub const SNAPSHOT_FILE: &str = "config.toml";
 
 pub fn command(args: SlurmArgs) -> Result<()> {
     // Everything is checked here, before anything is written or submitted.
-    let exp = registry::load(&args.config, &args.sets)?;
+    // Read once: the checks, the plan and the chain's copy are all of this text.
+    let text = read_config(&args.config)?;
+    let exp = registry::parse(&text, &args.config, &args.sets)?;
     let folder = absolute(&args.out)?.join(exp.name());
     let data = check(&args, exp.plan(&folder).len())?;
-    let snapshot_text = registry::snapshot(&args.config, &args.sets)?;
+    let snapshot_text = registry::snapshot(&text, &args.config, &args.sets, exp.as_ref())?;
     let slurm = folder.join("slurm");
     let snapshot = slurm.join(SNAPSHOT_FILE);
     let texts = scripts(&args, exp.name(), &folder, (&snapshot, &data))?;
