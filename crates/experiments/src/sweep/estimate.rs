@@ -143,13 +143,8 @@ impl Sweep {
             .map(|r| {
                 let (train, eval) = per_epoch.get(&r.hidden).copied().unwrap_or((0.0, 0.0));
                 let n = self.train_examples(r) as f64;
-                let validation = r
-                    .config
-                    .data
-                    .subset
-                    .map_or(full.validation.len(), |s| s.validation);
-                let epoch =
-                    train * n / examples as f64 + eval * (n + validation as f64) / evaluated;
+                let validation = self.validation_examples(r) as f64;
+                let epoch = train * n / examples as f64 + eval * (n + validation) / evaluated;
                 epoch * r.config.train.max_epochs as f64
             })
             .collect())

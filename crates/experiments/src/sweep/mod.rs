@@ -158,6 +158,14 @@ impl Sweep {
         }
     }
 
+    /// The validation examples of a run (its subset, else the loaded validation split).
+    fn validation_examples(&self, run: &PlannedRun) -> usize {
+        match run.config.data.subset {
+            Some(s) => s.validation,
+            None => self.full.as_ref().map_or(0, |f| f.validation.len()),
+        }
+    }
+
     /// The ensemble `run` may join: runs with the same shared settings and subset, where the
     /// backend gains from ensembles at its width, as many as fit in memory.
     fn group(&self, run: &PlannedRun) -> Option<UnitGroup> {
@@ -166,12 +174,7 @@ impl Sweep {
         if self.config.sweep.ensemble == EnsembleMode::Off || !helps {
             return None;
         }
-        let validation = run
-            .config
-            .data
-            .subset
-            .map_or(full.validation.len(), |s| s.validation);
-        let examples = self.train_examples(run) + validation + full.test.len();
+        let examples = self.train_examples(run) + self.validation_examples(run) + full.test.len();
         let shape = (full.dim(), full.classes);
         let capacity =
             realbias_train::memory::ensemble_capacity(shape, examples, &run.config, MAX_ENSEMBLE);
