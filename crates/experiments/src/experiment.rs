@@ -181,13 +181,20 @@ pub const MISSING_FILE: &str = "missing.txt";
 
 impl Missing {
     pub fn of(exp: &dyn Experiment, dir: &Path) -> Self {
-        let units = exp.plan(dir);
-        let planned = units.len();
-        let units = units
-            .into_iter()
+        Self::among(exp, &exp.plan(dir))
+    }
+
+    /// The units of `plan` without a result.
+    fn among(exp: &dyn Experiment, plan: &[Unit]) -> Self {
+        let units = plan
+            .iter()
             .filter(|u| exp.finished(u).is_none())
+            .cloned()
             .collect();
-        Missing { units, planned }
+        Missing {
+            units,
+            planned: plan.len(),
+        }
     }
 
     pub fn is_complete(&self) -> bool {
@@ -233,12 +240,23 @@ pub fn finalize_folder(
     exp: &dyn Experiment,
     dir: &Path,
 ) -> Result<(Finalized, Missing), ExperimentError> {
-    let mut finalized = exp.finalize(dir)?;
+    let finalized = exp.finalize(dir)?;
     let missing = Missing::of(exp, dir);
+    let finalized = mark_partial(finalized, &missing, dir)?;
+    Ok((finalized, missing))
+}
+
+/// Marks what a finalize wrote as partial where units are `missing`, or removes the listing
+/// of an earlier partial finalize where none are.
+fn mark_partial(
+    mut finalized: Finalized,
+    missing: &Missing,
+    dir: &Path,
+) -> Result<Finalized, ExperimentError> {
     let listing = dir.join(MISSING_FILE);
     let Some(note) = missing.note() else {
         remove(&listing)?;
-        return Ok((finalized, missing));
+        return Ok(finalized);
     };
     let report = dir.join("report.md");
     if let Ok(text) = std::fs::read_to_string(&report) {
@@ -246,7 +264,7 @@ pub fn finalize_folder(
     }
     write_atomic(&listing, missing.listing().as_bytes())?;
     finalized.files.push(listing);
-    Ok((finalized, missing))
+    Ok(finalized)
 }
 
 /// The report of whatever finished in `dir`, opening with [`Missing::note`] when partial.
@@ -370,16 +388,18 @@ pub fn run(
     }
     let mine = in_shard(&units, options.shard);
     report.outcome = execute(exp, &units, &mine, ctx, options)?;
-    let missing: Vec<&Unit> = units.iter().filter(|u| exp.finished(u).is_none()).collect();
-    report.complete = missing.is_empty();
+    let missing = Missing::among(exp, &units);
+    report.complete = missing.is_complete();
     report.held_elsewhere = missing
+        .units
         .iter()
         .filter(|u| lock::live_owner(&lock_path(u)).is_some())
         .count();
-    report.unclaimed = missing.len() - report.held_elsewhere;
+    report.unclaimed = missing.units.len() - report.held_elsewhere;
     if report.complete && options.finalize {
-        // Through finalize_folder: it also removes a missing.txt an earlier partial plot left.
-        report.finalized = Some(finalize_folder(exp, &ctx.dir)?.0);
+        // mark_partial also removes a missing.txt an earlier partial plot left.
+        let finalized = exp.finalize(&ctx.dir)?;
+        report.finalized = Some(mark_partial(finalized, &missing, &ctx.dir)?);
     }
     Ok(report)
 }
