@@ -171,37 +171,38 @@ fn the_sharded_job_chain_reproduces_the_local_summary() {
 fn a_cancelled_shard_resubmitted_alone_resumes_to_the_same_summary() {
     let _cluster = cluster();
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), "[256, 512, 1024]", 25);
+    // Two runs of about a minute each, sized on this machine: one per shard, so a shard is
+    // mid-run when it is cancelled however fast the machine is (a fixed config once
+    // finished before the cancel arrived on a faster one).
+    let config = long_config(tmp.path(), 120.0);
+    let local = local_summary_meanwhile(&config, &tmp.path().join("local"));
     let out = tmp.path().join("cluster");
-    let (prepare, shards, finalize) = submit(&config, &out);
-    // Cancel shard 1 as soon as it runs; the finalize job then cannot run.
-    let task = format!("{shards}_1");
+    let (prepare, shards, finalize) = submit_with(&config, &out, &["--shards", "2"]);
+    let folder = out.join("cluster");
+    // Cancel shard 1 once it holds its run's lock: it is then training.
+    let lock = folder.join("plain/h128/rep1/result.lock");
     let start = Instant::now();
-    loop {
-        let out = Command::new("squeue")
-            .args(["-h", "-o", "%T", "-j", &task])
-            .output()
-            .unwrap();
-        let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if state == "RUNNING" || state.is_empty() {
-            break;
-        }
+    while !lock.is_file() {
         assert!(
             start.elapsed() < Duration::from_secs(300),
-            "shard 1 never ran ({state})"
+            "shard 1 never started its run:\n{}",
+            shard_logs(&folder)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::thread::sleep(Duration::from_secs(3));
-    succeed(Command::new("scancel").arg(&task));
+    std::thread::sleep(Duration::from_secs(2));
+    succeed(Command::new("scancel").arg(format!("{shards}_1")));
     wait_for(&[&prepare, &shards, &finalize], Duration::from_secs(600));
-    let folder = out.join("cluster");
     let status = succeed(realbias().arg("status").arg(&folder));
+    assert!(
+        !folder.join("plain/h128/rep1/result.json").exists(),
+        "shard 1 finished before it was cancelled:\n{status}"
+    );
     assert!(
         !folder.join("summary.csv").exists(),
         "finalize must not run after a failed shard:\n{status}"
     );
-    // Re-submitted alone, the shard resumes (its finished runs are kept), then finalize.
+    // Re-submitted alone, the shard resumes (from its checkpoint), then finalize.
     let slurm = folder.join("slurm");
     succeed(
         Command::new("sbatch")
@@ -213,8 +214,12 @@ fn a_cancelled_shard_resubmitted_alone_resumes_to_the_same_summary() {
             .arg("--wait")
             .arg(slurm.join("finalize.sbatch")),
     );
-    let local = local_summary(&config, &tmp.path().join("local"));
-    assert_eq!(std::fs::read(folder.join("summary.csv")).unwrap(), local);
+    assert_eq!(
+        std::fs::read(folder.join("summary.csv")).unwrap(),
+        local.join().unwrap(),
+        "{}",
+        shard_logs(&folder)
+    );
 }
 
 /// `realbias slurm --submit` with `extra` arguments: the job ids.

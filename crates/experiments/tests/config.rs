@@ -5,6 +5,7 @@ use std::path::Path;
 
 use realbias_experiments::registry;
 use realbias_experiments::sweep::{Condition, ExperimentConfig};
+use realbias_train::optim::Method;
 
 #[test]
 fn every_committed_experiment_config_parses_and_plans() {
@@ -129,6 +130,56 @@ fn a_two_axis_grid_plans_every_combination_in_its_own_folder() {
     assert_eq!(censors[1].as_ref().unwrap().train.max_epochs, 500);
     assert_eq!(censors[1].as_ref().unwrap().model.init_scale, 1.0);
     assert_eq!(censors[0], censors[2], "same labels for both scales");
+}
+
+#[test]
+fn an_optimizer_axis_gives_each_method_its_own_settings_and_the_same_censored_labels() {
+    let tables = "[optim.cg]\nc2 = 0.2\n[optim.adam]\nlr = 0.005\n";
+    let text = format!(
+        "{VARY_BASE}[sweep.vary]\n\"optim.method\" = [\"sgd\", \"cg\", \"lbfgs\", \"adam\"]\n{tables}"
+    );
+    let c = ExperimentConfig::parse(&text, Path::new("m.toml"), &[]).unwrap();
+    let labels: Vec<String> = c.variants.iter().map(|v| v.label()).collect();
+    assert_eq!(
+        labels,
+        ["method=sgd", "method=cg", "method=lbfgs", "method=adam"]
+    );
+    let optim = |i: usize| &c.variants[i].base.optim;
+    assert_eq!(optim(0).method, Method::Sgd);
+    assert!(
+        optim(0).cg.is_none() && optim(0).adam.is_none(),
+        "{:?}",
+        optim(0)
+    );
+    assert_eq!(optim(1).method, Method::Cg);
+    assert_eq!(optim(1).cg.as_ref().map(|t| t.c2), Some(0.2));
+    assert!(optim(1).adam.is_none());
+    // L-BFGS's table is filled with its defaults, so its runs record the values used.
+    assert_eq!(optim(2).lbfgs.as_ref().map(|t| t.history_size), Some(100));
+    assert_eq!(optim(3).adam.as_ref().map(|t| t.lr), Some(0.005));
+    let plan = c.plan(Path::new("out"));
+    let run = plan
+        .iter()
+        .find(|r| r.variant == 1 && r.hidden == 16)
+        .unwrap();
+    assert_eq!(run.dir, Path::new("out/method-cg/plain/h16/rep0"));
+    assert_eq!(run.config.optim.method, Method::Cg);
+    // One censoring network (the paper's SGD) labels every method's runs.
+    let censors = c.censor_configs();
+    assert!(censors.iter().all(|x| x == &censors[0]), "{censors:?}");
+    assert_eq!(censors[0].as_ref().unwrap().optim.method, Method::Sgd);
+    // The recorded config resolves to the same points.
+    let recorded = toml::to_string(&c).unwrap();
+    let again = ExperimentConfig::from_recorded(&recorded, Path::new("experiment.toml")).unwrap();
+    assert_eq!(again.variants, c.variants);
+    // An unknown method, and a table of a method the axis does not list, are errors.
+    let err = vary("\"optim.method\" = [\"sgd\", \"newton\"]\n").unwrap_err();
+    assert!(err.contains("newton"), "{err}");
+    let text = format!("{VARY_BASE}[sweep.vary]\n\"optim.method\" = [\"sgd\", \"cg\"]\n{tables}");
+    let err = ExperimentConfig::parse(&text, Path::new("m.toml"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("optim.adam"), "{err}");
 }
 
 #[test]

@@ -140,6 +140,7 @@ fn checkpoint_cost(
     }
     let state = crate::TrainingState {
         velocity: Some(weights.clone()),
+        optimizer: None,
         best: weights.clone(),
         weights,
         bookkeeping: crate::state::Bookkeeping {

@@ -327,7 +327,7 @@ impl TrainConfig {
     pub fn parse(text: &str, path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
         let parse_err = |e: toml::de::Error| ConfigError::parse(path, e);
         // Without overrides, parse the text itself so errors carry line and column.
-        let config: TrainConfig = if sets.is_empty() {
+        let mut config: TrainConfig = if sets.is_empty() {
             toml::from_str(text).map_err(parse_err)?
         } else {
             toml::Value::Table(parse_table(text, path, sets)?)
@@ -335,12 +335,19 @@ impl TrainConfig {
                 .map_err(parse_err)?
         };
         config.validate(path)?;
+        config.optim.fill_method_table();
         Ok(config)
     }
 
     /// Every problem at once, so a user fixes a config in one go.
     pub fn problems(&self) -> Vec<String> {
-        let mut p = self.optim.problems();
+        self.problems_allowing(&[])
+    }
+
+    /// [`problems`](Self::problems) with the `[optim]` keys `allowed` to belong to another
+    /// method (see [`OptimConfig::problems_allowing`]).
+    pub fn problems_allowing(&self, allowed: &[&str]) -> Vec<String> {
+        let mut p = self.optim.problems_allowing(allowed);
         if self.model.hidden == 0 {
             p.push("model.hidden must be at least 1".into());
         }

@@ -30,7 +30,7 @@ use crate::batches::{BatchOrder, batch_ranges};
 use crate::classifier::TrainingSet;
 use crate::config::{LoopSettings, ModelConfig, TrainConfig};
 use crate::ledger::Ledger;
-use crate::optim::{OptimConfig, heavy_ball};
+use crate::optim::{Method, OptimConfig, heavy_ball};
 use crate::record::{StopReason, TrainedRun};
 use crate::state::{CheckpointSlot, CheckpointTimer, TrainingState, Weights};
 use crate::{Progress, Quiet, TrainError};
@@ -85,6 +85,15 @@ pub fn shared_settings(config: &TrainConfig) -> (ModelConfig, OptimConfig, LoopS
 /// Why `members` cannot be trained as one ensemble, if they cannot.
 pub fn incompatibility(members: &[Member]) -> Option<String> {
     let first = members.first()?;
+    let other = members
+        .iter()
+        .position(|m| m.config.optim.method != Method::Sgd);
+    if let Some(i) = other {
+        return Some(format!(
+            "member {i} has optim.method = \"{}\": ensembles train SGD only (train other methods run by run)",
+            members[i].config.optim.method.name()
+        ));
+    }
     let shape = |d: &Dataset| (d.train.len(), d.dim(), d.classes);
     let settings = shared_settings(first.config);
     members.iter().enumerate().skip(1).find_map(|(i, m)| {

@@ -201,9 +201,18 @@ pub(crate) struct Ledger<'a> {
     best: Best,
     history: Vec<EpochRecord>,
     rule: StopRule,
+    /// The step length and coefficient the next record carries instead of the schedule's
+    /// (a full-batch method's line search chooses them).
+    step: Option<(f64, f64)>,
 }
 
 impl<'a> Ledger<'a> {
+    /// The next epoch's record shows step length `length` and coefficient `beta` in its `lr`
+    /// and `momentum` columns.
+    pub fn record_step(&mut self, length: f64, beta: f64) {
+        self.step = Some((length, beta));
+    }
+
     /// Evaluates the initial network `initial` (epoch 0) and starts the history.
     pub fn start(
         config: &'a TrainConfig,
@@ -228,6 +237,7 @@ impl<'a> Ledger<'a> {
             init: initial,
             history: vec![record],
             rule: StopRule::new(&config.train),
+            step: None,
         })
     }
 
@@ -261,6 +271,7 @@ impl<'a> Ledger<'a> {
             init: initial,
             history: kept.history.clone(),
             rule,
+            step: None,
         })
     }
 
@@ -274,6 +285,7 @@ impl<'a> Ledger<'a> {
         Ok(TrainingState {
             weights,
             velocity,
+            optimizer: None,
             best: Weights::of(&self.best.net)?,
             bookkeeping: Bookkeeping {
                 best_epoch: self.best.epoch,
@@ -283,6 +295,19 @@ impl<'a> Ledger<'a> {
                 history: self.history.clone(),
             },
         })
+    }
+
+    /// Why a run stops whose weights can no longer change (a full-batch method at its
+    /// floating-point floor): converged when its last epoch meets the convergence tolerance,
+    /// since every further epoch would repeat it, else stalled.
+    pub fn at_fixed_point(&self) -> StopReason {
+        let converged = self.history.last().is_some_and(|r| {
+            r.train_error == 0.0 && r.train_loss < self.config.train.converge_loss
+        });
+        match converged {
+            true => StopReason::Converged,
+            false => StopReason::Stalled,
+        }
     }
 
     /// Epochs recorded so far (0: only the initial network).
@@ -299,7 +324,10 @@ impl<'a> Ledger<'a> {
         train_seconds: f64,
         progress: &mut dyn Progress,
     ) -> Result<Option<StopReason>, TrainError> {
-        let record = self.eval.record(&net, epoch, train_seconds)?;
+        let mut record = self.eval.record(&net, epoch, train_seconds)?;
+        if let Some((lr, momentum)) = self.step.take() {
+            (record.lr, record.momentum) = (lr, momentum);
+        }
         progress.epoch(&record);
         let verdict = self
             .rule
@@ -370,6 +398,7 @@ impl<'a> Ledger<'a> {
             measures,
             true_labels: None,
             ensemble_members: None,
+            gradient_evaluations: None,
         };
         Ok(TrainedRun {
             result,

@@ -12,6 +12,7 @@
 pub mod backend;
 mod batches;
 pub mod bench;
+pub mod cg;
 pub mod classifier;
 pub mod config;
 pub mod data;
@@ -19,8 +20,10 @@ pub mod ensemble;
 mod error;
 pub mod eval;
 pub mod files;
+mod full_batch;
 mod fused;
 mod ledger;
+pub mod line_search;
 pub mod measures;
 pub mod memory;
 pub mod networks;

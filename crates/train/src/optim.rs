@@ -12,10 +12,148 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+/// Which optimizer trains the network (`optim.method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// The paper's mini-batch heavy-ball SGD and its schedule.
+    #[default]
+    Sgd,
+    /// Full-batch nonlinear conjugate gradient (Polak-Ribière+, strong-Wolfe line search):
+    /// the paper's own check (Section 2).
+    Cg,
+    /// Full-batch L-BFGS: Burn's `burn_optim::LBFGS` with its strong-Wolfe line search.
+    Lbfgs,
+    /// Burn's Adam on the same mini-batches and step-size decay as SGD.
+    Adam,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [Method::Sgd, Method::Cg, Method::Lbfgs, Method::Adam];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Sgd => "sgd",
+            Method::Cg => "cg",
+            Method::Lbfgs => "lbfgs",
+            Method::Adam => "adam",
+        }
+    }
+
+    /// Whether the method steps on the whole training split at once (one iteration per
+    /// "epoch" of the history) rather than on mini-batches.
+    pub fn is_full_batch(self) -> bool {
+        matches!(self, Method::Cg | Method::Lbfgs)
+    }
+
+    /// The keys of `[optim]` this method reads besides `weight_decay` (which every method
+    /// reads): a key of another method's is an error in a config of this one.
+    pub fn own_keys(self) -> &'static [&'static str] {
+        match self {
+            Method::Sgd => &[
+                "batch_size",
+                "lr",
+                "lr_decay",
+                "momentum",
+                "momentum_step",
+                "momentum_max",
+            ],
+            Method::Adam => &["batch_size", "lr_decay", "adam"],
+            Method::Cg => &["cg"],
+            Method::Lbfgs => &["lbfgs"],
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown optim.method {s:?}: use sgd, cg, lbfgs or adam"))
+    }
+}
+
+/// `[optim.cg]`: full-batch conjugate gradient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CgSettings {
+    /// Sufficient decrease constant of the strong Wolfe conditions (1e-4).
+    pub c1: f64,
+    /// Curvature constant (0.1, the usual choice for CG: Nocedal & Wright, ch. 5).
+    pub c2: f64,
+    /// Function and gradient evaluations one line search may use (25).
+    pub max_line_search: usize,
+    /// Step length the first line search tries (1); later ones start from the last step
+    /// scaled by the change in the directional derivative (Nocedal & Wright, eq. 3.60).
+    pub initial_step: f64,
+}
+
+impl Default for CgSettings {
+    fn default() -> Self {
+        CgSettings {
+            c1: 1e-4,
+            c2: 0.1,
+            max_line_search: 25,
+            initial_step: 1.0,
+        }
+    }
+}
+
+/// `[optim.lbfgs]`: full-batch L-BFGS, one iteration of Burn's `LBFGS` per epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LbfgsSettings {
+    /// Curvature pairs kept (100, PyTorch's default).
+    pub history_size: usize,
+    /// Step length each line search starts from (1: the quasi-Newton step).
+    pub lr: f64,
+    /// Function and gradient evaluations one iteration (its line search) may use (25).
+    pub max_evaluations: usize,
+}
+
+impl Default for LbfgsSettings {
+    fn default() -> Self {
+        LbfgsSettings {
+            history_size: 100,
+            lr: 1.0,
+            max_evaluations: 25,
+        }
+    }
+}
+
+/// `[optim.adam]`: Burn's Adam (its defaults but the step size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdamSettings {
+    /// Initial step size (0.01), multiplied by `optim.lr_decay` every epoch. Kingma & Ba's
+    /// 0.001 under the paper's decay by 0.99 an epoch moves the weights too little to fit:
+    /// the decayed steps add up to 100 epochs at the initial size.
+    pub lr: f64,
+    pub beta_1: f64,
+    pub beta_2: f64,
+    pub epsilon: f64,
+}
+
+impl Default for AdamSettings {
+    fn default() -> Self {
+        AdamSettings {
+            lr: 1e-2,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-5,
+        }
+    }
+}
+
 /// The optimizer's settings (`[optim]` in a config); defaults are the paper's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OptimConfig {
+    /// `"sgd"` (the paper's, default), `"cg"`, `"lbfgs"` or `"adam"`.
+    #[serde(skip_serializing_if = "is_sgd")]
+    pub method: Method,
     /// Mini-batch size (100).
     pub batch_size: usize,
     /// Weight decay λ of the explicit penalty `λ/2 Σ w²` over all weights (0: none, as in
@@ -32,11 +170,24 @@ pub struct OptimConfig {
     pub momentum_step: f64,
     /// Cap on the momentum (0.9).
     pub momentum_max: f64,
+    /// Conjugate gradient's settings (`method = "cg"` only; filled with the defaults when
+    /// the config is read, so `result.json` records the values used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cg: Option<CgSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lbfgs: Option<LbfgsSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adam: Option<AdamSettings>,
+}
+
+fn is_sgd(m: &Method) -> bool {
+    *m == Method::Sgd
 }
 
 impl Default for OptimConfig {
     fn default() -> Self {
         OptimConfig {
+            method: Method::Sgd,
             batch_size: 100,
             weight_decay: 0.0,
             lr: 0.1,
@@ -44,13 +195,88 @@ impl Default for OptimConfig {
             momentum: 0.5,
             momentum_step: 0.02,
             momentum_max: 0.9,
+            cg: None,
+            lbfgs: None,
+            adam: None,
         }
     }
 }
 
 impl OptimConfig {
-    /// Problems with the values, if any.
+    /// Problems with the values, if any: every method's table is checked, and a setting of
+    /// another method than `method` is one.
     pub fn problems(&self) -> Vec<String> {
+        self.problems_allowing(&[])
+    }
+
+    /// [`problems`](Self::problems), except that the keys `allowed` may be set for another
+    /// method (a sweep's shared config with an `optim.method` axis holds every method's).
+    pub fn problems_allowing(&self, allowed: &[&str]) -> Vec<String> {
+        let mut p = self.sgd_problems();
+        if let Some(cg) = &self.cg {
+            p.extend(cg_problems(cg));
+        }
+        if let Some(l) = &self.lbfgs {
+            p.extend(lbfgs_problems(l));
+        }
+        if let Some(a) = &self.adam {
+            p.extend(adam_problems(a));
+        }
+        let foreign = self.foreign_keys().into_iter();
+        p.extend(foreign.filter(|k| !allowed.contains(k)).map(|key| {
+            format!(
+                "optim.{key} is a setting of another method: optim.method = \"{}\" does not read it",
+                self.method.name()
+            )
+        }));
+        p
+    }
+
+    /// The keys of `[optim]` set (away from their defaults) that `method` does not read.
+    pub fn foreign_keys(&self) -> Vec<&'static str> {
+        let default = OptimConfig::default();
+        let set = [
+            ("batch_size", self.batch_size != default.batch_size),
+            ("lr", self.lr != default.lr),
+            ("lr_decay", self.lr_decay != default.lr_decay),
+            ("momentum", self.momentum != default.momentum),
+            ("momentum_step", self.momentum_step != default.momentum_step),
+            ("momentum_max", self.momentum_max != default.momentum_max),
+            ("cg", self.cg.is_some()),
+            ("lbfgs", self.lbfgs.is_some()),
+            ("adam", self.adam.is_some()),
+        ];
+        let own = self.method.own_keys();
+        set.into_iter()
+            .filter(|(key, set)| *set && !own.contains(key))
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    /// The method's own table filled with its defaults when the config has none, so that the
+    /// settings a run used are recorded with it.
+    pub fn fill_method_table(&mut self) {
+        match self.method {
+            Method::Sgd => {}
+            Method::Cg => _ = self.cg.get_or_insert_with(Default::default),
+            Method::Lbfgs => _ = self.lbfgs.get_or_insert_with(Default::default),
+            Method::Adam => _ = self.adam.get_or_insert_with(Default::default),
+        }
+    }
+
+    pub fn cg_settings(&self) -> CgSettings {
+        self.cg.clone().unwrap_or_default()
+    }
+
+    pub fn lbfgs_settings(&self) -> LbfgsSettings {
+        self.lbfgs.clone().unwrap_or_default()
+    }
+
+    pub fn adam_settings(&self) -> AdamSettings {
+        self.adam.clone().unwrap_or_default()
+    }
+
+    fn sgd_problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.batch_size == 0 {
             p.push("optim.batch_size must be at least 1".to_string());
@@ -87,16 +313,76 @@ impl OptimConfig {
         p
     }
 
-    /// Step size during epoch `epoch` (0-based): `lr · decay^epoch`.
+    /// Step size during epoch `epoch` (0-based): `lr · decay^epoch` (Adam: its own `lr`; the
+    /// full-batch methods: the first step their line search tries).
     pub fn lr_at(&self, epoch: usize) -> f64 {
-        self.lr * self.lr_decay.powi(epoch as i32)
+        match self.method {
+            Method::Sgd => self.lr * self.lr_decay.powi(epoch as i32),
+            Method::Adam => self.adam_settings().lr * self.lr_decay.powi(epoch as i32),
+            // The line search's first trial step.
+            Method::Cg => self.cg_settings().initial_step,
+            Method::Lbfgs => self.lbfgs_settings().lr,
+        }
     }
 
-    /// Momentum during epoch `epoch`: `min(max, m0 + step·epoch)` (never below `m0`).
+    /// Momentum during epoch `epoch`: `min(max, m0 + step·epoch)` (never below `m0`; Adam:
+    /// its `beta_1`).
     pub fn momentum_at(&self, epoch: usize) -> f64 {
+        match self.method {
+            Method::Sgd => {}
+            Method::Adam => return self.adam_settings().beta_1,
+            Method::Cg | Method::Lbfgs => return 0.0,
+        }
         (self.momentum + self.momentum_step * epoch as f64)
             .min(self.momentum_max.max(self.momentum))
     }
+}
+
+fn positive(key: &str, v: f64) -> Option<String> {
+    (!(v > 0.0 && v.is_finite())).then(|| format!("{key} = {v} must be > 0"))
+}
+
+fn cg_problems(cg: &CgSettings) -> Vec<String> {
+    let mut p = Vec::new();
+    // 0 < c1 < c2 < 1 (Nocedal & Wright, 3.7): a step satisfying both then exists.
+    if !(cg.c1 > 0.0 && cg.c1 < cg.c2 && cg.c2 < 1.0) {
+        p.push(format!(
+            "optim.cg.c1 = {} and optim.cg.c2 = {} must satisfy 0 < c1 < c2 < 1",
+            cg.c1, cg.c2
+        ));
+    }
+    if cg.max_line_search < 2 {
+        p.push("optim.cg.max_line_search must be at least 2".into());
+    }
+    p.extend(positive("optim.cg.initial_step", cg.initial_step));
+    p
+}
+
+fn lbfgs_problems(l: &LbfgsSettings) -> Vec<String> {
+    let mut p = Vec::new();
+    if l.history_size == 0 {
+        p.push("optim.lbfgs.history_size must be at least 1".into());
+    }
+    if l.max_evaluations < 2 {
+        p.push("optim.lbfgs.max_evaluations must be at least 2 (one for the gradient, one for the line search)".into());
+    }
+    p.extend(positive("optim.lbfgs.lr", l.lr));
+    p
+}
+
+fn adam_problems(a: &AdamSettings) -> Vec<String> {
+    let mut p = Vec::new();
+    p.extend(positive("optim.adam.lr", a.lr));
+    p.extend(positive("optim.adam.epsilon", a.epsilon));
+    for (key, b) in [
+        ("optim.adam.beta_1", a.beta_1),
+        ("optim.adam.beta_2", a.beta_2),
+    ] {
+        if !(0.0..1.0).contains(&b) {
+            p.push(format!("{key} = {b} must be in [0, 1)"));
+        }
+    }
+    p
 }
 
 /// One step of the paper's SGD on a weight tensor `w` with gradient `grad` (weight decay

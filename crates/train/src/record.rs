@@ -89,6 +89,9 @@ pub enum StopReason {
     Diverged,
     /// Stopped by the user (Ctrl-C); the run is incomplete.
     Interrupted,
+    /// A full-batch method found no step that decreases the loss along steepest descent (it
+    /// is at its floating-point floor) before it met the convergence tolerance.
+    Stalled,
 }
 
 /// Everything a figure needs from one run (`result.json`).
@@ -144,6 +147,10 @@ pub struct TrainingResult {
     /// numbers are those of the run alone, its times its share of the ensemble's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensemble_members: Option<usize>,
+    /// Full-training-set function and gradient evaluations (the full-batch methods; SGD and
+    /// Adam make one pass over the training split per epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gradient_evaluations: Option<u64>,
 }
 
 /// A network trained on substituted labels, judged against the true test labels.

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::TrainError;
 use crate::config::TrainConfig;
 use crate::record::EpochRecord;
-use crate::tensor_file::{NamedMatrix, TensorFile, file_error, write};
+use crate::tensor_file::{NamedMatrix, TensorFile, file_error, write_with_bytes};
 
 /// A run's checkpoint, in its folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -70,12 +70,58 @@ impl Weights {
     }
 }
 
+/// The state of an optimizer other than SGD: named pairs of tensors shaped like the weights,
+/// an opaque record (L-BFGS's, as Burn writes it) and scalars.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OptimizerState {
+    pub tensors: Vec<(String, Weights)>,
+    pub record: Option<Vec<u8>>,
+    pub scalars: std::collections::BTreeMap<String, f64>,
+}
+
+impl OptimizerState {
+    /// The tensor pair `name`, an error naming it when it is missing.
+    pub fn pair(&self, name: &str) -> Result<&Weights, TrainError> {
+        self.tensors
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, w)| w)
+            .ok_or_else(|| missing_state(name))
+    }
+
+    /// The scalar `name`, an error naming it when it is missing.
+    pub fn scalar(&self, name: &str) -> Result<f64, TrainError> {
+        self.scalars
+            .get(name)
+            .copied()
+            .ok_or_else(|| missing_state(name))
+    }
+}
+
+fn missing_state(name: &str) -> TrainError {
+    TrainError::ReadBack {
+        what: "checkpoint",
+        message: format!("the optimizer state has no {name:?}"),
+    }
+}
+
+/// The scalar part of an [`OptimizerState`] and the names of its tensors, as the checkpoint's
+/// `optimizer` metadata.
+#[derive(Debug, Serialize, Deserialize)]
+struct OptimizerMetadata {
+    tensors: Vec<String>,
+    record: bool,
+    scalars: std::collections::BTreeMap<String, f64>,
+}
+
 /// Everything the next epoch of a run depends on (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingState {
     pub weights: Weights,
     /// The momentum buffers (none before the first step).
     pub velocity: Option<Weights>,
+    /// The state of another optimizer than SGD (none for SGD).
+    pub optimizer: Option<OptimizerState>,
     pub best: Weights,
     pub bookkeeping: Bookkeeping,
 }
@@ -135,6 +181,7 @@ impl CheckpointSlot {
     pub fn save(&self, config: &TrainConfig, state: &TrainingState) -> Result<(), TrainError> {
         let path = self.path();
         let (d, h, k) = dims(config, state);
+        let names: Vec<(String, String)> = optimizer_names(state);
         let mut matrices = vec![
             matrix("weights.u", [d, h], &state.weights.u),
             matrix("weights.v", [h, k], &state.weights.v),
@@ -145,11 +192,16 @@ impl CheckpointSlot {
             matrices.push(matrix("velocity.u", [d, h], &b.u));
             matrices.push(matrix("velocity.v", [h, k], &b.v));
         }
-        let bookkeeping = exact_json(&state.bookkeeping).map_err(|message| TrainError::Encode {
+        for ((name_u, name_v), (_, w)) in names.iter().zip(optimizer_pairs(state)) {
+            matrices.push(matrix(name_u, [d, h], &w.u));
+            matrices.push(matrix(name_v, [h, k], &w.v));
+        }
+        let encode = |message| TrainError::Encode {
             what: path.display().to_string(),
             message,
-        })?;
-        let metadata = HashMap::from([
+        };
+        let bookkeeping = exact_json(&state.bookkeeping).map_err(encode)?;
+        let mut metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("training_code".into(), TRAINING_CODE_VERSION.to_string()),
             (
@@ -161,7 +213,19 @@ impl CheckpointSlot {
             ("epoch".into(), state.epoch().to_string()),
             ("bookkeeping".into(), bookkeeping),
         ]);
-        write(&path, &matrices, metadata)
+        let mut blobs = Vec::new();
+        if let Some(o) = &state.optimizer {
+            let meta = OptimizerMetadata {
+                tensors: o.tensors.iter().map(|(n, _)| n.clone()).collect(),
+                record: o.record.is_some(),
+                scalars: o.scalars.clone(),
+            };
+            metadata.insert("optimizer".into(), exact_json(&meta).map_err(encode)?);
+            if let Some(record) = &o.record {
+                blobs.push((OPTIMIZER_RECORD, record.as_slice()));
+            }
+        }
+        write_with_bytes(&path, &matrices, &blobs, metadata)
     }
 
     /// The checkpoint of the run `config` (a network `d x h x k`), if there is one that can
@@ -198,6 +262,51 @@ impl CheckpointSlot {
     pub fn remove(&self) -> Result<(), TrainError> {
         crate::files::remove(&self.path())
     }
+}
+
+/// The checkpoint's tensor holding an optimizer's opaque record.
+const OPTIMIZER_RECORD: &str = "optimizer.record";
+
+/// The file names of the optimizer's tensor pairs: `optimizer.{name}.u` and `.v`.
+fn optimizer_names(state: &TrainingState) -> Vec<(String, String)> {
+    optimizer_pairs(state)
+        .map(|(n, _)| (format!("optimizer.{n}.u"), format!("optimizer.{n}.v")))
+        .collect()
+}
+
+fn optimizer_pairs(state: &TrainingState) -> impl Iterator<Item = &(String, Weights)> {
+    state.optimizer.iter().flat_map(|o| o.tensors.iter())
+}
+
+/// The optimizer state in `file`, if it holds one.
+fn read_optimizer(
+    file: &TensorFile,
+    dims: (usize, usize, usize),
+) -> Result<Option<OptimizerState>, TrainError> {
+    let Some(text) = file.metadata()?.remove("optimizer") else {
+        return Ok(None);
+    };
+    let meta: OptimizerMetadata = from_exact_json(&text)
+        .map_err(|e| file_error(file.path(), format!("metadata \"optimizer\": {e}")))?;
+    let tensors = meta
+        .tensors
+        .into_iter()
+        .map(|n| {
+            Ok((
+                n.clone(),
+                Weights::read(file, &format!("optimizer.{n}"), dims)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    let record = match meta.record {
+        true => Some(file.bytes(OPTIMIZER_RECORD)?),
+        false => None,
+    };
+    Ok(Some(OptimizerState {
+        tensors,
+        record,
+        scalars: meta.scalars,
+    }))
 }
 
 fn matrix<'a>(name: &'a str, shape: [usize; 2], values: &'a [f32]) -> NamedMatrix<'a> {
@@ -257,6 +366,7 @@ fn parse(
     Ok(TrainingState {
         weights: Weights::read(file, "weights", dims)?,
         velocity,
+        optimizer: read_optimizer(file, dims)?,
         best: Weights::read(file, "best", dims)?,
         bookkeeping,
     })

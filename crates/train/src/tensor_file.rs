@@ -24,21 +24,35 @@ pub fn write(
     matrices: &[NamedMatrix],
     metadata: HashMap<String, String>,
 ) -> Result<(), TrainError> {
-    let bytes: Vec<(String, Vec<u8>, [usize; 2])> = matrices
+    write_with_bytes(path, matrices, &[], metadata)
+}
+
+/// [`write`], with raw byte strings `blobs` (`(name, bytes)`, stored as U8 vectors) beside
+/// the matrices.
+pub fn write_with_bytes(
+    path: &Path,
+    matrices: &[NamedMatrix],
+    blobs: &[(&str, &[u8])],
+    metadata: HashMap<String, String>,
+) -> Result<(), TrainError> {
+    let mut bytes: Vec<(String, Vec<u8>, Dtype, Vec<usize>)> = matrices
         .iter()
         .map(|m| {
             let le = m.values.iter().flat_map(|x| x.to_le_bytes()).collect();
-            (m.name.to_string(), le, m.shape)
+            (m.name.to_string(), le, Dtype::F32, m.shape.to_vec())
         })
         .collect();
+    for (name, blob) in blobs {
+        bytes.push((name.to_string(), blob.to_vec(), Dtype::U8, vec![blob.len()]));
+    }
     let encode_err = |e: safetensors::SafeTensorError| TrainError::Encode {
         what: path.display().to_string(),
         message: e.to_string(),
     };
     let views = bytes
         .iter()
-        .map(|(name, le, shape)| {
-            let view = TensorView::new(Dtype::F32, shape.to_vec(), le).map_err(encode_err)?;
+        .map(|(name, le, dtype, shape)| {
+            let view = TensorView::new(*dtype, shape.clone(), le).map_err(encode_err)?;
             Ok((name.clone(), view))
         })
         .collect::<Result<Vec<_>, TrainError>>()?;
@@ -113,6 +127,25 @@ impl TensorFile {
         Ok(values
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect())
+    }
+
+    /// The byte string `name` (a U8 vector).
+    pub fn bytes(&self, name: &str) -> Result<Vec<u8>, TrainError> {
+        let tensors = self.parsed()?;
+        let view = tensors
+            .tensor(name)
+            .map_err(|_| file_error(&self.path, format!("no tensor {name:?}")))?;
+        if view.dtype() != Dtype::U8 || view.shape().len() != 1 {
+            return Err(file_error(
+                &self.path,
+                format!(
+                    "tensor {name:?} is {:?} {:?}, expected a U8 vector",
+                    view.dtype(),
+                    view.shape()
+                ),
+            ));
+        }
+        Ok(view.data().to_vec())
     }
 
     pub fn path(&self) -> &Path {

@@ -142,6 +142,7 @@ fn print_result(r: &TrainingResult) {
         StopReason::MaxEpochs => "at the epoch cap",
         StopReason::Interrupted => "when stopped",
         StopReason::Diverged => "when it diverged",
+        StopReason::Stalled => "when its line search stalled",
     };
     println!(
         "stopped ({:?}) after {} epochs in {:.1}s: train error {:.2}%, test error {:.2}% {when}, {:.2}% with early stopping (epoch {}); zero training error {}",

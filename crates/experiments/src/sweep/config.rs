@@ -5,9 +5,12 @@ use std::path::Path;
 
 use realbias_train::config::{ConfigError, TrainConfig, parse_table, read_config};
 use realbias_train::ensemble::EnsembleMode;
+use realbias_train::optim::Method;
 use serde::{Deserialize, Serialize};
 
-use super::vary::{Axes, Design, Variant, axis_problems, set_key};
+use super::vary::{
+    Axes, Design, Variant, axis_problems, keep_own_method_settings, method_axis_keys, set_key,
+};
 
 /// The conditions of Figure 2 (Figure 1 is `plain` on the full data).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -200,6 +203,7 @@ impl ExperimentConfig {
             for (key, value) in &values {
                 set_key(&mut point, key, value.clone(), path)?;
             }
+            keep_own_method_settings(&mut point, axes);
             let at = |e: ConfigError| {
                 let what = values
                     .iter()
@@ -243,13 +247,15 @@ impl ExperimentConfig {
             path.file_stem()
                 .map_or("experiment".into(), |s| s.to_string_lossy().into_owned())
         });
-        let config = ExperimentConfig {
+        let mut config = ExperimentConfig {
             name,
             base,
             sweep,
             variants: Vec::new(),
         };
-        let mut problems = config.base.problems();
+        let shared = method_axis_keys(&config.sweep.vary);
+        let mut problems = config.base.problems_allowing(&shared);
+        config.base.optim.fill_method_table();
         problems.extend(config.sweep_problems());
         if problems.is_empty() {
             Ok(config)
@@ -335,8 +341,9 @@ impl ExperimentConfig {
 }
 
 /// The censoring network's training config: `base`'s protocol with H0 hidden units on every
-/// example, normalized by their own statistics, from the default initialization scale (so the
-/// students' choices of statistics and scale do not change the labels).
+/// example, normalized by their own statistics, from the default initialization scale and by
+/// the paper's SGD (so the students' choices of statistics, scale and optimizer do not change
+/// the labels).
 pub(super) fn censor_config(
     name: &str,
     base: &TrainConfig,
@@ -350,6 +357,8 @@ pub(super) fn censor_config(
     c.data.subset = None;
     c.data.normalization_statistics = Default::default();
     c.model.init_scale = 1.0;
+    c.optim.method = Method::Sgd;
+    (c.optim.cg, c.optim.lbfgs, c.optim.adam) = (None, None, None);
     if let Some(e) = sweep.censor_max_epochs {
         c.train.max_epochs = e;
     }

@@ -28,6 +28,7 @@ use realbias_train::config::TrainConfig;
 use realbias_train::data::{derive_data, load_full};
 use realbias_train::ensemble::{EnsembleMode, shared_settings, train_ensemble_with};
 use realbias_train::eval::DeviceSplit;
+use realbias_train::optim::Method;
 use realbias_train::record::write_run;
 use realbias_train::state::outcome_settings;
 use realbias_train::{
@@ -166,12 +167,37 @@ impl Sweep {
         }
     }
 
+    /// Which methods other than SGD the sweep trains, when it would otherwise use ensembles:
+    /// their runs train one by one.
+    fn one_by_one_note(&self) -> Option<String> {
+        if self.config.sweep.ensemble == EnsembleMode::Off {
+            return None;
+        }
+        let mut methods: Vec<&str> = self
+            .runs
+            .iter()
+            .map(|r| r.config.optim.method)
+            .filter(|m| *m != Method::Sgd)
+            .map(Method::name)
+            .collect();
+        methods.dedup();
+        methods.sort();
+        methods.dedup();
+        (!methods.is_empty()).then(|| {
+            format!(
+                "runs with optim.method = {} train one by one: ensembles are SGD-only",
+                methods.join(", ")
+            )
+        })
+    }
+
     /// The ensemble `run` may join: runs with the same shared settings and subset, where the
     /// backend gains from ensembles at its width, as many as fit in memory.
     fn group(&self, run: &PlannedRun) -> Option<UnitGroup> {
         let full = self.full.as_ref()?;
         let helps = realbias_train::backend::ensembles_help(run.hidden);
-        if self.config.sweep.ensemble == EnsembleMode::Off || !helps {
+        let sgd = run.config.optim.method == Method::Sgd;
+        if self.config.sweep.ensemble == EnsembleMode::Off || !helps || !sgd {
             return None;
         }
         let examples = self.train_examples(run) + self.validation_examples(run) + full.test.len();
@@ -496,6 +522,7 @@ impl Experiment for Sweep {
         dir: &Path,
     ) -> Result<Vec<String>, ExperimentError> {
         let mut lines = vec![self.plan_table(units)];
+        lines.extend(self.one_by_one_note());
         lines.extend(self.censor_work(dir)?);
         Ok(lines)
     }
@@ -550,6 +577,9 @@ impl Experiment for Sweep {
     }
 
     fn prepare(&mut self, ctx: &Context) -> Result<(), ExperimentError> {
+        if let Some(note) = self.one_by_one_note() {
+            ctx.progress.note(&note);
+        }
         self.censor(ctx)
     }
 

@@ -17,6 +17,8 @@ use std::path::Path;
 use realbias_train::config::{ConfigError, TrainConfig, set_dotted};
 use serde::{Deserialize, Serialize};
 
+use realbias_train::optim::Method;
+
 use super::config::{SweepConfig, first_repeat};
 
 /// The axes: dotted key -> values, in key order.
@@ -213,6 +215,49 @@ pub fn grid(axes: &Axes) -> Vec<Vec<(String, toml::Value)>> {
             .collect();
     }
     points
+}
+
+/// The `[optim]` keys of the methods an `optim.method` axis lists (none without one): the
+/// shared config may hold them all.
+pub fn method_axis_keys(axes: &Axes) -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = axis_methods(axes)
+        .into_iter()
+        .flat_map(|m| m.own_keys().iter().copied())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn axis_methods(axes: &Axes) -> Vec<Method> {
+    let values = axes.get("optim.method").map_or(&[][..], |v| v.as_slice());
+    values
+        .iter()
+        .filter_map(|v| v.as_str()?.parse().ok())
+        .collect()
+}
+
+/// With an `optim.method` axis, the shared config holds the settings of every method on it:
+/// a point's `table` keeps only those its own method reads (a setting of another method is
+/// an error in a run's config).
+pub fn keep_own_method_settings(table: &mut toml::Table, axes: &Axes) {
+    let others = method_axis_keys(axes);
+    let Some(optim) = table.get_mut("optim").and_then(|v| v.as_table_mut()) else {
+        return;
+    };
+    let method = optim
+        .get("method")
+        .and_then(|v| v.as_str())
+        .unwrap_or("sgd");
+    // An unknown method is left for the config's own error.
+    let Ok(method) = method.parse::<Method>() else {
+        return;
+    };
+    for key in others {
+        if !method.own_keys().contains(&key) {
+            optim.remove(key);
+        }
+    }
 }
 
 /// Sets the dotted `key` of `table` to `value`, creating tables on the way; a key that runs
