@@ -21,6 +21,9 @@ pub fn dot(a: &Tensor<1>, b: &Tensor<1>) -> f64 {
     a.clone().mul(b.clone()).sum().into_scalar::<f64>()
 }
 
+/// A trial point of a line search and the gradient there.
+type PointAndGradient = (Tensor<1>, Tensor<1>);
+
 /// Where the iteration stands: the point, its value and gradient, the direction and the step
 /// the next line search tries first.
 #[derive(Debug, Clone)]
@@ -143,14 +146,14 @@ impl CgState {
         objective: &mut O,
         settings: &CgSettings,
         slope0: f64,
-    ) -> Result<(SearchOutcome<(Tensor<1>, Tensor<1>)>, usize), O::Error> {
+    ) -> Result<(SearchOutcome<PointAndGradient>, usize), O::Error> {
         let wolfe = WolfeSearch {
             c1: settings.c1,
             c2: settings.c2,
             max_evaluations: settings.max_line_search,
         };
         let (x, d) = (&self.x, &self.direction);
-        let mut phi = |step: f64| -> Result<Sample<(Tensor<1>, Tensor<1>)>, O::Error> {
+        let mut phi = |step: f64| -> Result<Sample<PointAndGradient>, O::Error> {
             let point = x.clone().add(d.clone().mul_scalar(step));
             let (value, gradient) = objective.evaluate(&point)?;
             Ok(Sample {

@@ -53,6 +53,8 @@ struct MinibatchState {
 }
 
 /// The optimizer's buffers per weight tensor (none before the first step).
+// One per run, moved once per step: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Buffers {
     /// SGD's heavy-ball momentum.

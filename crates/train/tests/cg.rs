@@ -15,7 +15,7 @@ fn vector(values: Vec<f64>, device: &Device) -> Tensor<1> {
 }
 
 fn host(t: &Tensor<1>) -> Vec<f64> {
-    t.clone().into_data().convert::<f64>().to_vec().unwrap()
+    t.clone().try_into_vec_as::<f64>().unwrap()
 }
 
 /// `f(x) = ½ (x − x*)ᵀA(x − x*)` with `A = QᵀDQ` (eigenvalues 1 … 100): `½ xᵀAx − bᵀx` for
