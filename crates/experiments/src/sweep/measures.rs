@@ -93,10 +93,12 @@ pub struct MeasureRow {
     /// τ_b over every run.
     pub tau_test_error: Option<f64>,
     pub tau_gap: Option<f64>,
-    /// Granulated τ (Jiang et al.'s eq. 3, ties 0) with the gap: per axis (H, condition) and
-    /// their mean Ψ over the axes that vary.
+    /// Granulated τ (Jiang et al.'s eq. 3, ties 0) with the gap: per axis (H, condition, grid
+    /// point) and their mean Ψ over the axes that vary.
     pub granulated_hidden: Option<f64>,
     pub granulated_condition: Option<f64>,
+    /// ... over the points of a `[sweep.vary]` grid (none without one): e.g. the optimizer.
+    pub granulated_point: Option<f64>,
     pub psi: Option<f64>,
     /// τ_b with the gap within each condition.
     pub within: Vec<(Condition, Option<f64>)>,
@@ -147,9 +149,13 @@ fn row(
         .filter_map(|(plan, r)| {
             let (m, test, train) = network.of(r)?;
             let value = get(m).filter(|v| v.is_finite())?;
-            let axes = vec![plan.hidden.to_string(), plan.condition.name().to_string()];
-            // Groups where only H (or only the condition) varies stay within a grid point.
-            let rest = format!("rep{} {}", plan.rep, plan.variant_label(""));
+            let axes = vec![
+                plan.hidden.to_string(),
+                plan.condition.name().to_string(),
+                plan.variant_label(""),
+            ];
+            // Groups where one axis varies hold the rest, the repetition included, fixed.
+            let rest = format!("rep{}", plan.rep);
             Some((
                 plan.condition,
                 value,
@@ -168,7 +174,7 @@ fn row(
             axes: p.4.clone(),
         })
         .collect();
-    let (per_axis, psi) = granulated(&granular, 2);
+    let (per_axis, psi) = granulated(&granular, 3);
     let within = conditions
         .iter()
         .map(|&c| {
@@ -186,6 +192,7 @@ fn row(
         tau_gap: tau_b(&column(0), &column(2)),
         granulated_hidden: per_axis[0],
         granulated_condition: per_axis[1],
+        granulated_point: per_axis[2],
         psi,
         within,
         constant: is_constant(&column(0)),
@@ -240,9 +247,14 @@ pub fn csv(rows: &[MeasureRow]) -> String {
     let conditions: Vec<Condition> = rows
         .first()
         .map_or(Vec::new(), |r| r.within.iter().map(|w| w.0).collect());
+    let grid = rows.iter().any(|r| r.granulated_point.is_some());
     let mut s = String::from(
-        "network,measure,runs,tau_b_test_error,tau_b_gap,granulated_gap_hidden,granulated_gap_condition,granulated_gap_psi",
+        "network,measure,runs,tau_b_test_error,tau_b_gap,granulated_gap_hidden,granulated_gap_condition",
     );
+    if grid {
+        s.push_str(",granulated_gap_point");
+    }
+    s.push_str(",granulated_gap_psi");
     for c in &conditions {
         let _ = write!(s, ",tau_b_gap_within_{}", c.name());
     }
@@ -250,7 +262,7 @@ pub fn csv(rows: &[MeasureRow]) -> String {
     for r in rows {
         let _ = write!(
             s,
-            "{},\"{}\",{},{},{},{},{},{}",
+            "{},\"{}\",{},{},{},{},{}",
             r.network.name(),
             r.measure,
             r.runs,
@@ -258,8 +270,11 @@ pub fn csv(rows: &[MeasureRow]) -> String {
             cell(r.tau_gap),
             cell(r.granulated_hidden),
             cell(r.granulated_condition),
-            cell(r.psi)
         );
+        if grid {
+            let _ = write!(s, ",{}", cell(r.granulated_point));
+        }
+        let _ = write!(s, ",{}", cell(r.psi));
         for (_, t) in &r.within {
             let _ = write!(s, ",{}", cell(*t));
         }
@@ -280,6 +295,9 @@ pub fn markdown(name: &str, ranking: &Ranking) -> String {
     let mut s = format!(
         "# {name}: which measure ranks the networks like their generalization?\n\nColumns: Kendall's τ_b (ties corrected) of each measure with the test error and with the generalization gap (test − training error) over all runs (the weight-decay condition by its selected λ) and within each condition; and the granulated τ of Jiang et al. (2020, eq. 3-5), in which a tied pair scores 0: the mean τ over groups in which only H (or only the condition) varies, and Ψ, their mean over the axes that vary here. 1: the measure orders the networks exactly as their gap does; −1: exactly reversed; 0: unrelated, or constant along the axis. Sorted by |Ψ|.\n"
     );
+    if ranking.rows.iter().any(|r| r.granulated_point.is_some()) {
+        s.push_str("\nWith a `[sweep.vary]` grid, τ over point is the mean τ over groups in which only the grid point varies (H, condition and repetition fixed), and Ψ averages it in.\n");
+    }
     if !ranking.diverged.is_empty() {
         let _ = write!(
             s,
@@ -337,13 +355,21 @@ fn notes(ranked: &[&MeasureRow], constant: &[&MeasureRow]) -> String {
 }
 
 /// One network kind's table. With one condition, the columns that would repeat another (τ
-/// within it is τ_b gap, Ψ is τ over H) or stay empty (τ over condition) are left out.
+/// within it is τ_b gap; without a grid, Ψ is τ over H) or stay empty (τ over condition) are
+/// left out; τ over the grid point shows only with a grid.
 fn table(rows: &[&MeasureRow]) -> String {
     let conditions: Vec<&str> = rows[0].within.iter().map(|w| w.0.name()).collect();
     let several = conditions.len() > 1;
+    let grid = rows.iter().any(|r| r.granulated_point.is_some());
     let mut header = vec!["measure", "runs", "τ_b test error", "τ_b gap", "Ψ gap"];
+    if several || grid {
+        header.push("τ over H");
+    }
     if several {
-        header.extend(["τ over H", "τ over condition"]);
+        header.push("τ over condition");
+    }
+    if grid {
+        header.push("τ over point");
     }
     let within: Vec<String> = conditions.iter().map(|c| format!("τ_b gap, {c}")).collect();
     let mut header: Vec<String> = header.into_iter().map(String::from).collect();
@@ -363,8 +389,16 @@ fn table(rows: &[&MeasureRow]) -> String {
             cell(r.tau_gap),
             cell(r.psi),
         ];
+        if several || grid {
+            cells.push(cell(r.granulated_hidden));
+        }
         if several {
-            cells.extend([cell(r.granulated_hidden), cell(r.granulated_condition)]);
+            cells.push(cell(r.granulated_condition));
+        }
+        if grid {
+            cells.push(cell(r.granulated_point));
+        }
+        if several {
             cells.extend(r.within.iter().map(|w| cell(w.1)));
         }
         let _ = writeln!(s, "| {} |", cells.join(" | "));
@@ -469,6 +503,7 @@ mod tests {
             tau_gap: None,
             granulated_hidden: None,
             granulated_condition: None,
+            granulated_point: None,
             psi,
             within: Vec::new(),
             constant: false,

@@ -10,6 +10,7 @@
 
 mod censor;
 mod config;
+mod cost;
 mod estimate;
 mod figures;
 mod measures;
@@ -109,6 +110,9 @@ impl Sweep {
             c.runs.len(),
             c.summary.markdown()
         );
+        if let Some(cost) = cost::section(&c.runs, &c.results) {
+            text.push_str(&cost);
+        }
         if !c.broken.is_empty() {
             text.push_str(&format!(
                 "\nUnreadable, left out: {}\n",
