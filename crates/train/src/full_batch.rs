@@ -31,10 +31,15 @@ pub(crate) struct FullBatchRun<'a> {
     pub checkpoint: Option<&'a CheckpointSlot>,
 }
 
-/// The training objective on the autodiff device: the whole training split at once.
+/// Examples per forward and backward pass of the full-batch objective: the whole training
+/// split up to this many (Figure 2's 2,000 in one pass), in chunks of it beyond, so that a
+/// full-batch run's memory stays that of a 10,000-example batch.
+pub const FULL_BATCH_CHUNK: usize = 10_000;
+
+/// The training objective on the autodiff device: the whole training split, in chunks.
 pub(crate) struct NetworkObjective {
-    x: Tensor<2>,
-    targets: Tensor<2>,
+    chunks: Vec<Batch>,
+    examples: usize,
     dims: (usize, usize, usize),
     activation: realbias_model::Activation,
     weight_decay: f64,
@@ -45,14 +50,24 @@ pub(crate) struct NetworkObjective {
 
 impl NetworkObjective {
     fn new(run: &FullBatchRun, net: &TwoLayerNet) -> Self {
+        Self::with_chunks(run, net, FULL_BATCH_CHUNK)
+    }
+
+    /// The objective in passes of at most `chunk` examples.
+    fn with_chunks(run: &FullBatchRun, net: &TwoLayerNet, chunk: usize) -> Self {
         let device = run.device.clone().autodiff();
         let set = TrainingSet::new(&[&run.data.train], run.data.classes, &device);
-        let n = run.data.train.len() as i64;
-        let all = Tensor::arange(0..n, &device);
-        let Batch { x, targets } = set.batch(all);
+        let n = run.data.train.len();
+        let chunks = (0..n)
+            .step_by(chunk.max(1))
+            .map(|start| {
+                let end = (start + chunk).min(n);
+                set.batch(Tensor::arange(start as i64..end as i64, &device))
+            })
+            .collect();
         NetworkObjective {
-            x,
-            targets,
+            chunks,
+            examples: n,
             dims: net.dims(),
             activation: net.activation,
             weight_decay: run.config.optim.weight_decay,
@@ -61,26 +76,63 @@ impl NetworkObjective {
         }
     }
 
-    /// The objective of `net` (autodiff weights) as a tensor to differentiate.
-    fn loss_of(&self, net: TwoLayerNet) -> Tensor<1> {
-        let penalty = (self.weight_decay > 0.0).then(|| {
+    /// The objective of `net` (autodiff weights) on chunk `i` as a tensor to differentiate:
+    /// its share of the mean loss, plus the penalty on the first chunk.
+    fn chunk_loss(&self, net: TwoLayerNet, i: usize) -> Tensor<1> {
+        let penalty = (self.weight_decay > 0.0 && i == 0).then(|| {
             let squares = net.u.val().square().sum().add(net.v.val().square().sum());
             squares.mul_scalar(self.weight_decay / 2.0)
         });
+        let chunk = &self.chunks[i];
+        let rows = chunk.x.dims()[0];
         let batch = Batch {
-            x: self.x.clone(),
-            targets: self.targets.clone(),
+            x: chunk.x.clone(),
+            targets: chunk.targets.clone(),
         };
-        self.evaluations.set(self.evaluations.get() + 1);
-        let loss = Classifier {
+        let mean = Classifier {
             net,
             loss: self.loss,
         }
         .loss(batch);
+        // One chunk is the whole split: its mean is the objective as it stands.
+        let loss = match self.chunks.len() {
+            1 => mean,
+            _ => mean.mul_scalar(rows as f64 / self.examples as f64),
+        };
         match penalty {
             Some(p) => loss.add(p),
             None => loss,
         }
+    }
+
+    /// The objective and its gradient with respect to `net`'s weights (autodiff), summed over
+    /// the chunks: one evaluation.
+    fn value_and_gradient(
+        &self,
+        net: &TwoLayerNet,
+    ) -> Result<(f64, Tensor<2>, Tensor<2>), TrainError> {
+        self.evaluations.set(self.evaluations.get() + 1);
+        let mut total: Option<(f64, Tensor<2>, Tensor<2>)> = None;
+        for i in 0..self.chunks.len() {
+            let loss = self.chunk_loss(net.clone(), i);
+            let grads = loss.backward();
+            let gradient = |w: &Param<Tensor<2>>| {
+                w.val().grad(&grads).ok_or(TrainError::ReadBack {
+                    what: "gradient",
+                    message: "the loss gave no gradient for the weights".into(),
+                })
+            };
+            let (gu, gv) = (gradient(&net.u)?, gradient(&net.v)?);
+            let value = loss.inner().into_scalar::<f64>();
+            total = Some(match total {
+                None => (value, gu, gv),
+                Some((f, u, v)) => (f + value, u.add(gu), v.add(gv)),
+            });
+        }
+        total.ok_or(TrainError::ReadBack {
+            what: "gradient",
+            message: "the training split is empty".into(),
+        })
     }
 
     /// A network with weights `(u, v)` (on the device without autodiff) to differentiate.
@@ -113,17 +165,8 @@ impl Objective for NetworkObjective {
 
     fn evaluate(&mut self, x: &Tensor<1>) -> Result<(f64, Tensor<1>), TrainError> {
         let (u, v) = self.unflatten(x);
-        let net = self.tracked(u, v);
-        let loss = self.loss_of(net.clone());
-        let grads = loss.backward();
-        let gradient = |w: &Param<Tensor<2>>| {
-            w.val().grad(&grads).ok_or(TrainError::ReadBack {
-                what: "gradient",
-                message: "the loss gave no gradient for the weights".into(),
-            })
-        };
-        let g = flatten(gradient(&net.u)?, gradient(&net.v)?);
-        Ok((loss.inner().into_scalar::<f64>(), g))
+        let (value, gu, gv) = self.value_and_gradient(&self.tracked(u, v))?;
+        Ok((value, flatten(gu, gv)))
     }
 }
 
@@ -299,13 +342,30 @@ impl FullBatch {
 impl LbfgsState {
     /// One iteration of Burn's L-BFGS (its strong-Wolfe line search included).
     fn iterate(&mut self, objective: &mut NetworkObjective, lr: f64) -> Result<Step, TrainError> {
+        // Burn's closure cannot fail: an error is kept and returned after the step, with a
+        // non-finite value meanwhile, which its line search treats as too long a step.
+        let failure: Cell<Option<TrainError>> = Cell::new(None);
         let mut closure = |net: TwoLayerNet| {
-            let loss = objective.loss_of(net.clone());
-            let grads = loss.backward();
-            let value = loss.inner().into_scalar::<f64>();
-            (value, GradientsParams::from_grads(grads, &net))
+            let mut gradients = GradientsParams::new();
+            match objective.value_and_gradient(&net) {
+                Ok((value, gu, gv)) => {
+                    gradients.register(net.u.id, gu);
+                    gradients.register(net.v.id, gv);
+                    (value, gradients)
+                }
+                Err(e) => {
+                    failure.set(Some(e));
+                    let (u, v) = (net.u.val().inner(), net.v.val().inner());
+                    gradients.register(net.u.id, u.zeros_like());
+                    gradients.register(net.v.id, v.zeros_like());
+                    (f64::NAN, gradients)
+                }
+            }
         };
         let (net, loss) = self.optimizer.step(lr, self.net.clone(), &mut closure);
+        if let Some(e) = failure.take() {
+            return Err(e);
+        }
         // No decrease at all: Burn's L-BFGS leaves the weights where they are once the
         // gradient or the directional derivative is below its tolerance.
         let stalled = loss >= self.last_loss;
@@ -400,5 +460,62 @@ impl FullBatchRun<'_> {
         let mut saved = ledger.state(Weights::of(&net)?, None)?;
         saved.optimizer = Some(state.host(objective)?);
         slot.save(self.config, &saved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use realbias_data::Split;
+
+    fn split(n: usize, rng: &mut ChaCha8Rng) -> Split {
+        Split {
+            dim: 6,
+            features: (0..n * 6).map(|_| rng.random_range(-1.0..1.0)).collect(),
+            labels: (0..n).map(|_| rng.random_range(0..3u8)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_objective_in_chunks_is_the_objective_in_one_pass() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let data = Dataset {
+            name: "random".into(),
+            classes: 3,
+            train: split(250, &mut rng),
+            validation: split(10, &mut rng),
+            test: split(10, &mut rng),
+        };
+        let text = "[data]\ndataset = { kind = \"mnist\" }\n[model]\nhidden = 16\n[optim]\nmethod = \"cg\"\nweight_decay = 0.01\n";
+        let config = TrainConfig::parse(text, std::path::Path::new("t.toml"), &[]).unwrap();
+        let device = crate::backend::device().unwrap();
+        let run = FullBatchRun {
+            config: &config,
+            data: &data,
+            device: &device,
+            loss: LossPath::Fused,
+            checkpoint: None,
+        };
+        let net = config.model.network(6, 3).init(0, &device).unwrap();
+        let x = flatten(net.u.val(), net.v.val());
+        let mut whole = NetworkObjective::with_chunks(&run, &net, 1000);
+        let mut parts = NetworkObjective::with_chunks(&run, &net, 64);
+        assert_eq!((whole.chunks.len(), parts.chunks.len()), (1, 4));
+        let (f1, g1) = whole.evaluate(&x).unwrap();
+        let (f2, g2) = parts.evaluate(&x).unwrap();
+        assert!((f1 - f2).abs() < 1e-6 * f1.abs(), "{f1} vs {f2}");
+        let (g1, g2): (Vec<f32>, Vec<f32>) =
+            (g1.try_into_vec_as().unwrap(), g2.try_into_vec_as().unwrap());
+        let scale = g1.iter().fold(0f32, |m, g| m.max(g.abs()));
+        for (a, b) in g1.iter().zip(&g2) {
+            assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+        }
+        assert_eq!(
+            parts.evaluations.get(),
+            1,
+            "one evaluation, whatever the chunks"
+        );
     }
 }

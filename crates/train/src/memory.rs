@@ -11,10 +11,16 @@ use crate::config::TrainConfig;
 const WEIGHT_COPIES: f64 = 10.0;
 
 /// Bytes a run needs, roughly: the weight copies plus the hidden activations of the largest
-/// batch (forward, backward and the ReLU mask).
+/// batch (forward, backward and the ReLU mask; a full-batch method's pass at most
+/// [`crate::full_batch::FULL_BATCH_CHUNK`] examples).
 fn estimate_bytes(inputs: usize, hidden: usize, outputs: usize, config: &TrainConfig) -> f64 {
     let params = (inputs as f64 + outputs as f64) * hidden as f64;
-    let rows = config.optim.batch_size.max(config.train.eval_batch) as f64;
+    let mut rows = config.optim.batch_size.max(config.train.eval_batch);
+    if config.optim.method.is_full_batch() {
+        // The full-batch objective's passes (at most this many examples each).
+        rows = rows.max(crate::full_batch::FULL_BATCH_CHUNK);
+    }
+    let rows = rows as f64;
     4.0 * (WEIGHT_COPIES * params + 3.0 * rows * hidden as f64)
 }
 

@@ -156,4 +156,7 @@ fn print_result(r: &TrainingResult) {
         r.epochs_to_zero_train_error
             .map_or("never reached".into(), |e| format!("first at epoch {e}"))
     );
+    if let Some(n) = r.gradient_evaluations {
+        println!("{n} full-batch function and gradient evaluations (line searches included)");
+    }
 }
