@@ -723,7 +723,10 @@ fn a_sweep_sent_sigterm_stops_soon_leaves_no_lock_and_resumes_to_the_same_summar
         &config,
         std::fs::read_to_string(&config)
             .unwrap()
-            .replace("max_epochs = 3", "max_epochs = 400\nconverge_epochs = 1000")
+            .replace(
+                "max_epochs = 3",
+                "max_epochs = 3000\nconverge_epochs = 10000",
+            )
             .replace("hidden = [2, 4]", "hidden = [2, 4, 8, 16]"),
     )
     .unwrap();
@@ -754,8 +757,23 @@ fn a_sweep_sent_sigterm_stops_soon_leaves_no_lock_and_resumes_to_the_same_summar
             })
         })
     };
-    while !any_result() {
-        assert!(started.elapsed().as_secs() < 120, "no run finished");
+    // ...and another unit has trained a while (its lock is 300 ms old, it has no result: a
+    // run here takes seconds): were the signal to land between units, or before a unit's
+    // first epoch, there would be no state to keep.
+    let in_flight = || {
+        locks_under(&runs).iter().any(|lock| {
+            let age = std::fs::metadata(lock)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            !lock.with_extension("json").exists() && age.is_some_and(|a| a.as_millis() >= 300)
+        })
+    };
+    while !(any_result() && in_flight()) {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no run finished with another in flight"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let signalled = std::time::Instant::now();
