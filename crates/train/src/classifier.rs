@@ -1,11 +1,43 @@
 //! The network with its training loss: the mean softmax cross-entropy, as one fused autodiff
 //! node or as Burn's own operations for reference, and the training data on the device.
 
+use burn::module::Param;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
 use realbias_data::Split;
-use realbias_model::TwoLayerNet;
+use realbias_model::{Activation, TwoLayerNet};
 use serde::Serialize;
+
+use crate::TrainError;
+
+/// The network with weights `u` and `v` as they are (on their device).
+pub(crate) fn network(u: Tensor<2>, v: Tensor<2>, activation: Activation) -> TwoLayerNet {
+    TwoLayerNet {
+        u: Param::from_tensor(u),
+        v: Param::from_tensor(v),
+        activation,
+    }
+}
+
+/// The network with weights `u` and `v` (on a device without autodiff) tracked by autodiff,
+/// for a gradient.
+pub(crate) fn tracked(u: Tensor<2>, v: Tensor<2>, activation: Activation) -> TwoLayerNet {
+    network(u.autodiff(), v.autodiff(), activation)
+}
+
+/// The gradients of a [`tracked`] network's `u` and `v` in `grads`.
+pub(crate) fn weight_gradients(
+    net: &TwoLayerNet,
+    grads: &Gradients,
+) -> Result<(Tensor<2>, Tensor<2>), TrainError> {
+    let gradient = |w: &Param<Tensor<2>>| {
+        w.val().grad(grads).ok_or(TrainError::ReadBack {
+            what: "gradient",
+            message: "the loss gave no gradient for the weights".into(),
+        })
+    };
+    Ok((gradient(&net.u)?, gradient(&net.v)?))
+}
 
 /// The network and the loss a training step differentiates: softmax cross-entropy on its
 /// logits.

@@ -6,14 +6,15 @@
 use std::cell::Cell;
 use std::time::Instant;
 
-use burn::module::Param;
 use burn::optim::{GradientsParams, LBFGS, LBFGSConfig, LineSearchFn};
 use burn::tensor::{Bytes, Device, Tensor};
 use realbias_data::Dataset;
 use realbias_model::TwoLayerNet;
 
 use crate::cg::{CgState, Objective};
-use crate::classifier::{Batch, Classifier, LossPath, TrainingSet};
+use crate::classifier::{
+    Batch, Classifier, LossPath, TrainingSet, network, tracked, weight_gradients,
+};
 use crate::config::TrainConfig;
 use crate::ledger::Ledger;
 use crate::optim::{LbfgsSettings, Method};
@@ -115,14 +116,7 @@ impl NetworkObjective {
         let mut total: Option<(f64, Tensor<2>, Tensor<2>)> = None;
         for i in 0..self.chunks.len() {
             let loss = self.chunk_loss(net.clone(), i);
-            let grads = loss.backward();
-            let gradient = |w: &Param<Tensor<2>>| {
-                w.val().grad(&grads).ok_or(TrainError::ReadBack {
-                    what: "gradient",
-                    message: "the loss gave no gradient for the weights".into(),
-                })
-            };
-            let (gu, gv) = (gradient(&net.u)?, gradient(&net.v)?);
+            let (gu, gv) = weight_gradients(net, &loss.backward())?;
             let value = loss.inner().into_scalar::<f64>();
             total = Some(match total {
                 None => (value, gu, gv),
@@ -133,15 +127,6 @@ impl NetworkObjective {
             what: "gradient",
             message: "the training split is empty".into(),
         })
-    }
-
-    /// A network with weights `(u, v)` (on the device without autodiff) to differentiate.
-    fn tracked(&self, u: Tensor<2>, v: Tensor<2>) -> TwoLayerNet {
-        TwoLayerNet {
-            u: Param::from_tensor(u.autodiff()),
-            v: Param::from_tensor(v.autodiff()),
-            activation: self.activation,
-        }
     }
 
     /// `(u, v)` of a flat parameter vector.
@@ -165,7 +150,7 @@ impl Objective for NetworkObjective {
 
     fn evaluate(&mut self, x: &Tensor<1>) -> Result<(f64, Tensor<1>), TrainError> {
         let (u, v) = self.unflatten(x);
-        let (value, gu, gv) = self.value_and_gradient(&self.tracked(u, v))?;
+        let (value, gu, gv) = self.value_and_gradient(&tracked(u, v, self.activation))?;
         Ok((value, flatten(gu, gv)))
     }
 }
@@ -210,7 +195,7 @@ impl FullBatch {
         Ok(match config.optim.method {
             Method::Lbfgs => FullBatch::Lbfgs(LbfgsState {
                 optimizer: lbfgs_of(&config.optim.lbfgs_settings()),
-                net: objective.tracked(u, v),
+                net: tracked(u, v, objective.activation),
                 last_loss: f64::INFINITY,
             }),
             _ => {
@@ -252,7 +237,7 @@ impl FullBatch {
                     })?;
                 FullBatch::Lbfgs(LbfgsState {
                     optimizer,
-                    net: objective.tracked(u, v),
+                    net: tracked(u, v, objective.activation),
                     last_loss: o.scalar("last_loss")?,
                 })
             }
@@ -292,11 +277,7 @@ impl FullBatch {
             FullBatch::Cg(state) => objective.unflatten(&state.x),
             FullBatch::Lbfgs(state) => (state.net.u.val().inner(), state.net.v.val().inner()),
         };
-        TwoLayerNet {
-            u: Param::from_tensor(u),
-            v: Param::from_tensor(v),
-            activation: objective.activation,
-        }
+        network(u, v, objective.activation)
     }
 
     /// The optimizer's state on the host.

@@ -35,6 +35,12 @@ impl StopRule {
         }
     }
 
+    /// Whether an epoch counts towards convergence: zero training error and a training loss
+    /// under the tolerance.
+    fn within_tolerance(&self, train_loss: f64, train_error: f64) -> bool {
+        train_error == 0.0 && train_loss < self.converge_loss
+    }
+
     /// Called after epoch `epoch`'s evaluation: why the run stops now, if it does.
     pub fn after_epoch(
         &mut self,
@@ -45,7 +51,7 @@ impl StopRule {
         if !train_loss.is_finite() {
             return Some(StopReason::Diverged);
         }
-        self.streak = if train_error == 0.0 && train_loss < self.converge_loss {
+        self.streak = if self.within_tolerance(train_loss, train_error) {
             self.streak + 1
         } else {
             0
@@ -301,9 +307,9 @@ impl<'a> Ledger<'a> {
     /// floating-point floor): converged when its last epoch meets the convergence tolerance,
     /// since every further epoch would repeat it, else stalled.
     pub fn at_fixed_point(&self) -> StopReason {
-        let converged = self.history.last().is_some_and(|r| {
-            r.train_error == 0.0 && r.train_loss < self.config.train.converge_loss
-        });
+        let last = self.history.last();
+        let converged =
+            last.is_some_and(|r| self.rule.within_tolerance(r.train_loss, r.train_error));
         match converged {
             true => StopReason::Converged,
             false => StopReason::Stalled,

@@ -7,13 +7,14 @@
 
 use std::time::Instant;
 
-use burn::module::Param;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use realbias_data::Dataset;
 use realbias_model::{Activation, TwoLayerNet};
 
 use crate::batches::{BatchOrder, batch_ranges};
-use crate::classifier::{Batch, Classifier, LossPath, TrainingSet};
+use crate::classifier::{
+    Batch, Classifier, LossPath, TrainingSet, network, tracked, weight_gradients,
+};
 use crate::config::TrainConfig;
 use crate::ledger::Ledger;
 use crate::optim::{AdamSettings, Method, heavy_ball, with_weight_decay};
@@ -123,11 +124,7 @@ impl MinibatchState {
 
     /// The network as it stands.
     fn net(&self) -> TwoLayerNet {
-        TwoLayerNet {
-            u: Param::from_tensor(self.u.clone()),
-            v: Param::from_tensor(self.v.clone()),
-            activation: self.activation,
-        }
+        network(self.u.clone(), self.v.clone(), self.activation)
     }
 
     /// The weights, SGD's momentum and another optimizer's state, on the host.
@@ -170,21 +167,11 @@ impl MinibatchState {
         settings: StepSettings,
     ) -> Result<(), TrainError> {
         let model = Classifier {
-            net: TwoLayerNet {
-                u: Param::from_tensor(self.u.clone().autodiff()),
-                v: Param::from_tensor(self.v.clone().autodiff()),
-                activation: self.activation,
-            },
+            net: tracked(self.u.clone(), self.v.clone(), self.activation),
             loss,
         };
         let grads = model.loss(batch).backward();
-        let gradient = |w: &Param<Tensor<2>>| {
-            w.val().grad(&grads).ok_or(TrainError::ReadBack {
-                what: "gradient",
-                message: "the loss gave no gradient for the weights".into(),
-            })
-        };
-        let (gu, gv) = (gradient(&model.net.u)?, gradient(&model.net.v)?);
+        let (gu, gv) = weight_gradients(&model.net, &grads)?;
         let StepSettings {
             lr,
             momentum,

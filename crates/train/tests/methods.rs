@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{config, device, teacher_data};
+use common::{config, device, teacher_data, timeless};
 use realbias_train::config::TrainConfig;
 use realbias_train::optim::Method;
 use realbias_train::record::write_run;
@@ -67,26 +67,6 @@ fn cg_lbfgs_and_adam_each_fit_a_small_training_set() {
             );
         }
     }
-}
-
-/// The run's numbers without its wall-clock times.
-fn timeless(run: &TrainedRun) -> (TrainingResult, Vec<EpochRecord>) {
-    let mut result = run.result.clone();
-    (result.wall_seconds, result.seconds_per_epoch) = (0.0, 0.0);
-    if let Some(m) = result.measures.as_mut() {
-        (m.at_convergence.seconds, m.early_stop.seconds) = (0.0, 0.0);
-    }
-    let history = run
-        .history
-        .iter()
-        .map(|e| EpochRecord {
-            train_seconds: 0.0,
-            eval_seconds: 0.0,
-            wall_seconds: 0.0,
-            ..e.clone()
-        })
-        .collect();
-    (result, history)
 }
 
 /// Requests a stop once `at` epochs are recorded.

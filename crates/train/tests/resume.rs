@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{config, device, relabelled, teacher_data};
+use common::{config, device, relabelled, teacher_data, timeless};
 use realbias_data::Dataset;
 use realbias_train::config::TrainConfig;
 use realbias_train::ensemble::train_ensemble_with;
@@ -15,7 +15,7 @@ use realbias_train::record::write_run;
 use realbias_train::state::CHECKPOINT_FILE;
 use realbias_train::{
     CheckpointSlot, EpochRecord, Member, Progress, Quiet, StopReason, TrainError, TrainedRun,
-    Trainer, TrainingResult,
+    Trainer,
 };
 
 const BASE: &str = r#"
@@ -76,26 +76,6 @@ impl Progress for StopAt {
     fn stop_requested(&self) -> bool {
         self.seen >= self.at || self.mid_reached
     }
-}
-
-/// The run's numbers without its wall-clock times.
-fn timeless(run: &TrainedRun) -> (TrainingResult, Vec<EpochRecord>) {
-    let mut result = run.result.clone();
-    (result.wall_seconds, result.seconds_per_epoch) = (0.0, 0.0);
-    if let Some(m) = result.measures.as_mut() {
-        (m.at_convergence.seconds, m.early_stop.seconds) = (0.0, 0.0);
-    }
-    let history = run
-        .history
-        .iter()
-        .map(|e| EpochRecord {
-            train_seconds: 0.0,
-            eval_seconds: 0.0,
-            wall_seconds: 0.0,
-            ..e.clone()
-        })
-        .collect();
-    (result, history)
 }
 
 /// Asserts two runs' numbers are equal, naming the fields that differ.

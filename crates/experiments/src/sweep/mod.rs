@@ -184,7 +184,6 @@ impl Sweep {
             .filter(|m| *m != Method::Sgd)
             .map(Method::name)
             .collect();
-        methods.dedup();
         methods.sort();
         methods.dedup();
         (!methods.is_empty()).then(|| {

@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use realbias_data::{Dataset, Split};
 use realbias_train::config::TrainConfig;
+use realbias_train::{EpochRecord, TrainedRun, TrainingResult};
 
 pub fn device() -> Device {
     realbias_train::backend::device().unwrap()
@@ -71,4 +72,24 @@ pub fn relabelled(data: &Dataset, seed: u64) -> Dataset {
     let mut data = data.clone();
     data.relabel_all(&labels).unwrap();
     data
+}
+
+/// The run's numbers without its wall-clock times.
+pub fn timeless(run: &TrainedRun) -> (TrainingResult, Vec<EpochRecord>) {
+    let mut result = run.result.clone();
+    (result.wall_seconds, result.seconds_per_epoch) = (0.0, 0.0);
+    if let Some(m) = result.measures.as_mut() {
+        (m.at_convergence.seconds, m.early_stop.seconds) = (0.0, 0.0);
+    }
+    let history = run
+        .history
+        .iter()
+        .map(|e| EpochRecord {
+            train_seconds: 0.0,
+            eval_seconds: 0.0,
+            wall_seconds: 0.0,
+            ..e.clone()
+        })
+        .collect();
+    (result, history)
 }
