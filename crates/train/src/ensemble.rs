@@ -11,8 +11,14 @@
 //! result. A member that stops leaves the stack (the others go on), so its record is exactly
 //! the one it would have had alone. What the members must share is everything that makes the
 //! steps line up: the model, the optimizer's schedule and batch size, the stopping settings
-//! and the training split's size ([`shared_settings`]). Members resumed from checkpoints of
+//! and the splits' sizes ([`shared_settings`]). Members resumed from checkpoints of
 //! different epochs train as separate stacks, one per epoch.
+//!
+//! The per-epoch evaluation is batched too (`crate::stacked_eval`): one forward pass and one
+//! read-back of every member's logits per chunk of a split, instead of a forward pass and two
+//! or three read-backs per member; members that stop at the same epoch get their test errors
+//! and end-of-run measures from batched forward passes as well. The logits are reduced on the
+//! host exactly as a single run reduces them, so the records are the same.
 //!
 //! The gradient is the fused loss's (`crate::fused`), written out without autodiff:
 //! `δ = (softmax(z) − t)/B`, `∂V = hᵀδ`, `∂U = xᵀ(δVᵀ ⊙ [h > 0])`, per member.
@@ -29,9 +35,10 @@ use serde::{Deserialize, Serialize};
 use crate::batches::{BatchOrder, batch_ranges};
 use crate::classifier::TrainingSet;
 use crate::config::{LoopSettings, ModelConfig, TrainConfig};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Reader};
 use crate::optim::{Method, OptimConfig, heavy_ball};
 use crate::record::{StopReason, TrainedRun};
+use crate::stacked_eval::{Ending, StackedEvaluation};
 use crate::state::{CheckpointSlot, CheckpointTimer, TrainingState, Weights};
 use crate::{Progress, Quiet, TrainError};
 
@@ -72,8 +79,8 @@ impl<'a> Member<'a> {
 }
 
 /// What the members of one ensemble must share: the config without its seed, its weight
-/// decay and its name (the data section only shapes the member's own dataset; the training
-/// split's size is checked separately).
+/// decay and its name (the data section only shapes the member's own dataset; the splits'
+/// sizes are checked separately).
 pub fn shared_settings(config: &TrainConfig) -> (ModelConfig, OptimConfig, LoopSettings) {
     let mut optim = config.optim.clone();
     optim.weight_decay = 0.0;
@@ -94,7 +101,10 @@ pub fn incompatibility(members: &[Member]) -> Option<String> {
             members[i].config.optim.method.name()
         ));
     }
-    let shape = |d: &Dataset| (d.train.len(), d.dim(), d.classes);
+    let shape = |d: &Dataset| {
+        let sizes = (d.train.len(), d.validation.len(), d.test.len());
+        (sizes, d.dim(), d.classes)
+    };
     let settings = shared_settings(first.config);
     members.iter().enumerate().skip(1).find_map(|(i, m)| {
         if shared_settings(m.config) != settings {
@@ -103,7 +113,7 @@ pub fn incompatibility(members: &[Member]) -> Option<String> {
             ))
         } else if shape(m.data) != shape(first.data) {
             Some(format!(
-                "member {i}'s training split (examples, inputs, classes) is {:?}, member 0's {:?}",
+                "member {i}'s data ((training, validation, test examples), inputs, classes) is {:?}, member 0's {:?}",
                 shape(m.data),
                 shape(first.data)
             ))
@@ -174,34 +184,37 @@ pub fn train_ensemble_with(
         if let Some(state) = group.first().and_then(|&i| saved[i].as_ref()) {
             progress.resumed(&state.bookkeeping.history);
         }
+        let stack = Ensemble::new(members, &group, (&initial, &saved), device);
+        // A fresh group's stack holds the initial networks: epoch 0's readings.
+        let mut first_readings = match done {
+            0 => stack.evaluation.read(&stack.u, &stack.v)?,
+            _ => Vec::new(),
+        }
+        .into_iter();
         for (n, &i) in group.iter().enumerate() {
             let shown: &mut dyn Progress = if n == 0 { &mut *progress } else { &mut Quiet };
             let m = &members[i];
-            ledgers[i] = Some(match &saved[i] {
-                Some(state) => Ledger::resume(m.config, m.data, device, initial[i].clone(), state)?,
-                None => Ledger::start(m.config, m.data, device, initial[i].clone(), shown)?,
+            let run = (m.config, m.data);
+            let net = initial[i].clone();
+            ledgers[i] = Some(match (&saved[i], first_readings.next()) {
+                (Some(state), _) => Ledger::resume(run, device, net, state, Reader::Ensemble)?,
+                (None, Some(reading)) => Ledger::start_member(run, device, net, reading, shown)?,
+                (None, None) => {
+                    return Err(TrainError::ReadBack {
+                        what: "ensemble evaluation",
+                        message: format!("no reading of member {i}'s initial network"),
+                    });
+                }
             });
         }
-        let stack = Ensemble::new(members, &group, (&initial, &saved), device);
         stack.train(done, &mut ledgers, progress, finished)?;
     }
     Ok(())
 }
 
-/// Ends member `m`'s run with its last network `net` and hands its output on.
-fn finish_member(
-    ledgers: &mut [Option<Ledger>],
-    (m, net, stop): (usize, TwoLayerNet, StopReason),
-    finished: &mut dyn FnMut(usize, TrainedRun),
-) -> Result<(), TrainError> {
-    let count = ledgers.len();
-    if let Some(ledger) = ledgers[m].take() {
-        let mut out = ledger.finish(net, stop)?;
-        out.result.ensemble_members = Some(count);
-        finished(m, out);
-    }
-    Ok(())
-}
+/// A member that stops: its position in the stack, its index in the ensemble, its last
+/// network and why it stops.
+type Stopped = (usize, (usize, TwoLayerNet, StopReason));
 
 /// One member in the stack: its index in the ensemble, its block of the training stack, and
 /// its batch order.
@@ -226,6 +239,8 @@ struct Ensemble<'a> {
     weight_decay: Option<(Tensor<3>, Tensor<3>)>,
     /// Momentum buffers (none before the first step).
     velocity: Option<(Tensor<3>, Tensor<3>)>,
+    /// Every member's splits, for the per-epoch records.
+    evaluation: StackedEvaluation,
     relu: bool,
 }
 
@@ -288,6 +303,16 @@ impl<'a> Ensemble<'a> {
             }
         };
         let done = |i: usize| saved[i].as_ref().map_or(0, |s| s.epoch());
+        let relu = first.config.model.activation == Activation::Relu;
+        let data: Vec<&Dataset> = group.iter().map(|&i| members[i].data).collect();
+        let u0 = Tensor::stack(group.iter().map(|&i| initial[i].u.val()).collect(), 0);
+        let train = &first.config.train;
+        let evaluation = StackedEvaluation::new(
+            &data,
+            (train.eval_batch, train.eval_test_every_epoch, relu),
+            &u0,
+            device,
+        );
         Ensemble {
             members,
             device,
@@ -309,7 +334,8 @@ impl<'a> Ensemble<'a> {
             v,
             weight_decay,
             velocity,
-            relu: first.config.model.activation == Activation::Relu,
+            evaluation,
+            relu,
         }
     }
 
@@ -352,8 +378,9 @@ impl<'a> Ensemble<'a> {
             let _ = self.device.sync();
             // Each member's share of the epoch's time.
             let seconds = t.elapsed().as_secs_f64() / self.stack.len() as f64;
+            let readings = self.evaluation.read(&self.u, &self.v)?;
             let mut stopped = Vec::new();
-            for (position, slot) in self.stack.iter().enumerate() {
+            for (position, (slot, reading)) in self.stack.iter().zip(readings).enumerate() {
                 let Some(ledger) = ledgers[slot.member].as_mut() else {
                     continue;
                 };
@@ -362,14 +389,13 @@ impl<'a> Ensemble<'a> {
                     0 => &mut *progress,
                     _ => &mut Quiet,
                 };
-                if let Some(reason) = ledger.after_epoch(net.clone(), epoch, seconds, shown)? {
+                let step = (epoch, seconds);
+                if let Some(reason) = ledger.after_reading(net.clone(), reading, step, shown) {
                     stopped.push((position, (slot.member, net, reason)));
                 }
             }
             let positions: Vec<usize> = stopped.iter().map(|(p, _)| *p).collect();
-            for (_, end) in stopped {
-                finish_member(ledgers, end, finished)?;
-            }
+            self.finish(ledgers, stopped, finished)?;
             self.remove(&positions);
             if self.stack.is_empty() {
                 return Ok(());
@@ -380,10 +406,59 @@ impl<'a> Ensemble<'a> {
             }
         }
         // Members still training were interrupted (the cap stops them in `after_epoch`).
-        for position in 0..self.stack.len() {
-            let member = self.stack[position].member;
-            let end = (member, self.member_net(position), StopReason::Interrupted);
-            finish_member(ledgers, end, finished)?;
+        let interrupted = (0..self.stack.len())
+            .map(|p| {
+                let end = (
+                    self.stack[p].member,
+                    self.member_net(p),
+                    StopReason::Interrupted,
+                );
+                (p, end)
+            })
+            .collect();
+        self.finish(ledgers, interrupted, finished)
+    }
+
+    /// Ends the runs of the members `stopped`, all at once: one batched evaluation of their
+    /// test splits and measures, then each member's result, handed to `finished`.
+    fn finish(
+        &self,
+        ledgers: &mut [Option<Ledger>],
+        stopped: Vec<Stopped>,
+        finished: &mut dyn FnMut(usize, TrainedRun),
+    ) -> Result<(), TrainError> {
+        let count = ledgers.len();
+        let taken: Vec<_> = stopped
+            .into_iter()
+            .filter_map(|(p, (m, net, stop))| ledgers[m].take().map(|l| (p, m, net, stop, l)))
+            .collect();
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let ends: Vec<Ending> = taken
+            .iter()
+            .map(|(_, m, _, stop, ledger)| {
+                let (best, init) = ledger.best_and_initial();
+                let member = &self.members[*m];
+                Ending {
+                    data: member.data,
+                    best,
+                    init,
+                    seed: member.config.train.seed,
+                    measures: ledger.measures_due(*stop),
+                }
+            })
+            .collect();
+        let positions: Vec<usize> = taken.iter().map(|t| t.0).collect();
+        let setting = (self.config().train.eval_batch, self.device);
+        let readings =
+            self.evaluation
+                .final_readings(&positions, (&self.u, &self.v), &ends, setting)?;
+        drop(ends);
+        for ((_, m, net, stop, ledger), reading) in taken.into_iter().zip(readings) {
+            let mut out = ledger.finish_with(net, stop, reading)?;
+            out.result.ensemble_members = Some(count);
+            finished(m, out);
         }
         Ok(())
     }
@@ -505,6 +580,7 @@ impl<'a> Ensemble<'a> {
             TensorData::new(keep.iter().map(|&p| p as i64).collect(), [keep.len()]),
             self.device,
         );
+        self.evaluation.select(&index, &keep);
         let select = |t: Tensor<3>| t.select(0, index.clone());
         self.u = select(self.u.clone());
         self.v = select(self.v.clone());

@@ -136,20 +136,12 @@ impl DeviceSplit {
     /// Evaluates `net` (in inference mode) on the whole split; logits are reduced on the host
     /// in f64 so every backend is measured the same way.
     pub fn evaluate(&self, net: &TwoLayerNet) -> Result<Evaluation, TrainError> {
-        let (mut loss, mut errors) = (0.0f64, 0usize);
+        let mut tally = Tally::new(false);
         for (x, labels) in &self.chunks {
             let logits = read_logits(net.forward(x.clone()).try_into_vec_as(), labels.len())?;
-            let k = logits.len() / labels.len();
-            for (row, &label) in logits.chunks_exact(k).zip(labels) {
-                loss += cross_entropy_of_row(row, label);
-                errors += usize::from(predicted_class(row) != label);
-            }
+            tally.add(&logits, labels);
         }
-        let n = self.len.max(1) as f64;
-        Ok(Evaluation {
-            loss: loss / n,
-            error: errors as f64 / n,
-        })
+        Ok(tally.evaluation())
     }
 }
 
@@ -180,8 +172,7 @@ impl DeviceSplit {
         initial: Option<&[Tensor<2, Bool>]>,
     ) -> Result<TrainingEvaluation, TrainError> {
         let (_, h, _) = net.dims();
-        let (mut loss, mut errors) = (0.0f64, 0usize);
-        let mut margins = Vec::with_capacity(self.len);
+        let mut tally = Tally::new(true);
         let mut flips = initial.map(|_| vec![0.0f64; h]);
         for (i, (x, labels)) in self.chunks.iter().enumerate() {
             let pre = net.preactivations(x.clone());
@@ -197,22 +188,71 @@ impl DeviceSplit {
                 }
             }
             let logits = read_logits(net.output(pre).try_into_vec_as(), labels.len())?;
-            let k = logits.len() / labels.len();
-            for (row, &label) in logits.chunks_exact(k).zip(labels) {
-                loss += cross_entropy_of_row(row, label);
-                errors += usize::from(predicted_class(row) != label);
-                margins.push(margin_of_row(row, label));
+            tally.add(&logits, labels);
+        }
+        Ok(tally.training(flips))
+    }
+}
+
+/// A split's loss, errors and (optionally) margins, summed chunk by chunk in example order: the
+/// one reduction of logits every evaluation uses, a single run's or an ensemble's member's,
+/// so both give the same bits.
+pub(crate) struct Tally {
+    loss: f64,
+    errors: usize,
+    examples: usize,
+    keep_margins: bool,
+    margins: Vec<f32>,
+}
+
+impl Tally {
+    /// An empty tally that also keeps every example's margin when `margins` is set.
+    pub fn new(margins: bool) -> Self {
+        Tally {
+            loss: 0.0,
+            errors: 0,
+            examples: 0,
+            keep_margins: margins,
+            margins: Vec::new(),
+        }
+    }
+
+    /// Adds one chunk: the logits (row-major, one row per label) of the examples `labels`.
+    pub fn add(&mut self, logits: &[f32], labels: &[u8]) {
+        let k = logits.len() / labels.len().max(1);
+        for (row, &label) in logits.chunks_exact(k.max(1)).zip(labels) {
+            self.loss += cross_entropy_of_row(row, label);
+            self.errors += usize::from(predicted_class(row) != label);
+            if self.keep_margins {
+                self.margins.push(margin_of_row(row, label));
             }
         }
-        let n = self.len.max(1) as f64;
-        Ok(TrainingEvaluation {
-            evaluation: Evaluation {
-                loss: loss / n,
-                error: errors as f64 / n,
-            },
-            margins,
-            flips_per_unit: flips,
-        })
+        self.examples += labels.len();
+    }
+
+    /// Adds the examples of `other` (a later stretch of the same split), without margins.
+    pub fn absorb(&mut self, other: Tally) {
+        self.loss += other.loss;
+        self.errors += other.errors;
+        self.examples += other.examples;
+    }
+
+    /// Mean loss and error rate of the examples added.
+    pub fn evaluation(&self) -> Evaluation {
+        let n = self.examples.max(1) as f64;
+        Evaluation {
+            loss: self.loss / n,
+            error: self.errors as f64 / n,
+        }
+    }
+
+    /// The training split's evaluation: this tally with its margins and the sign flips.
+    pub fn training(self, flips_per_unit: Option<Vec<f64>>) -> TrainingEvaluation {
+        TrainingEvaluation {
+            evaluation: self.evaluation(),
+            margins: self.margins,
+            flips_per_unit,
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use crate::classifier::{
     Batch, Classifier, LossPath, TrainingSet, network, tracked, weight_gradients,
 };
 use crate::config::TrainConfig;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Reader};
 use crate::optim::{LbfgsSettings, Method};
 use crate::record::{StopReason, TrainedRun};
 use crate::state::{CheckpointSlot, CheckpointTimer, OptimizerState, TrainingState, Weights};
@@ -375,7 +375,7 @@ impl FullBatchRun<'_> {
                 progress.resumed(&saved.bookkeeping.history);
                 let state = FullBatch::restore(config, &objective, &saved, device)?;
                 (
-                    Ledger::resume(config, data, device, initial, &saved)?,
+                    Ledger::resume((config, data), device, initial, &saved, Reader::Own)?,
                     state,
                 )
             }

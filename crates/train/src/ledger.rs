@@ -4,12 +4,14 @@
 
 use std::time::Instant;
 
+use std::cell::OnceCell;
+
 use burn::tensor::{Bool, Device, Tensor};
-use realbias_data::Dataset;
+use realbias_data::{Dataset, Split};
 use realbias_model::{TwoLayerNet, norm_measures};
 
 use crate::config::{LoopSettings, TrainConfig};
-use crate::eval::DeviceSplit;
+use crate::eval::{DeviceSplit, Evaluation, TrainingEvaluation};
 use crate::measures::{MeasureInputs, frobenius, measure, pattern_fractions, percentile};
 use crate::record::{EpochRecord, RunMeasures, StopReason, TrainedRun, TrainingResult};
 use crate::state::{Bookkeeping, TrainingState, Weights};
@@ -78,22 +80,37 @@ struct Initial {
     v: Vec<f32>,
     u_norm: f64,
     v_norm: f64,
-    /// The training split's activation patterns, chunk by chunk, on the device.
+    /// The training split's activation patterns, chunk by chunk, on the device (none: not
+    /// kept, or kept by an ensemble's stacked evaluation instead).
     patterns: Option<Vec<Tensor<2, Bool>>>,
 }
 
 impl Initial {
-    fn of(net: &TwoLayerNet, train: &DeviceSplit, examples: usize) -> Result<Self, TrainError> {
+    /// The initial network's weights and norms, without its patterns.
+    fn weights_of(net: &TwoLayerNet) -> Result<Self, TrainError> {
         let (u, v) = net.weights()?;
-        let (_, h, _) = net.dims();
         Ok(Initial {
             u_norm: frobenius(&u, None),
             v_norm: frobenius(&v, None),
             u,
             v,
-            patterns: (examples * h <= PATTERN_LIMIT).then(|| train.patterns(net)),
+            patterns: None,
         })
     }
+}
+
+/// Whether the per-epoch dynamics keep the initial activation patterns of `examples`
+/// examples on `hidden` units ([`PATTERN_LIMIT`]).
+pub(crate) fn keeps_patterns(examples: usize, hidden: usize) -> bool {
+    examples * hidden <= PATTERN_LIMIT
+}
+
+/// Who reads a run's epochs: its own ledger, or its ensemble's stacked evaluation (which then
+/// keeps the initial activation patterns itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reader {
+    Own,
+    Ensemble,
 }
 
 /// `x / y`, 0 when `y` is 0 (a zero initialization).
@@ -101,74 +118,127 @@ fn ratio(x: f64, y: f64) -> f64 {
     if y > 0.0 { x / y } else { 0.0 }
 }
 
-/// The splits on the evaluation device, and the per-epoch record they give.
+/// What one epoch's record is computed from, read back from the device: by the run's own
+/// [`Evaluator`], or for an ensemble's member by the stacked evaluation of all members.
+pub(crate) struct EpochReading {
+    pub train: TrainingEvaluation,
+    pub validation: Evaluation,
+    pub test_error: Option<f64>,
+    /// The network's weights on the host.
+    pub u: Vec<f32>,
+    pub v: Vec<f32>,
+    /// What reading it took (an ensemble member's share of the stacked evaluation).
+    pub seconds: f64,
+}
+
+/// The splits on the evaluation device, uploaded when first needed (an ensemble's member
+/// needs them only at its end), and the per-epoch record they give.
 struct Evaluator<'a> {
     config: &'a TrainConfig,
-    train: DeviceSplit,
-    validation: DeviceSplit,
-    test: DeviceSplit,
+    data: &'a Dataset,
+    device: &'a Device,
+    train: OnceCell<DeviceSplit>,
+    validation: OnceCell<DeviceSplit>,
+    test: OnceCell<DeviceSplit>,
     initial: Initial,
     start: Instant,
 }
 
 impl<'a> Evaluator<'a> {
-    /// The splits of `data` on `device`, compared with the initial network `initial`.
+    /// The evaluator of a run on `data` from the network `initial`; with `patterns`, the
+    /// initial activation patterns are kept for the dynamics (when within the limit).
     fn new(
         config: &'a TrainConfig,
-        data: &Dataset,
-        device: &Device,
-        initial: &TwoLayerNet,
+        data: &'a Dataset,
+        device: &'a Device,
+        (initial, patterns): (&TwoLayerNet, bool),
     ) -> Result<Self, TrainError> {
-        let split = |s| DeviceSplit::new(s, config.train.eval_batch, device);
-        let train = split(&data.train);
-        let initial = Initial::of(initial, &train, data.train.len())?;
-        Ok(Evaluator {
+        let mut eval = Evaluator {
             config,
-            train,
-            validation: split(&data.validation),
-            test: split(&data.test),
-            initial,
+            data,
+            device,
+            train: OnceCell::new(),
+            validation: OnceCell::new(),
+            test: OnceCell::new(),
+            initial: Initial::weights_of(initial)?,
             start: Instant::now(),
-        })
+        };
+        let (_, h, _) = initial.dims();
+        if patterns && keeps_patterns(data.train.len(), h) {
+            eval.initial.patterns = Some(eval.train().patterns(initial));
+        }
+        Ok(eval)
     }
 
-    fn record(
-        &self,
-        net: &TwoLayerNet,
-        epoch: usize,
-        train_seconds: f64,
-    ) -> Result<EpochRecord, TrainError> {
+    fn upload<'s>(&self, cell: &'s OnceCell<DeviceSplit>, split: &Split) -> &'s DeviceSplit {
+        cell.get_or_init(|| DeviceSplit::new(split, self.config.train.eval_batch, self.device))
+    }
+
+    fn train(&self) -> &DeviceSplit {
+        self.upload(&self.train, &self.data.train)
+    }
+
+    fn validation(&self) -> &DeviceSplit {
+        self.upload(&self.validation, &self.data.validation)
+    }
+
+    fn test(&self) -> &DeviceSplit {
+        self.upload(&self.test, &self.data.test)
+    }
+
+    /// Evaluates `net` on the splits the epoch's record needs.
+    fn read(&self, net: &TwoLayerNet) -> Result<EpochReading, TrainError> {
         let t = Instant::now();
-        let initial = &self.initial;
-        let patterns = initial.patterns.as_deref();
-        let mut tr = self.train.evaluate_dynamics(net, patterns)?;
-        let va = self.validation.evaluate(net)?;
-        let te = match self.config.train.eval_test_every_epoch {
-            true => Some(self.test.evaluate(net)?.error),
+        let patterns = self.initial.patterns.as_deref();
+        let train = self.train().evaluate_dynamics(net, patterns)?;
+        let validation = self.validation().evaluate(net)?;
+        let test_error = match self.config.train.eval_test_every_epoch {
+            true => Some(self.test().evaluate(net)?.error),
             false => None,
         };
         let (u, v) = net.weights()?;
-        let (d, h, k) = net.dims();
-        let norms = norm_measures(&u, &v, d, h, k);
+        Ok(EpochReading {
+            train,
+            validation,
+            test_error,
+            u,
+            v,
+            seconds: t.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Epoch `epoch`'s record of a network of shape `(d, h, k)` read as `reading`.
+    fn record(
+        &self,
+        mut reading: EpochReading,
+        (d, h, k): (usize, usize, usize),
+        epoch: usize,
+        train_seconds: f64,
+    ) -> EpochRecord {
+        let t = Instant::now();
+        let initial = &self.initial;
+        let (u, v) = (&reading.u, &reading.v);
+        let norms = norm_measures(u, v, d, h, k);
         let moved = |w: &[f32], w0: &[f32], n0: f64| ratio(frobenius(w, Some(w0)), n0);
-        let u_distance_relative = moved(&u, &initial.u, initial.u_norm);
-        let v_distance_relative = moved(&v, &initial.v, initial.v_norm);
+        let u_distance_relative = moved(u, &initial.u, initial.u_norm);
+        let v_distance_relative = moved(v, &initial.v, initial.v_norm);
+        let tr = &mut reading.train;
         let fractions = tr
             .flips_per_unit
             .as_deref()
-            .map(|f| pattern_fractions(f, self.train.len()));
+            .map(|f| pattern_fractions(f, self.data.train.len()));
         // Epoch e's record carries the step size and momentum its steps used (epoch 0: the
         // first epoch's).
         let schedule_epoch = epoch.saturating_sub(1);
-        Ok(EpochRecord {
+        EpochRecord {
             epoch,
             lr: self.config.optim.lr_at(schedule_epoch),
             momentum: self.config.optim.momentum_at(schedule_epoch),
             train_loss: tr.evaluation.loss,
             train_error: tr.evaluation.error,
-            validation_loss: va.loss,
-            validation_error: va.error,
-            test_error: te,
+            validation_loss: reading.validation.loss,
+            validation_error: reading.validation.error,
+            test_error: reading.test_error,
             u_frobenius: norms.u_frobenius,
             v_frobenius: norms.v_frobenius,
             weight_decay_penalty: norms.weight_decay_penalty,
@@ -182,10 +252,18 @@ impl<'a> Evaluator<'a> {
             pattern_changed_units: fractions.map(|f| f.0),
             pattern_flip_fraction: fractions.map(|f| f.1),
             train_seconds,
-            eval_seconds: t.elapsed().as_secs_f64(),
+            eval_seconds: reading.seconds + t.elapsed().as_secs_f64(),
             wall_seconds: self.start.elapsed().as_secs_f64(),
-        })
+        }
     }
+}
+
+/// What a run's result needs from the device at its end: the test errors of its last and its
+/// best-validation network, and their measures (none: not due).
+pub(crate) struct FinalReadings {
+    pub test_error: f64,
+    pub early_stop_test_error: f64,
+    pub measures: Option<RunMeasures>,
 }
 
 /// The network with the lowest validation error so far (the first such epoch).
@@ -227,36 +305,61 @@ impl<'a> Ledger<'a> {
         initial: TwoLayerNet,
         progress: &mut dyn Progress,
     ) -> Result<Self, TrainError> {
-        let eval = Evaluator::new(config, data, device, &initial)?;
-        let record = eval.record(&initial, 0, 0.0)?;
+        let eval = Evaluator::new(config, data, device, (&initial, true))?;
+        let reading = eval.read(&initial)?;
+        Ok(Self::started(eval, initial, reading, progress))
+    }
+
+    /// [`start`](Self::start) for a member of an ensemble, whose initial network `initial`
+    /// the stacked evaluation read as `reading`.
+    pub fn start_member(
+        (config, data): (&'a TrainConfig, &'a Dataset),
+        device: &'a Device,
+        initial: TwoLayerNet,
+        reading: EpochReading,
+        progress: &mut dyn Progress,
+    ) -> Result<Self, TrainError> {
+        let eval = Evaluator::new(config, data, device, (&initial, false))?;
+        Ok(Self::started(eval, initial, reading, progress))
+    }
+
+    fn started(
+        eval: Evaluator<'a>,
+        initial: TwoLayerNet,
+        reading: EpochReading,
+        progress: &mut dyn Progress,
+    ) -> Self {
+        let record = eval.record(reading, initial.dims(), 0, 0.0);
         progress.epoch(&record);
-        Ok(Ledger {
+        let (config, data, device) = (eval.config, eval.data, eval.device);
+        Ledger {
             config,
             data,
             device,
-            eval,
             best: Best {
                 validation_error: record.validation_error,
                 epoch: 0,
                 net: initial.clone(),
             },
+            eval,
             init: initial,
             history: vec![record],
             rule: StopRule::new(&config.train),
             step: None,
-        })
+        }
     }
 
     /// Takes up the bookkeeping of a run from its saved `state` (`initial`: its initial
-    /// network, drawn again from the seed).
+    /// network, drawn again from the seed), its epochs read by `reader`.
     pub fn resume(
-        config: &'a TrainConfig,
-        data: &'a Dataset,
+        (config, data): (&'a TrainConfig, &'a Dataset),
         device: &'a Device,
         initial: TwoLayerNet,
         state: &TrainingState,
+        reader: Reader,
     ) -> Result<Self, TrainError> {
-        let mut eval = Evaluator::new(config, data, device, &initial)?;
+        let own = reader == Reader::Own;
+        let mut eval = Evaluator::new(config, data, device, (&initial, own))?;
         let kept = &state.bookkeeping;
         let elapsed = std::time::Duration::from_secs_f64(kept.elapsed_seconds.max(0.0));
         eval.start = Instant::now().checked_sub(elapsed).unwrap_or(eval.start);
@@ -330,7 +433,20 @@ impl<'a> Ledger<'a> {
         train_seconds: f64,
         progress: &mut dyn Progress,
     ) -> Result<Option<StopReason>, TrainError> {
-        let mut record = self.eval.record(&net, epoch, train_seconds)?;
+        let reading = self.eval.read(&net)?;
+        Ok(self.after_reading(net, reading, (epoch, train_seconds), progress))
+    }
+
+    /// [`after_epoch`](Self::after_epoch) for a network already read as `reading` (an
+    /// ensemble's member, by the stacked evaluation).
+    pub fn after_reading(
+        &mut self,
+        net: TwoLayerNet,
+        reading: EpochReading,
+        (epoch, train_seconds): (usize, f64),
+        progress: &mut dyn Progress,
+    ) -> Option<StopReason> {
+        let mut record = self.eval.record(reading, net.dims(), epoch, train_seconds);
         if let Some((lr, momentum)) = self.step.take() {
             (record.lr, record.momentum) = (lr, momentum);
         }
@@ -346,15 +462,41 @@ impl<'a> Ledger<'a> {
             };
         }
         self.history.push(record);
-        Ok(verdict)
+        verdict
+    }
+
+    /// Whether a run that stops for `stop` gets its complexity measures.
+    pub fn measures_due(&self, stop: StopReason) -> bool {
+        self.config.train.measures && stop != StopReason::Interrupted
+    }
+
+    /// The best-validation network so far, and the initial one.
+    pub fn best_and_initial(&self) -> (&TwoLayerNet, &TwoLayerNet) {
+        (&self.best.net, &self.init)
     }
 
     /// The run's result from its history, its last network `last` and the best one.
     pub fn finish(self, last: TwoLayerNet, stop: StopReason) -> Result<TrainedRun, TrainError> {
-        let measures = match self.config.train.measures && stop != StopReason::Interrupted {
-            true => Some(self.measures(&last)?),
-            false => None,
+        let test = self.eval.test();
+        let ends = FinalReadings {
+            test_error: test.evaluate(&last)?.error,
+            early_stop_test_error: test.evaluate(&self.best.net)?.error,
+            measures: match self.measures_due(stop) {
+                true => Some(self.measures(&last)?),
+                false => None,
+            },
         };
+        self.finish_with(last, stop, ends)
+    }
+
+    /// [`finish`](Self::finish) with the end-of-run evaluations `ends` already made (an
+    /// ensemble's, for all members stopping together).
+    pub fn finish_with(
+        self,
+        last: TwoLayerNet,
+        stop: StopReason,
+        ends: FinalReadings,
+    ) -> Result<TrainedRun, TrainError> {
         let (config, data, eval, best) = (self.config, self.data, &self.eval, self.best);
         let history = self.history;
         let last_record = history.last().cloned().ok_or(TrainError::ReadBack {
@@ -368,10 +510,10 @@ impl<'a> Ledger<'a> {
             train_error: last_record.train_error,
             train_loss: last_record.train_loss,
             validation_error: last_record.validation_error,
-            test_error: eval.test.evaluate(&last)?.error,
+            test_error: ends.test_error,
             early_stop_epoch: best.epoch,
             early_stop_validation_error: best.validation_error,
-            early_stop_test_error: eval.test.evaluate(&best.net)?.error,
+            early_stop_test_error: ends.early_stop_test_error,
             early_stop_train_error: history.get(best.epoch).map(|r| r.train_error),
             epochs_to_zero_train_error: history
                 .iter()
@@ -401,7 +543,7 @@ impl<'a> Ledger<'a> {
             group_norm: norms.group_norm,
             parameters: norms.parameters,
             config: config.clone(),
-            measures,
+            measures: ends.measures,
             true_labels: None,
             ensemble_members: None,
             gradient_evaluations: None,
@@ -422,7 +564,7 @@ impl<'a> Ledger<'a> {
                 net,
                 init: &self.init,
                 split: &self.data.train,
-                train: &self.eval.train,
+                train: self.eval.train(),
                 device: self.device,
                 seed: self.config.train.seed,
             })

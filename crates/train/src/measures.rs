@@ -15,7 +15,7 @@ use realbias_model::{TwoLayerConfig, TwoLayerNet, unit_norms};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::eval::DeviceSplit;
+use crate::eval::{DeviceSplit, PatternFlips};
 
 /// Each layer is perturbed by Gaussian noise of this Frobenius norm relative to the layer's
 /// own (a fixed-size perturbation, as in Keskar et al. 2017's sharpness, there of a box).
@@ -80,16 +80,16 @@ pub struct Measures {
 }
 
 /// A network's weights on the host, with its shape.
-struct HostNet {
-    u: Vec<f32>,
-    v: Vec<f32>,
-    d: usize,
-    h: usize,
-    k: usize,
+pub(crate) struct HostNet {
+    pub u: Vec<f32>,
+    pub v: Vec<f32>,
+    pub d: usize,
+    pub h: usize,
+    pub k: usize,
 }
 
 impl HostNet {
-    fn of(net: &TwoLayerNet) -> Result<Self, TrainError> {
+    pub fn of(net: &TwoLayerNet) -> Result<Self, TrainError> {
         let (d, h, k) = net.dims();
         let (u, v) = net.weights()?;
         Ok(HostNet { u, v, d, h, k })
@@ -265,15 +265,10 @@ fn margin_measures(m: &mut Measures, net: &HostNet, init: &HostNet, data: &DataT
     m.neyshabur2018 = Some(first + (h as f64 / n).sqrt());
 }
 
-/// Mean relative increase of the training loss under seeded perturbations of each layer.
-fn sharpness(
-    net: &HostNet,
-    train: &DeviceSplit,
-    config: &TwoLayerConfig,
-    device: &burn::tensor::Device,
-    base_loss: f64,
-    seed: u64,
-) -> Result<f64, TrainError> {
+/// The seeded perturbations of the sharpness measure: [`SHARPNESS_DRAWS`] copies of the
+/// weights `(u, v)`, each layer moved by Gaussian noise of [`SHARPNESS_RELATIVE_SIZE`] times
+/// its Frobenius norm.
+pub(crate) fn sharpness_perturbations(net: &HostNet, seed: u64) -> Vec<(Vec<f32>, Vec<f32>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(STREAM_SHARPNESS);
     let mut perturb = |w: &[f32]| -> Vec<f32> {
@@ -292,13 +287,21 @@ fn sharpness(
             .map(|(&a, &e)| (a as f64 + scale * e) as f32)
             .collect()
     };
-    let mut total = 0.0;
-    for _ in 0..SHARPNESS_DRAWS {
-        let (u, v) = (perturb(&net.u), perturb(&net.v));
-        let perturbed = TwoLayerNet::from_weights(u, v, config, device);
-        total += (train.evaluate(&perturbed)?.loss - base_loss) / (1.0 + base_loss);
-    }
-    Ok(total / SHARPNESS_DRAWS as f64)
+    (0..SHARPNESS_DRAWS)
+        .map(|_| (perturb(&net.u), perturb(&net.v)))
+        .collect()
+}
+
+/// What the measures of one network need from forward passes over its training split.
+pub(crate) struct TrainingForwards {
+    /// Every example's margin, in order.
+    pub margins: Vec<f32>,
+    /// The network's training loss.
+    pub loss: f64,
+    /// The sign flips against the initial network, and `‖X U₀‖_F`.
+    pub flips: PatternFlips,
+    /// The training loss of each of [`sharpness_perturbations`].
+    pub perturbed_losses: Vec<f64>,
 }
 
 /// The inputs of [`measure`]: the trained and initial networks on the inference device, the
@@ -316,36 +319,58 @@ pub struct MeasureInputs<'a> {
 pub fn measure(inputs: &MeasureInputs) -> Result<Measures, TrainError> {
     let start = Instant::now();
     let (net, init) = (HostNet::of(inputs.net)?, HostNet::of(inputs.init)?);
-    let mut m = weight_measures(&net, &init);
-    let mut margins = inputs.train.margins(inputs.net)?;
-    if !margins.is_empty() {
-        m.margin_p5 = percentile(&mut margins, 0.05);
-        m.margin_p10 = percentile(&mut margins, 0.10);
-    }
-    let patterns = inputs.train.pattern_flips(inputs.init, inputs.net)?;
-    (m.pattern_changed_units, m.pattern_flip_fraction) =
-        pattern_fractions(&patterns.per_unit, inputs.split.len());
-    let data = DataTerms {
-        x_frobenius: frobenius(&inputs.split.features, None),
-        init_preactivations: patterns.init_preactivation_frobenius,
-        examples: inputs.split.len().max(1),
-    };
-    margin_measures(&mut m, &net, &init, &data);
+    let train = inputs.train;
     let config = TwoLayerConfig {
         activation: inputs.net.activation,
         ..TwoLayerConfig::new(net.d, net.h, net.k)
     };
-    let base = inputs.train.evaluate(inputs.net)?.loss;
-    m.sharpness = sharpness(
-        &net,
-        inputs.train,
-        &config,
-        inputs.device,
-        base,
-        inputs.seed,
-    )?;
+    let mut perturbed_losses = Vec::with_capacity(SHARPNESS_DRAWS);
+    for (u, v) in sharpness_perturbations(&net, inputs.seed) {
+        let perturbed = TwoLayerNet::from_weights(u, v, &config, inputs.device);
+        perturbed_losses.push(train.evaluate(&perturbed)?.loss);
+    }
+    let forwards = TrainingForwards {
+        margins: train.margins(inputs.net)?,
+        loss: train.evaluate(inputs.net)?.loss,
+        flips: train.pattern_flips(inputs.init, inputs.net)?,
+        perturbed_losses,
+    };
+    Ok(measures_from((&net, &init), inputs.split, forwards, start))
+}
+
+/// Every measure of the network `net` (initial network `init`) trained on `split`, from its
+/// forward passes `forwards`; `start`: when computing them began.
+pub(crate) fn measures_from(
+    (net, init): (&HostNet, &HostNet),
+    split: &Split,
+    mut forwards: TrainingForwards,
+    start: Instant,
+) -> Measures {
+    let mut m = weight_measures(net, init);
+    let margins = &mut forwards.margins;
+    if !margins.is_empty() {
+        m.margin_p5 = percentile(margins, 0.05);
+        m.margin_p10 = percentile(margins, 0.10);
+    }
+    let patterns = &forwards.flips;
+    (m.pattern_changed_units, m.pattern_flip_fraction) =
+        pattern_fractions(&patterns.per_unit, split.len());
+    let data = DataTerms {
+        x_frobenius: frobenius(&split.features, None),
+        init_preactivations: patterns.init_preactivation_frobenius,
+        examples: split.len().max(1),
+    };
+    margin_measures(&mut m, net, init, &data);
+    // Mean relative increase of the training loss under the perturbations.
+    let base = forwards.loss;
+    let total: f64 = forwards
+        .perturbed_losses
+        .iter()
+        .map(|&l| (l - base) / (1.0 + base))
+        .sum();
+    m.sharpness = total / SHARPNESS_DRAWS as f64;
     m.seconds = start.elapsed().as_secs_f64();
-    Ok(m)
+    m
 }
 
 #[cfg(test)]

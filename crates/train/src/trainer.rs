@@ -16,7 +16,7 @@ use crate::classifier::{
     Batch, Classifier, LossPath, TrainingSet, network, tracked, weight_gradients,
 };
 use crate::config::TrainConfig;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Reader};
 use crate::optim::{AdamSettings, Method, heavy_ball, with_weight_decay};
 use crate::record::{StopReason, TrainedRun};
 use crate::state::{CheckpointSlot, CheckpointTimer, OptimizerState, TrainingState, Weights};
@@ -268,7 +268,7 @@ impl<'a> Trainer<'a> {
                 progress.resumed(&saved.bookkeeping.history);
                 let state = MinibatchState::restore(&saved, &initial, method, self.device)?;
                 (
-                    Ledger::resume(config, data, self.device, initial, &saved)?,
+                    Ledger::resume((config, data), self.device, initial, &saved, Reader::Own)?,
                     state,
                 )
             }
