@@ -27,14 +27,13 @@ pub fn backend_name() -> &'static str {
 }
 
 /// The widest H at which an ensemble is faster per run than single runs on the CPU
-/// backends, measured on the 2-core development machine (flex; `experiments/performance/
-/// ensembles/`): Figure 2's 35 runs of one width took 68.8 s as one ensemble against 88.7 s
-/// one by one at H = 16, 110.6 s against 129.3 s at H = 64; per training step
-/// (`realbias bench --ensemble 8`) the ensemble is faster at H = 16, even at H = 64 and
-/// slower from H = 256 (878-1,001 against 485-712 µs per run): the CPU's batched product is
-/// a loop of the same GEMM, so only the per-step overhead is shared, and a wide ensemble's
-/// step falls out of cache.
-pub const CPU_ENSEMBLE_MAX_HIDDEN: usize = 64;
+/// backends, measured on the 2-core development machine (flex, batched evaluation;
+/// `experiments/performance/ensembles/`): Figure 2's 35 runs of one width, `--jobs 1`, took
+/// 42.5 s as one ensemble against 46.7 s one by one at H = 16, 50.3 s against 57.0 s at
+/// H = 32, and 70.7 s against 71.1 s at H = 64 (no gain). On the CPU the batched product is
+/// a loop of the same small GEMMs and the logits' reduction is per member either way, so
+/// an ensemble saves only the per-operation overhead, which shrinks as H grows.
+pub const CPU_ENSEMBLE_MAX_HIDDEN: usize = 32;
 
 /// Whether training runs of width `hidden` as one ensemble is faster per run than training
 /// them one by one on this backend: always on a GPU (a step there is launch overhead), on
