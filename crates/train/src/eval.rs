@@ -275,7 +275,7 @@ pub struct PatternFlips {
 }
 
 /// A read-back of exactly `expected` values.
-fn read_values<E: std::fmt::Debug>(
+pub(crate) fn read_values<E: std::fmt::Debug>(
     read: Result<Vec<f32>, E>,
     expected: usize,
     what: &'static str,

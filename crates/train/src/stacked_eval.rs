@@ -20,7 +20,7 @@ use realbias_data::{Dataset, Split};
 use crate::TrainError;
 use realbias_model::TwoLayerNet;
 
-use crate::eval::{PatternFlips, Tally, read_logits};
+use crate::eval::{PatternFlips, Tally, read_logits, read_values};
 use crate::ledger::{EpochReading, FinalReadings, keeps_patterns};
 use crate::measures::{HostNet, TrainingForwards, measures_from, sharpness_perturbations};
 use crate::record::RunMeasures;
@@ -113,7 +113,7 @@ impl StackedSplit {
             if let (Some(acc), Some(init)) = (flips.as_mut(), initial) {
                 let changed = pre.clone().greater_elem(0.0).not_equal(init[c].clone());
                 let counts = changed.float().sum_dim(1).try_into_vec_as::<f32>();
-                let counts = read_exactly(counts, r * h, "activation patterns")?;
+                let counts = read_values(counts, r * h, "activation patterns")?;
                 for (member, per_unit) in acc.iter_mut().zip(counts.chunks_exact(h)) {
                     for (a, &f) in member.iter_mut().zip(per_unit) {
                         *a += f as f64;
@@ -140,25 +140,6 @@ impl StackedSplit {
             .iter()
             .map(|x| x.clone().matmul(u.clone()).greater_elem(0.0))
             .collect()
-    }
-}
-
-/// A read-back of exactly `expected` values.
-fn read_exactly<E: std::fmt::Debug>(
-    read: Result<Vec<f32>, E>,
-    expected: usize,
-    what: &'static str,
-) -> Result<Vec<f32>, TrainError> {
-    match read {
-        Ok(v) if v.len() == expected => Ok(v),
-        Ok(v) => Err(TrainError::ReadBack {
-            what,
-            message: format!("{} values where {expected} were expected", v.len()),
-        }),
-        Err(e) => Err(TrainError::ReadBack {
-            what,
-            message: format!("{e:?}"),
-        }),
     }
 }
 
@@ -212,8 +193,8 @@ impl StackedEvaluation {
             Some(split) => Some(split.tally(weights, self.relu, (false, None))?.0),
             None => None,
         };
-        let us = read_exactly(u.clone().try_into_vec_as::<f32>(), r * d * h, "weights")?;
-        let vs = read_exactly(v.clone().try_into_vec_as::<f32>(), r * h * k, "weights")?;
+        let us = read_values(u.clone().try_into_vec_as::<f32>(), r * d * h, "weights")?;
+        let vs = read_values(v.clone().try_into_vec_as::<f32>(), r * h * k, "weights")?;
         let mut flips = flips.map(Vec::into_iter);
         let mut test = test.map(Vec::into_iter);
         let seconds = t.elapsed().as_secs_f64() / r.max(1) as f64;
@@ -269,8 +250,8 @@ fn stack_of(nets: &[&TwoLayerNet], pick: fn(&TwoLayerNet) -> Tensor<2>) -> Tenso
 fn host_nets(u: &Tensor<3>, v: &Tensor<3>) -> Result<Vec<HostNet>, TrainError> {
     let [s, d, h] = u.dims();
     let k = v.dims()[2];
-    let us = read_exactly(u.clone().try_into_vec_as::<f32>(), s * d * h, "weights")?;
-    let vs = read_exactly(v.clone().try_into_vec_as::<f32>(), s * h * k, "weights")?;
+    let us = read_values(u.clone().try_into_vec_as::<f32>(), s * d * h, "weights")?;
+    let vs = read_values(v.clone().try_into_vec_as::<f32>(), s * h * k, "weights")?;
     Ok((0..s)
         .map(|m| HostNet {
             u: us[m * d * h..(m + 1) * d * h].to_vec(),
@@ -328,7 +309,7 @@ impl StackedSplit {
             let flips = (pre0.clone().greater_elem(0.0).float() - pre.greater_elem(0.0).float())
                 .abs()
                 .sum_dim(1);
-            let flips = read_exactly(flips.try_into_vec_as(), s * h, "activation patterns")?;
+            let flips = read_values(flips.try_into_vec_as(), s * h, "activation patterns")?;
             for (acc, member) in per_unit.iter_mut().zip(flips.chunks_exact(h)) {
                 for (a, &f) in acc.iter_mut().zip(member) {
                     *a += f as f64;
@@ -338,7 +319,7 @@ impl StackedSplit {
                 // Member by member, so the f32 sum runs in the order a run alone sums it.
                 let block = pre0.clone().narrow(0, m, 1).reshape([rows, h]);
                 let total = block.powf_scalar(2.0).sum().try_into_vec_as();
-                *sq += read_exactly(total, 1, "pre-activations")?[0] as f64;
+                *sq += read_values(total, 1, "pre-activations")?[0] as f64;
             }
         }
         Ok(per_unit
