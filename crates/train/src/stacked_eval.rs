@@ -25,6 +25,9 @@ use crate::ledger::{EpochReading, FinalReadings, keeps_patterns};
 use crate::measures::{HostNet, TrainingForwards, measures_from, sharpness_perturbations};
 use crate::record::RunMeasures;
 
+/// Each member's examples per hidden unit whose activation sign flipped.
+type FlipsPerMember = Vec<Vec<f64>>;
+
 /// One split of every member, stacked on the device in chunks.
 pub(crate) struct StackedSplit {
     /// Chunk `c`: `[R, n_c, d]`.
@@ -103,7 +106,7 @@ impl StackedSplit {
         (u, v): (&Tensor<3>, &Tensor<3>),
         relu_on: bool,
         (margins, initial): (bool, Option<&[Tensor<3, Bool>]>),
-    ) -> Result<(Vec<Tally>, Option<Vec<Vec<f64>>>), TrainError> {
+    ) -> Result<(Vec<Tally>, Option<FlipsPerMember>), TrainError> {
         let [r, _, h] = u.dims();
         let mut tallies: Vec<Tally> = (0..r).map(|_| Tally::new(margins)).collect();
         let mut flips = initial.map(|_| vec![vec![0.0f64; h]; r]);
