@@ -38,7 +38,7 @@ use crate::config::{LoopSettings, ModelConfig, TrainConfig};
 use crate::ledger::{Ledger, Reader};
 use crate::optim::{Method, OptimConfig, heavy_ball};
 use crate::record::{StopReason, TrainedRun};
-use crate::stacked_eval::{Ending, StackedEvaluation};
+use crate::stacked_eval::{Ending, StackedEvaluation, stacked};
 use crate::state::{CheckpointSlot, CheckpointTimer, TrainingState, Weights};
 use crate::{Progress, Quiet, TrainError};
 
@@ -242,13 +242,6 @@ struct Ensemble<'a> {
     /// Every member's splits, for the per-epoch records.
     evaluation: StackedEvaluation,
     relu: bool,
-}
-
-/// Stacks one matrix of every member: `[R, rows, cols]`.
-fn stacked(parts: Vec<Vec<f32>>, [rows, cols]: [usize; 2], device: &Device) -> Tensor<3> {
-    let r = parts.len();
-    let values: Vec<f32> = parts.into_iter().flatten().collect();
-    Tensor::from_data(TensorData::new(values, [r, rows, cols]), device)
 }
 
 impl<'a> Ensemble<'a> {

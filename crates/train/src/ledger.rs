@@ -2,9 +2,8 @@
 //! history, the best-validation network, the stop rule, the result at the end, and the run's
 //! [`TrainingState`] for a checkpoint.
 
-use std::time::Instant;
-
 use std::cell::OnceCell;
+use std::time::Instant;
 
 use burn::tensor::{Bool, Device, Tensor};
 use realbias_data::{Dataset, Split};
@@ -145,13 +144,13 @@ struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    /// The evaluator of a run on `data` from the network `initial`; with `patterns`, the
-    /// initial activation patterns are kept for the dynamics (when within the limit).
+    /// The evaluator of a run on `data` from the network `initial`, its epochs read by
+    /// `reader` (its own: the initial activation patterns are kept here, within the limit).
     fn new(
-        config: &'a TrainConfig,
-        data: &'a Dataset,
+        (config, data): (&'a TrainConfig, &'a Dataset),
         device: &'a Device,
-        (initial, patterns): (&TwoLayerNet, bool),
+        initial: &TwoLayerNet,
+        reader: Reader,
     ) -> Result<Self, TrainError> {
         let mut eval = Evaluator {
             config,
@@ -164,7 +163,7 @@ impl<'a> Evaluator<'a> {
             start: Instant::now(),
         };
         let (_, h, _) = initial.dims();
-        if patterns && keeps_patterns(data.train.len(), h) {
+        if reader == Reader::Own && keeps_patterns(data.train.len(), h) {
             eval.initial.patterns = Some(eval.train().patterns(initial));
         }
         Ok(eval)
@@ -277,9 +276,7 @@ struct Best {
 /// the evaluation after every epoch, the history, the best-validation network, the stop
 /// rule, and the result at the end.
 pub(crate) struct Ledger<'a> {
-    config: &'a TrainConfig,
-    data: &'a Dataset,
-    device: &'a Device,
+    /// The run's splits and its config, data and device.
     eval: Evaluator<'a>,
     init: TwoLayerNet,
     best: Best,
@@ -305,7 +302,7 @@ impl<'a> Ledger<'a> {
         initial: TwoLayerNet,
         progress: &mut dyn Progress,
     ) -> Result<Self, TrainError> {
-        let eval = Evaluator::new(config, data, device, (&initial, true))?;
+        let eval = Evaluator::new((config, data), device, &initial, Reader::Own)?;
         let reading = eval.read(&initial)?;
         Ok(Self::started(eval, initial, reading, progress))
     }
@@ -319,7 +316,7 @@ impl<'a> Ledger<'a> {
         reading: EpochReading,
         progress: &mut dyn Progress,
     ) -> Result<Self, TrainError> {
-        let eval = Evaluator::new(config, data, device, (&initial, false))?;
+        let eval = Evaluator::new((config, data), device, &initial, Reader::Ensemble)?;
         Ok(Self::started(eval, initial, reading, progress))
     }
 
@@ -331,11 +328,8 @@ impl<'a> Ledger<'a> {
     ) -> Self {
         let record = eval.record(reading, initial.dims(), 0, 0.0);
         progress.epoch(&record);
-        let (config, data, device) = (eval.config, eval.data, eval.device);
+        let rule = StopRule::new(&eval.config.train);
         Ledger {
-            config,
-            data,
-            device,
             best: Best {
                 validation_error: record.validation_error,
                 epoch: 0,
@@ -344,7 +338,7 @@ impl<'a> Ledger<'a> {
             eval,
             init: initial,
             history: vec![record],
-            rule: StopRule::new(&config.train),
+            rule,
             step: None,
         }
     }
@@ -358,8 +352,7 @@ impl<'a> Ledger<'a> {
         state: &TrainingState,
         reader: Reader,
     ) -> Result<Self, TrainError> {
-        let own = reader == Reader::Own;
-        let mut eval = Evaluator::new(config, data, device, (&initial, own))?;
+        let mut eval = Evaluator::new((config, data), device, &initial, reader)?;
         let kept = &state.bookkeeping;
         let elapsed = std::time::Duration::from_secs_f64(kept.elapsed_seconds.max(0.0));
         eval.start = Instant::now().checked_sub(elapsed).unwrap_or(eval.start);
@@ -368,9 +361,6 @@ impl<'a> Ledger<'a> {
         let mut rule = StopRule::new(&config.train);
         rule.streak = kept.streak;
         Ok(Ledger {
-            config,
-            data,
-            device,
             eval,
             best: Best {
                 validation_error: kept.best_validation_error,
@@ -467,7 +457,7 @@ impl<'a> Ledger<'a> {
 
     /// Whether a run that stops for `stop` gets its complexity measures.
     pub fn measures_due(&self, stop: StopReason) -> bool {
-        self.config.train.measures && stop != StopReason::Interrupted
+        self.eval.config.train.measures && stop != StopReason::Interrupted
     }
 
     /// The best-validation network so far, and the initial one.
@@ -497,7 +487,8 @@ impl<'a> Ledger<'a> {
         stop: StopReason,
         ends: FinalReadings,
     ) -> Result<TrainedRun, TrainError> {
-        let (config, data, eval, best) = (self.config, self.data, &self.eval, self.best);
+        let (eval, best) = (&self.eval, self.best);
+        let (config, data) = (eval.config, eval.data);
         let history = self.history;
         let last_record = history.last().cloned().ok_or(TrainError::ReadBack {
             what: "history",
@@ -563,10 +554,10 @@ impl<'a> Ledger<'a> {
             measure(&MeasureInputs {
                 net,
                 init: &self.init,
-                split: &self.data.train,
+                split: &self.eval.data.train,
                 train: self.eval.train(),
-                device: self.device,
-                seed: self.config.train.seed,
+                device: self.eval.device,
+                seed: self.eval.config.train.seed,
             })
         };
         Ok(RunMeasures {

@@ -16,10 +16,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use rayon::prelude::*;
 use realbias_data::{Dataset, Split};
-
-use crate::TrainError;
 use realbias_model::TwoLayerNet;
 
+use crate::TrainError;
 use crate::eval::{PatternFlips, Tally, read_logits, read_values};
 use crate::ledger::{EpochReading, FinalReadings, keeps_patterns};
 use crate::measures::{HostNet, TrainingForwards, measures_from, sharpness_perturbations};
@@ -186,8 +185,7 @@ impl StackedEvaluation {
     /// member's `seconds` is its share of the whole.
     pub fn read(&self, u: &Tensor<3>, v: &Tensor<3>) -> Result<Vec<EpochReading>, TrainError> {
         let t = std::time::Instant::now();
-        let [r, d, h] = u.dims();
-        let k = v.dims()[2];
+        let r = u.dims()[0];
         let weights = (u, v);
         let patterns = self.patterns.as_deref();
         let (train, flips) = self.train.tally(weights, self.relu, (true, patterns))?;
@@ -196,24 +194,23 @@ impl StackedEvaluation {
             Some(split) => Some(split.tally(weights, self.relu, (false, None))?.0),
             None => None,
         };
-        let us = read_values(u.clone().try_into_vec_as::<f32>(), r * d * h, "weights")?;
-        let vs = read_values(v.clone().try_into_vec_as::<f32>(), r * h * k, "weights")?;
+        let nets = host_nets(u, v)?;
         let mut flips = flips.map(Vec::into_iter);
         let mut test = test.map(Vec::into_iter);
         let seconds = t.elapsed().as_secs_f64() / r.max(1) as f64;
         let readings = train
             .into_iter()
             .zip(validation)
-            .enumerate()
-            .map(|(m, (tr, va))| EpochReading {
+            .zip(nets)
+            .map(|((tr, va), net)| EpochReading {
                 train: tr.training(flips.as_mut().and_then(Iterator::next)),
                 validation: va.evaluation(),
                 test_error: test
                     .as_mut()
                     .and_then(Iterator::next)
                     .map(|t| t.evaluation().error),
-                u: us[m * d * h..(m + 1) * d * h].to_vec(),
-                v: vs[m * h * k..(m + 1) * h * k].to_vec(),
+                u: net.u,
+                v: net.v,
                 seconds,
             });
         Ok(readings.collect())
@@ -266,19 +263,15 @@ fn host_nets(u: &Tensor<3>, v: &Tensor<3>) -> Result<Vec<HostNet>, TrainError> {
         .collect())
 }
 
-/// Uploads the host networks `nets` as one stack.
-fn upload_stack(
-    nets: &[(Vec<f32>, Vec<f32>)],
-    (d, h, k): (usize, usize, usize),
+/// Stacks one matrix of every member from the host: `[R, rows, cols]`.
+pub(crate) fn stacked(
+    parts: Vec<Vec<f32>>,
+    [rows, cols]: [usize; 2],
     device: &Device,
-) -> (Tensor<3>, Tensor<3>) {
-    let s = nets.len();
-    let u: Vec<f32> = nets.iter().flat_map(|(u, _)| u.iter().copied()).collect();
-    let v: Vec<f32> = nets.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-    (
-        Tensor::from_data(TensorData::new(u, [s, d, h]), device),
-        Tensor::from_data(TensorData::new(v, [s, h, k]), device),
-    )
+) -> Tensor<3> {
+    let r = parts.len();
+    let values: Vec<f32> = parts.into_iter().flatten().collect();
+    Tensor::from_data(TensorData::new(values, [r, rows, cols]), device)
 }
 
 impl StackedSplit {
@@ -382,9 +375,16 @@ fn training_forwards(
     let draws = perturbations.first().map_or(0, Vec::len);
     let mut perturbed_losses = vec![Vec::with_capacity(draws); perturbations.len()];
     for draw in 0..draws {
-        let nets: Vec<(Vec<f32>, Vec<f32>)> =
-            perturbations.iter().map(|p| p[draw].clone()).collect();
-        let (pu, pv) = upload_stack(&nets, (d, h, k), device);
+        let pu = stacked(
+            perturbations.iter().map(|p| p[draw].0.clone()).collect(),
+            [d, h],
+            device,
+        );
+        let pv = stacked(
+            perturbations.iter().map(|p| p[draw].1.clone()).collect(),
+            [h, k],
+            device,
+        );
         let (t, _) = train.tally((&pu, &pv), relu_on, (false, None))?;
         for (losses, tally) in perturbed_losses.iter_mut().zip(t) {
             losses.push(tally.evaluation().loss);
