@@ -27,12 +27,15 @@ pub fn backend_name() -> &'static str {
 }
 
 /// The widest H at which an ensemble is faster per run than single runs on the CPU
-/// backends, measured on the 2-core development machine (flex, batched evaluation;
-/// `experiments/performance/ensembles/`): Figure 2's 35 runs of one width, `--jobs 1`, took
-/// 42.5 s as one ensemble against 46.7 s one by one at H = 16, 50.3 s against 57.0 s at
-/// H = 32, and 70.7 s against 71.1 s at H = 64 (no gain). On the CPU the batched product is
-/// a loop of the same small GEMMs and the logits' reduction is per member either way, so
-/// an ensemble saves only the per-operation overhead, which shrinks as H grows.
+/// backends, per thread, measured on the 2-core development machine (flex, batched
+/// evaluation; `experiments/performance/ensembles/`): Figure 2's 35 runs of one width,
+/// `--jobs 1`, took 42.5 s as one ensemble against 46.7 s one by one at H = 16, 50.3 s
+/// against 57.0 s at H = 32, and 70.7 s against 71.1 s at H = 64 (no gain); one stack on one
+/// thread (`--threads 1`) took 120.8 s against 108.0 s at H = 64 on a slower machine. On the
+/// CPU the batched product is a loop of the same small GEMMs and the logits' reduction is per
+/// member either way, so a stack saves only the per-operation overhead, which shrinks as H
+/// grows. (Split over the run's threads, [`ensemble_threads`], an ensemble also gains the
+/// cores a single run leaves idle; that gain is the threads', not the width's.)
 pub const CPU_ENSEMBLE_MAX_HIDDEN: usize = 32;
 
 /// Whether training runs of width `hidden` as one ensemble is faster per run than training
@@ -40,6 +43,18 @@ pub const CPU_ENSEMBLE_MAX_HIDDEN: usize = 32;
 /// the CPU only for narrow networks.
 pub fn ensembles_help(hidden: usize) -> bool {
     cfg!(feature = "wgpu") || hidden <= CPU_ENSEMBLE_MAX_HIDDEN
+}
+
+/// How many threads an ensemble's members are split over ([`crate::shards`]): on the CPU
+/// every thread of the run trains its own share of the members, since flex runs a batched
+/// product's members in parallel but the rest of a step (the batch gather, the masks, the
+/// host's reduction of the logits) on one thread; on a GPU one stack, whose step is one
+/// launch per operation whatever its size.
+pub fn ensemble_threads() -> usize {
+    match cfg!(feature = "wgpu") {
+        true => 1,
+        false => rayon::current_num_threads(),
+    }
 }
 
 /// The inference device of the chosen backend (training uses its `.autodiff()` twin).

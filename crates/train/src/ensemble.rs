@@ -20,6 +20,9 @@
 //! and end-of-run measures from batched forward passes as well. The logits are reduced on the
 //! host exactly as a single run reduces them, so the records are the same.
 //!
+//! On the CPU an ensemble is split over the run's threads (`crate::shards`): each thread
+//! trains a stack of its share of the members, which changes no member's record.
+//!
 //! The gradient is the fused loss's (`crate::fused`), written out without autodiff:
 //! `δ = (softmax(z) − t)/B`, `∂V = hᵀδ`, `∂U = xᵀ(δVᵀ ⊙ [h > 0])`, per member.
 
@@ -38,23 +41,35 @@ use crate::config::{LoopSettings, ModelConfig, TrainConfig};
 use crate::ledger::{Ledger, Reader};
 use crate::optim::{Method, OptimConfig, heavy_ball};
 use crate::record::{StopReason, TrainedRun};
+use crate::shards;
 use crate::stacked_eval::{Ending, StackedEvaluation, stacked};
 use crate::state::{CheckpointSlot, CheckpointTimer, TrainingState, Weights};
 use crate::{Progress, Quiet, TrainError};
 
 /// Whether a sweep trains runs of one width together: `auto` where the backend gains from it
-/// ([`crate::backend::ensembles_help`]), `off` never.
+/// ([`crate::backend::ensembles_help`]), `on` at every width (to measure where they pay on
+/// another machine), `off` never.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EnsembleMode {
     #[default]
     Auto,
+    On,
     Off,
 }
 
 impl EnsembleMode {
     pub fn is_auto(&self) -> bool {
         *self == EnsembleMode::Auto
+    }
+
+    /// Whether runs of width `hidden` train as ensembles in this mode.
+    pub fn at_width(&self, hidden: usize) -> bool {
+        match self {
+            EnsembleMode::Auto => crate::backend::ensembles_help(hidden),
+            EnsembleMode::On => true,
+            EnsembleMode::Off => false,
+        }
     }
 }
 
@@ -141,7 +156,8 @@ pub fn train_ensemble(
 /// (with its index) as soon as the member stops, so a caller can save it while the others
 /// train on. Members with a checkpoint resume from it. `progress` sees the first
 /// still-training member's epochs; an interruption checkpoints and stops every member still
-/// training (`StopReason::Interrupted`).
+/// training (`StopReason::Interrupted`). On the CPU the members are split over the run's
+/// threads ([`crate::backend::ensemble_threads`], [`crate::shards`]).
 pub fn train_ensemble_with(
     members: &[Member],
     device: &Device,
@@ -155,48 +171,99 @@ pub fn train_ensemble_with(
         return Ok(());
     };
     crate::memory::check_ensemble(members.len(), first.data, first.config)?;
-    let (d, k) = (first.data.dim(), first.data.classes);
-    let mut initial = Vec::with_capacity(members.len());
-    let mut saved = Vec::with_capacity(members.len());
-    for m in members {
-        let net = m
-            .config
-            .model
-            .network(d, k)
-            .init(m.config.train.seed, device)?;
-        saved.push(match m.checkpoint {
-            Some(slot) => slot.load(m.config, net.dims())?,
-            None => None,
-        });
-        initial.push(net);
-    }
-    // Members resumed at different epochs cannot step together: one stack per epoch done.
-    let mut epochs: Vec<usize> = saved
-        .iter()
-        .map(|s| s.as_ref().map_or(0, |s| s.epoch()))
-        .collect();
-    let starts = epochs.clone();
-    epochs.sort_unstable();
-    epochs.dedup();
-    let mut ledgers: Vec<Option<Ledger>> = members.iter().map(|_| None).collect();
-    for done in epochs {
-        let group: Vec<usize> = (0..members.len()).filter(|&i| starts[i] == done).collect();
-        if let Some(state) = group.first().and_then(|&i| saved[i].as_ref()) {
+    let origins = Origins::load(members, device)?;
+    for (done, group) in origins.stacks() {
+        if let Some(state) = group.first().and_then(|&i| origins.saved[i].as_ref()) {
             progress.resumed(&state.bookkeeping.history);
         }
-        let stack = Ensemble::new(members, &group, (&initial, &saved), device);
+        let shards = shards::split(&group, crate::backend::ensemble_threads());
+        let train_shard = |shard: &[usize],
+                           shown: &mut dyn Progress,
+                           handed: &mut dyn FnMut(usize, TrainedRun)| {
+            origins.train(shard, done, shown, handed)
+        };
+        match shards.as_slice() {
+            [one] => origins.train(one, done, progress, finished)?,
+            _ => shards::train(&shards, &train_shard, progress, finished)?,
+        }
+    }
+    Ok(())
+}
+
+/// Where every member of an ensemble starts: its initial network (from its seed) and, when
+/// it resumes, its saved state.
+struct Origins<'a> {
+    members: &'a [Member<'a>],
+    device: &'a Device,
+    initial: Vec<TwoLayerNet>,
+    saved: Vec<Option<TrainingState>>,
+}
+
+impl<'a> Origins<'a> {
+    fn load(members: &'a [Member<'a>], device: &'a Device) -> Result<Self, TrainError> {
+        let first = &members[0];
+        let (d, k) = (first.data.dim(), first.data.classes);
+        let mut initial = Vec::with_capacity(members.len());
+        let mut saved = Vec::with_capacity(members.len());
+        for m in members {
+            let net = m
+                .config
+                .model
+                .network(d, k)
+                .init(m.config.train.seed, device)?;
+            saved.push(match m.checkpoint {
+                Some(slot) => slot.load(m.config, net.dims())?,
+                None => None,
+            });
+            initial.push(net);
+        }
+        Ok(Origins {
+            members,
+            device,
+            initial,
+            saved,
+        })
+    }
+
+    /// The members grouped by the epochs they have done, fewest first: members resumed at
+    /// different epochs cannot step together, so each group is its own stack.
+    fn stacks(&self) -> Vec<(usize, Vec<usize>)> {
+        let starts: Vec<usize> = (self.saved.iter())
+            .map(|s| s.as_ref().map_or(0, |s| s.epoch()))
+            .collect();
+        let mut epochs = starts.clone();
+        epochs.sort_unstable();
+        epochs.dedup();
+        let members = |done: usize| (0..starts.len()).filter(|&i| starts[i] == done).collect();
+        epochs
+            .into_iter()
+            .map(|done| (done, members(done)))
+            .collect()
+    }
+
+    /// Trains the members `group`, which have all done `done` epochs, as one stack.
+    fn train(
+        &self,
+        group: &[usize],
+        done: usize,
+        progress: &mut dyn Progress,
+        finished: &mut dyn FnMut(usize, TrainedRun),
+    ) -> Result<(), TrainError> {
+        let (members, device) = (self.members, self.device);
+        let stack = Ensemble::new(members, group, (&self.initial, &self.saved), device);
         // A fresh group's stack holds the initial networks: epoch 0's readings.
         let mut first_readings = match done {
             0 => stack.evaluation.read(&stack.u, &stack.v)?,
             _ => Vec::new(),
         }
         .into_iter();
+        let mut ledgers: Vec<Option<Ledger>> = members.iter().map(|_| None).collect();
         for (n, &i) in group.iter().enumerate() {
             let shown: &mut dyn Progress = if n == 0 { &mut *progress } else { &mut Quiet };
             let m = &members[i];
             let run = (m.config, m.data);
-            let net = initial[i].clone();
-            ledgers[i] = Some(match (&saved[i], first_readings.next()) {
+            let net = self.initial[i].clone();
+            ledgers[i] = Some(match (&self.saved[i], first_readings.next()) {
                 (Some(state), _) => Ledger::resume(run, device, net, state, Reader::Ensemble)?,
                 (None, Some(reading)) => Ledger::start_member(run, device, net, reading, shown)?,
                 (None, None) => {
@@ -207,9 +274,8 @@ pub fn train_ensemble_with(
                 }
             });
         }
-        stack.train(done, &mut ledgers, progress, finished)?;
+        stack.train(done, &mut ledgers, progress, finished)
     }
-    Ok(())
 }
 
 /// A member that stops: its position in the stack, its index in the ensemble, its last

@@ -31,6 +31,7 @@ pub mod optim;
 pub mod progress;
 pub mod provenance;
 pub mod record;
+mod shards;
 mod stacked_eval;
 pub mod state;
 pub mod tensor_file;

@@ -269,7 +269,15 @@ fn ensemble_members_resumed_in_other_stacks_end_as_the_uninterrupted_ensemble() 
         stops.iter().any(|&e| e < 40) && stops.contains(&40) && stops.iter().all(|&e| e > 6),
         "the test needs members that stop early and at the cap, after the stop: {stops:?}"
     );
-    let first = ensemble(&members, &[0, 1, 2, 3], &slots, &mut StopAt::new(6));
+    // Stopped in one stack, so that every member is stopped at epoch 6; in the default pool
+    // (two threads or more) the other stages train as shards, each on its own thread, and
+    // a shard sees a stop only when it next checks.
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let first =
+        one_thread.install(|| ensemble(&members, &[0, 1, 2, 3], &slots, &mut StopAt::new(6)));
     assert!(
         first
             .values()
@@ -287,6 +295,43 @@ fn ensemble_members_resumed_in_other_stacks_end_as_the_uninterrupted_ensemble() 
         // The count of runs it was trained with is a record of how, not a result.
         a.result.ensemble_members = whole[&i].result.ensemble_members;
         assert_same(&a, &whole[&i], &format!("member {i}"));
+    }
+}
+
+/// In a pool of two threads the ensemble trains as two shards, each on its own thread; a
+/// stop the caller asks for (seen in the first shard's epochs) stops the other shard too,
+/// and every member resumes to the uninterrupted result.
+#[test]
+fn a_stop_reaches_every_shard_of_an_ensemble() {
+    let members = mixed_members();
+    let (_dirs, slots) = checkpoint_dirs(members.len());
+    let two_threads = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let whole = two_threads.install(|| ensemble(&members, &[0, 1, 2, 3], &[], &mut Quiet));
+    let stops: Vec<usize> = (0..4).map(|i| whole[&i].result.epochs).collect();
+    assert!(
+        stops.iter().all(|&e| e > 6),
+        "members stop too early: {stops:?}"
+    );
+    let first =
+        two_threads.install(|| ensemble(&members, &[0, 1, 2, 3], &slots, &mut StopAt::new(2)));
+    for (i, run) in &first {
+        assert_eq!(
+            run.result.stop_reason,
+            StopReason::Interrupted,
+            "member {i} trained on after the stop, to epoch {}",
+            run.result.epochs
+        );
+    }
+    let mut after = two_threads.install(|| ensemble(&members, &[0, 1, 2, 3], &slots, &mut Quiet));
+    for i in 0..4 {
+        assert_same(
+            &after.remove(&i).unwrap(),
+            &whole[&i],
+            &format!("member {i}"),
+        );
     }
 }
 

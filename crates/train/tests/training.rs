@@ -362,23 +362,51 @@ converge_epochs = 2
         .iter()
         .map(|(config, data)| Member::new(config, data))
         .collect();
-    // Members are handed over as they stop: the earliest stop first.
-    let mut handed: Vec<(usize, TrainedRun)> = Vec::new();
-    train_ensemble_with(&batch, &device, &mut Quiet, &mut |i, out| {
-        handed.push((i, out))
-    })
-    .unwrap();
-    let order: Vec<usize> = handed.iter().map(|(_, o)| o.result.epochs).collect();
-    assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
-    handed.sort_by_key(|(i, _)| *i);
-    let together: Vec<TrainedRun> = handed.into_iter().map(|(_, o)| o).collect();
+    // In a pool of 1 thread the members train as one stack; in a pool of 2, as two shards of
+    // two, each on its own thread (round-robin: members 0 and 2, 1 and 3).
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut handed: Vec<(usize, TrainedRun)> = Vec::new();
+        pool.install(|| {
+            train_ensemble_with(&batch, &device, &mut Quiet, &mut |i, out| {
+                handed.push((i, out))
+            })
+        })
+        .unwrap();
+        // Members are handed over as they stop: in one stack, the earliest stop first.
+        let order: Vec<usize> = handed.iter().map(|(_, o)| o.result.epochs).collect();
+        if threads == 1 {
+            assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+        }
+        handed.sort_by_key(|(i, _)| *i);
+        let indices: Vec<usize> = handed.iter().map(|(i, _)| *i).collect();
+        assert_eq!(indices, [0, 1, 2, 3], "{threads} threads: each member once");
+        let together: Vec<TrainedRun> = handed.into_iter().map(|(_, o)| o).collect();
+        if realbias_train::backend::backend_name() == "flex" {
+            // Each shard trained on one thread of its own.
+            let used = |o: &TrainedRun| o.result.machine.as_ref().map(|m| m.threads);
+            assert!(
+                together.iter().all(|o| used(o) == Some(1)),
+                "{threads} threads"
+            );
+        }
+        members_match_alone(&alone, &together);
+    }
+}
+
+/// Each member of an ensemble of 4 against its run alone: the same stop, and the same
+/// records within tolerances (on flex, the same bits).
+fn members_match_alone(alone: &[TrainedRun], together: &[TrainedRun]) {
     let stops: Vec<usize> = alone.iter().map(|o| o.result.epochs).collect();
     assert!(
         stops.iter().any(|&e| e < 80) && stops.contains(&80),
         "the test needs members that stop early and members that reach the cap: {stops:?}"
     );
     let one_example = 1.0 / 200.0 + 1e-9;
-    for (i, (a, e)) in alone.iter().zip(&together).enumerate() {
+    for (i, (a, e)) in alone.iter().zip(together).enumerate() {
         let (ra, re) = (&a.result, &e.result);
         assert_eq!(re.ensemble_members, Some(4));
         assert_eq!(ra.stop_reason, re.stop_reason, "member {i}");

@@ -74,10 +74,12 @@ pub fn relabelled(data: &Dataset, seed: u64) -> Dataset {
     data
 }
 
-/// The run's numbers without its wall-clock times.
+/// The run's numbers without its wall-clock times and the machine it ran on (a resumed run
+/// may run on other threads: an ensemble's shard gets a share of them).
 pub fn timeless(run: &TrainedRun) -> (TrainingResult, Vec<EpochRecord>) {
     let mut result = run.result.clone();
     (result.wall_seconds, result.seconds_per_epoch) = (0.0, 0.0);
+    result.machine = None;
     if let Some(m) = result.measures.as_mut() {
         (m.at_convergence.seconds, m.early_stop.seconds) = (0.0, 0.0);
     }
