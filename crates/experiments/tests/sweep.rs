@@ -162,6 +162,43 @@ fn ensembles_save_the_results_of_single_runs_and_resume() {
     }
 }
 
+/// `sweep.ensemble = "on"` trains a width that `"auto"` trains run by run on the CPU (H = 48)
+/// as one ensemble; with 2 threads it is split into two shards, whose members the sweep saves
+/// from the calling thread. The summary is the runs' alone.
+#[test]
+fn ensembles_on_train_every_width_together_and_save_the_runs_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_tiny_idx(&data, 200, 40);
+    let wide = |mode: &str| {
+        let mut config = tiny_config(&data, &format!("ensemble = \"{mode}\"\n"));
+        config.sweep.hidden = vec![48];
+        config.sweep.repetitions = 3;
+        config
+    };
+    let alone = tmp.path().join("alone");
+    run_all(&wide("auto"), &alone);
+    let together = tmp.path().join("together");
+    let two_threads = ExperimentOptions::local(&together, 1, 2, false);
+    let report = run_with(&wide("on"), &two_threads, &Counter::new(usize::MAX)).unwrap();
+    assert_eq!(report.outcome.trained, 3);
+    // On the CPU "auto" trains H = 48 run by run; on a GPU as an ensemble too.
+    let auto = realbias_train::backend::ensembles_help(48).then_some(3);
+    for (config, dir, members) in [
+        (wide("auto"), &alone, auto),
+        (wide("on"), &together, Some(3)),
+    ] {
+        for run in &config.plan(&dir.join("tiny")) {
+            let r = finished(&run.dir).unwrap();
+            assert_eq!(r.ensemble_members, members, "{}", run.label());
+        }
+    }
+    assert_eq!(
+        summary_bytes(&together.join("tiny")),
+        summary_bytes(&alone.join("tiny"))
+    );
+}
+
 #[test]
 fn an_interrupted_sweep_resumes_to_the_uninterrupted_summary() {
     let tmp = tempfile::tempdir().unwrap();

@@ -85,8 +85,8 @@ pub struct SweepConfig {
     #[serde(default, skip_serializing_if = "Design::is_grid")]
     pub vary_design: Design,
     /// Train runs that share a width (repetitions, conditions, the λ grid) as one batched
-    /// model: `"auto"` (where the backend gains from it) or `"off"`. Results are those of the
-    /// runs alone either way.
+    /// model: `"auto"` (where the backend gains from it), `"on"` (at every width) or `"off"`.
+    /// Results are those of the runs alone either way.
     #[serde(default, skip_serializing_if = "EnsembleMode::is_auto")]
     pub ensemble: EnsembleMode,
 }

@@ -198,9 +198,8 @@ impl Sweep {
     /// backend gains from ensembles at its width, as many as fit in memory.
     fn group(&self, run: &PlannedRun) -> Option<UnitGroup> {
         let full = self.full.as_ref()?;
-        let helps = realbias_train::backend::ensembles_help(run.hidden);
         let sgd = run.config.optim.method == Method::Sgd;
-        if self.config.sweep.ensemble == EnsembleMode::Off || !helps || !sgd {
+        if !self.config.sweep.ensemble.at_width(run.hidden) || !sgd {
             return None;
         }
         let examples = self.train_examples(run) + self.validation_examples(run) + full.test.len();
