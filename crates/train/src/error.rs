@@ -37,7 +37,7 @@ pub enum TrainError {
     CheckpointMismatch { path: PathBuf, why: String },
     #[error("cannot encode {what}: {message}")]
     Encode { what: String, message: String },
-    #[error("{0}")]
+    #[error("cannot start a thread for an ensemble's share of members: {0}")]
     Threads(String),
     #[error("these runs cannot be trained as one ensemble: {0}")]
     Ensemble(String),

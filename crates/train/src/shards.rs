@@ -87,7 +87,7 @@ pub(crate) fn train(
                 Err(e) => {
                     // The shards already started stop and checkpoint their members.
                     stop.store(true, Ordering::Relaxed);
-                    outcome = Err(threads_error(&e.to_string()));
+                    outcome = Err(TrainError::Threads(e.to_string()));
                     break;
                 }
             }
@@ -136,12 +136,6 @@ fn hand_on(
     }
 }
 
-fn threads_error(message: &str) -> TrainError {
-    TrainError::Threads(format!(
-        "cannot start a thread for an ensemble's share of members: {message}"
-    ))
-}
-
 /// One shard's side of the channel: its number, where its events go, and the stop flag all
 /// shards share.
 struct ShardWork<'s> {
@@ -168,7 +162,7 @@ impl ShardWork<'_> {
         let result = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .map_err(|e| threads_error(&e.to_string()))
+            .map_err(|e| TrainError::Threads(e.to_string()))
             .and_then(|pool| pool.install(|| train_shard(members, &mut self, &mut finished)));
         if result.is_err() {
             // The other shards stop too, and checkpoint what they have.

@@ -272,10 +272,7 @@ fn ensemble_members_resumed_in_other_stacks_end_as_the_uninterrupted_ensemble() 
     // Stopped in one stack, so that every member is stopped at epoch 6; in the default pool
     // (two threads or more) the other stages train as shards, each on its own thread, and
     // a shard sees a stop only when it next checks.
-    let one_thread = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
+    let one_thread = common::pool(1);
     let first =
         one_thread.install(|| ensemble(&members, &[0, 1, 2, 3], &slots, &mut StopAt::new(6)));
     assert!(
@@ -305,10 +302,7 @@ fn ensemble_members_resumed_in_other_stacks_end_as_the_uninterrupted_ensemble() 
 fn a_stop_reaches_every_shard_of_an_ensemble() {
     let members = mixed_members();
     let (_dirs, slots) = checkpoint_dirs(members.len());
-    let two_threads = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let two_threads = common::pool(2);
     let whole = two_threads.install(|| ensemble(&members, &[0, 1, 2, 3], &[], &mut Quiet));
     let stops: Vec<usize> = (0..4).map(|i| whole[&i].result.epochs).collect();
     assert!(

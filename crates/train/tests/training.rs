@@ -365,10 +365,7 @@ converge_epochs = 2
     // In a pool of 1 thread the members train as one stack; in a pool of 2, as two shards of
     // two, each on its own thread (round-robin: members 0 and 2, 1 and 3).
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = common::pool(threads);
         let mut handed: Vec<(usize, TrainedRun)> = Vec::new();
         pool.install(|| {
             train_ensemble_with(&batch, &device, &mut Quiet, &mut |i, out| {

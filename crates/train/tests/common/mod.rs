@@ -14,6 +14,14 @@ pub fn device() -> Device {
     realbias_train::backend::device().unwrap()
 }
 
+/// A rayon pool of `threads` threads: an ensemble installed in it trains as that many shards.
+pub fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
 pub fn config(text: &str) -> TrainConfig {
     TrainConfig::parse(text, Path::new("test.toml"), &[]).unwrap()
 }
