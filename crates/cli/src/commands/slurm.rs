@@ -89,17 +89,34 @@ fn directive(key: &str, value: &str) -> Result<String> {
 }
 
 /// An `--extra` line: `--key=value` gets its value quoted, a bare `--flag` stays as it is.
+/// The key is sbatch's option syntax, `--[a-z0-9-]+`, and nothing else: a newline in it
+/// would end the directive block and start a shell command in every job script, a space
+/// or `#` would cut the directive short.
 fn extra_directive(extra: &str) -> Result<String> {
     let Some(option) = extra.strip_prefix("--").filter(|o| !o.is_empty()) else {
         bail!("--extra {extra:?}: expected an sbatch option such as --mem=8G");
     };
-    match option.split_once('=') {
-        Some((key, value)) => directive(key, value),
-        None if option.contains(char::is_whitespace) => {
-            bail!("--extra {extra:?}: write an option with a value as --key=value, e.g. --mem=8G")
-        }
-        None => Ok(format!("#SBATCH --{option}")),
+    let (key, value) = match option.split_once('=') {
+        Some((key, value)) => (key, Some(value)),
+        None => (option, None),
+    };
+    if key.is_empty() {
+        bail!("--extra {extra:?}: expected an sbatch option such as --mem=8G");
     }
+    if let Some(bad) = key.chars().find(|c| !is_option_char(*c)) {
+        bail!(
+            "--extra {extra:?}: the option name --{key} holds {bad:?}; sbatch options are              lowercase letters, digits and '-' (write an option with a value as --key=value,              e.g. --mem=8G)"
+        );
+    }
+    match value {
+        Some(value) => directive(key, value),
+        None => Ok(format!("#SBATCH --{key}")),
+    }
+}
+
+/// A character of an sbatch option's name.
+fn is_option_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
 }
 
 /// A log file name for `--output`: `%` in the folder is escaped (`%%`), `%j`-style patterns
@@ -344,4 +361,55 @@ pub fn command(args: SlurmArgs) -> Result<()> {
         paths[2].display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_options_keep_their_value_quoted() {
+        assert_eq!(extra_directive("--mem=8G").unwrap(), "#SBATCH --mem=\"8G\"");
+        assert_eq!(
+            extra_directive("--exclusive").unwrap(),
+            "#SBATCH --exclusive"
+        );
+        assert_eq!(
+            extra_directive("--constraint=a b#c").unwrap(),
+            "#SBATCH --constraint=\"a b#c\""
+        );
+    }
+
+    /// Every class of character that could end a directive, start a command or split the
+    /// line is refused in the option's name: line breaks, blanks, comment and shell
+    /// metacharacters, quotes, escapes, uppercase and non-ASCII lookalikes.
+    #[test]
+    fn an_extra_option_name_cannot_carry_a_command() {
+        let classes = [
+            ("newline", "--x\ntouch PWNED\n#=1"),
+            ("carriage return", "--x\rtouch PWNED=1"),
+            ("space", "--mem 8G"),
+            ("tab", "--mem\t8G"),
+            ("comment", "--x#y=1"),
+            ("semicolon", "--x;touch PWNED=1"),
+            ("ampersand", "--x&&touch=1"),
+            ("pipe", "--x|sh=1"),
+            ("dollar", "--$(touch PWNED)=1"),
+            ("backtick", "--`touch PWNED`=1"),
+            ("quote", "--x'=1"),
+            ("double quote", "--x\"=1"),
+            ("backslash", "--x\\=1"),
+            ("redirect", "--x>f=1"),
+            ("uppercase", "--MEM=8G"),
+            ("non-ASCII", "--mém=8G"),
+            ("NUL", "--x\0=1"),
+            ("empty", "--=8G"),
+        ];
+        for (class, extra) in classes {
+            let e = extra_directive(extra).err();
+            assert!(e.is_some(), "{class}: {extra:?} was accepted");
+        }
+        // The value keeps its own check: no control character.
+        assert!(extra_directive("--comment=a\nb").is_err());
+    }
 }
