@@ -41,6 +41,12 @@ pub enum TrainError {
     Threads(String),
     #[error("these runs cannot be trained as one ensemble: {0}")]
     Ensemble(String),
+    /// A loop was handed a method it does not step (the trainer dispatches on the method).
+    #[error("optim.method = \"{method}\" cannot train in the {engine} loop")]
+    MethodLoop {
+        method: &'static str,
+        engine: &'static str,
+    },
     #[error(
         "an ensemble of {members} networks of H = {hidden} needs about {needed_gib:.1} GiB of memory, and this machine has {available_gib:.1} GiB available; train fewer members at once"
     )]

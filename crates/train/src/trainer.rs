@@ -1,6 +1,7 @@
 //! One training run of the paper's protocol, in a loop this crate owns: the loss and its
-//! gradient by Burn's autodiff (the fused loss, [`crate::classifier`]), the paper's SGD step
-//! ([`crate::optim::heavy_ball`]) or Burn's Adam on weights and buffers kept here, evaluation
+//! gradient by Burn's autodiff (the fused loss, [`crate::classifier`]), the step by a Burn
+//! optimizer (the paper's SGD, [`crate::optim::PaperSgd`], or Burn's Adam, each with the
+//! coupled weight decay) at the step size of Burn's `StepLrScheduler`, evaluation
 //! and stopping by the run's [`Ledger`], and the whole [`TrainingState`] saved as a checkpoint
 //! every `train.checkpoint_seconds` and when a stop is requested. The full-batch methods
 //! (conjugate gradient, L-BFGS) have their own loop, [`crate::full_batch`].
@@ -17,10 +18,11 @@ use crate::classifier::{
 };
 use crate::config::TrainConfig;
 use crate::ledger::{Ledger, Reader};
-use crate::optim::{AdamSettings, Method, heavy_ball, with_weight_decay};
+use crate::optim::{AdamSettings, CoupledDecay, Method, PaperSgd, PaperSgdState};
 use crate::record::{StopReason, TrainedRun};
 use crate::state::{CheckpointSlot, CheckpointTimer, OptimizerState, TrainingState, Weights};
 use crate::{Progress, TrainError};
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, Optimizer};
 
 /// Trains one network on `data` as `config` says, on `device` (its autodiff twin for training).
@@ -43,25 +45,29 @@ pub struct Trainer<'a> {
     checkpoint: Option<CheckpointSlot>,
 }
 
-/// A mini-batch run's weights and its optimizer's buffers, on the device without autodiff (a
-/// clone is a handle to the same tensors: cheap).
+/// A mini-batch run's weights and its optimizer with its state, on the device without
+/// autodiff (a clone is a handle to the same tensors: cheap).
 #[derive(Clone)]
 struct MinibatchState {
     u: Tensor<2>,
     v: Tensor<2>,
-    buffers: Buffers,
+    optimizer: MinibatchOptimizer,
     activation: Activation,
 }
 
-/// The optimizer's buffers per weight tensor (none before the first step).
+/// A mini-batch method as a Burn optimizer (with the run's coupled weight decay) and its
+/// state per weight tensor (none before the first step).
 // One per run, moved once per step: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
-enum Buffers {
-    /// SGD's heavy-ball momentum.
-    Sgd(Option<(Tensor<2>, Tensor<2>)>),
-    /// Burn's Adam moments.
-    Adam(Option<(AdamState<2>, AdamState<2>)>),
+enum MinibatchOptimizer {
+    /// The paper's SGD: velocity and step count.
+    Sgd(
+        CoupledDecay<PaperSgd>,
+        Option<(PaperSgdState<2>, PaperSgdState<2>)>,
+    ),
+    /// Burn's Adam: its moments.
+    Adam(CoupledDecay<Adam>, Option<(AdamState<2>, AdamState<2>)>),
 }
 
 /// A `d x h` and an `h x k` tensor on `device` from host weights.
@@ -76,48 +82,104 @@ pub(crate) fn upload_pair(
     )
 }
 
+/// One optimizer step of both weight tensors with gradients `(gu, gv)`.
+fn step_pair<O: Optimizer>(
+    optimizer: &O,
+    lr: f64,
+    (u, v): (Tensor<2>, Tensor<2>),
+    (gu, gv): (Tensor<2>, Tensor<2>),
+    state: Option<(O::State<2>, O::State<2>)>,
+) -> ((Tensor<2>, Tensor<2>), Option<(O::State<2>, O::State<2>)>) {
+    let (su, sv) = state.unzip();
+    let (u, su) = optimizer.step(lr, u, gu, su);
+    let (v, sv) = optimizer.step(lr, v, gv, sv);
+    ((u, v), su.zip(sv))
+}
+
+impl MinibatchOptimizer {
+    /// The optimizer of `config`, for `batches` mini-batches an epoch, with no state yet.
+    fn new(config: &TrainConfig, batches: usize) -> Result<Self, TrainError> {
+        let optim = &config.optim;
+        let decayed = |inner| CoupledDecay {
+            inner,
+            weight_decay: optim.weight_decay,
+        };
+        match optim.method {
+            Method::Sgd => Ok(Self::Sgd(optim.paper_sgd(batches), None)),
+            Method::Adam => Ok(Self::Adam(decayed(adam_of(&optim.adam_settings())), None)),
+            Method::Cg | Method::Lbfgs => Err(TrainError::MethodLoop {
+                method: optim.method.name(),
+                engine: "mini-batch",
+            }),
+        }
+    }
+
+    /// One step of `(u, v)` with gradients `grads` at step size `lr`.
+    fn step(
+        &mut self,
+        lr: f64,
+        weights: (Tensor<2>, Tensor<2>),
+        grads: (Tensor<2>, Tensor<2>),
+    ) -> (Tensor<2>, Tensor<2>) {
+        match self {
+            Self::Sgd(o, state) => {
+                let (w, s) = step_pair(o, lr, weights, grads, state.take());
+                *state = s;
+                w
+            }
+            Self::Adam(o, state) => {
+                let (w, s) = step_pair(o, lr, weights, grads, state.take());
+                *state = s;
+                w
+            }
+        }
+    }
+}
+
 impl MinibatchState {
-    fn of(net: &TwoLayerNet, method: Method) -> Self {
+    fn of(net: &TwoLayerNet, optimizer: MinibatchOptimizer) -> Self {
         MinibatchState {
             u: net.u.val(),
             v: net.v.val(),
-            buffers: match method {
-                Method::Adam => Buffers::Adam(None),
-                _ => Buffers::Sgd(None),
-            },
+            optimizer,
             activation: net.activation,
         }
     }
 
-    /// The weights and buffers of a saved `state` of `net`'s shape.
+    /// The weights and optimizer state of a saved `state` of `net`'s shape, `batches`
+    /// mini-batches an epoch.
     fn restore(
         state: &TrainingState,
         net: &TwoLayerNet,
-        method: Method,
-        device: &Device,
+        mut optimizer: MinibatchOptimizer,
+        (device, batches): (&Device, usize),
     ) -> Result<Self, TrainError> {
         let dims = net.dims();
         let (u, v) = upload_pair(&state.weights, dims, device);
-        let buffers = match (method, &state.optimizer) {
-            (Method::Adam, Some(o)) => {
-                let time = o.scalar("time")? as usize;
-                let (m1u, m1v) = upload_pair(o.pair("moment_1")?, dims, device);
-                let (m2u, m2v) = upload_pair(o.pair("moment_2")?, dims, device);
-                let adam = |m1, m2| AdamState::new(AdaptiveMomentumState::new(time, m1, m2));
-                Buffers::Adam(Some((adam(m1u, m2u), adam(m1v, m2v))))
+        match &mut optimizer {
+            MinibatchOptimizer::Adam(_, adam) => {
+                if let Some(o) = &state.optimizer {
+                    let time = o.scalar("time")? as usize;
+                    let (m1u, m1v) = upload_pair(o.pair("moment_1")?, dims, device);
+                    let (m2u, m2v) = upload_pair(o.pair("moment_2")?, dims, device);
+                    let moments = |m1, m2| AdamState::new(AdaptiveMomentumState::new(time, m1, m2));
+                    *adam = Some((moments(m1u, m2u), moments(m1v, m2v)));
+                }
             }
-            (Method::Adam, None) => Buffers::Adam(None),
-            _ => Buffers::Sgd(
-                state
-                    .velocity
-                    .as_ref()
-                    .map(|w| upload_pair(w, dims, device)),
-            ),
-        };
+            MinibatchOptimizer::Sgd(_, sgd) => {
+                // The step count is fixed by the epochs done: a checkpoint is at an epoch end.
+                let steps = state.epoch() * batches;
+                let velocity = |velocity| PaperSgdState { velocity, steps };
+                *sgd = state.velocity.as_ref().map(|w| {
+                    let (bu, bv) = upload_pair(w, dims, device);
+                    (velocity(bu), velocity(bv))
+                });
+            }
+        }
         Ok(MinibatchState {
             u,
             v,
-            buffers,
+            optimizer,
             activation: net.activation,
         })
     }
@@ -130,14 +192,15 @@ impl MinibatchState {
     /// The weights, SGD's momentum and another optimizer's state, on the host.
     fn host(&self) -> Result<(Weights, Option<Weights>, Option<OptimizerState>), TrainError> {
         let weights = Weights::from_device(&self.u, &self.v)?;
-        match &self.buffers {
-            Buffers::Sgd(velocity) => {
-                let velocity = velocity.as_ref();
-                let velocity = velocity.map(|(bu, bv)| Weights::from_device(bu, bv));
+        match &self.optimizer {
+            MinibatchOptimizer::Sgd(_, state) => {
+                let velocity = state.as_ref();
+                let velocity =
+                    velocity.map(|(su, sv)| Weights::from_device(&su.velocity, &sv.velocity));
                 Ok((weights, velocity.transpose()?, None))
             }
-            Buffers::Adam(None) => Ok((weights, None, None)),
-            Buffers::Adam(Some((su, sv))) => {
+            MinibatchOptimizer::Adam(_, None) => Ok((weights, None, None)),
+            MinibatchOptimizer::Adam(_, Some((su, sv))) => {
                 let (mu, mv) = (&su.momentum, &sv.momentum);
                 let state = OptimizerState {
                     tensors: vec![
@@ -158,55 +221,19 @@ impl MinibatchState {
         }
     }
 
-    /// One SGD step on `batch`: the gradient of the mean loss by autodiff (`loss`'s path),
-    /// then the paper's update.
-    fn step(
-        &mut self,
-        batch: Batch,
-        loss: LossPath,
-        settings: StepSettings,
-    ) -> Result<(), TrainError> {
+    /// One step on `batch` at step size `lr`: the gradient of the mean loss by autodiff
+    /// (`loss`'s path), then the optimizer's update.
+    fn step(&mut self, batch: Batch, loss: LossPath, lr: f64) -> Result<(), TrainError> {
         let model = Classifier {
             net: tracked(self.u.clone(), self.v.clone(), self.activation),
             loss,
         };
         let grads = model.loss(batch).backward();
-        let (gu, gv) = weight_gradients(&model.net, &grads)?;
-        let StepSettings {
-            lr,
-            momentum,
-            weight_decay,
-            adam,
-        } = settings;
-        let gu = with_weight_decay(gu, &self.u, weight_decay);
-        let gv = with_weight_decay(gv, &self.v, weight_decay);
-        let (u, v) = (self.u.clone(), self.v.clone());
-        let ((u, v), buffers) = match &mut self.buffers {
-            Buffers::Sgd(velocity) => {
-                let (bu, bv) = velocity.take().unzip();
-                let (u, bu) = heavy_ball(u, gu, bu, lr, momentum);
-                let (v, bv) = heavy_ball(v, gv, bv, lr, momentum);
-                ((u, v), Buffers::Sgd(Some((bu, bv))))
-            }
-            Buffers::Adam(state) => {
-                let (su, sv) = state.take().unzip();
-                let (u, su) = adam.step(lr, u, gu, su);
-                let (v, sv) = adam.step(lr, v, gv, sv);
-                ((u, v), Buffers::Adam(su.zip(sv)))
-            }
-        };
-        (self.u, self.v, self.buffers) = (u, v, buffers);
+        let grads = weight_gradients(&model.net, &grads)?;
+        let weights = (self.u.clone(), self.v.clone());
+        (self.u, self.v) = self.optimizer.step(lr, weights, grads);
         Ok(())
     }
-}
-
-/// An epoch's step size and momentum, the run's weight decay and (`method = "adam"`) Adam.
-#[derive(Clone)]
-struct StepSettings {
-    lr: f64,
-    momentum: f64,
-    weight_decay: f64,
-    adam: Adam,
 }
 
 /// Burn's Adam with the run's settings.
@@ -262,18 +289,19 @@ impl<'a> Trainer<'a> {
             };
             return run.run(initial, saved, progress);
         }
-        let method = config.optim.method;
+        let optimizer = MinibatchOptimizer::new(config, self.batches())?;
         let (mut ledger, mut state) = match saved {
             Some(saved) => {
                 progress.resumed(&saved.bookkeeping.history);
-                let state = MinibatchState::restore(&saved, &initial, method, self.device)?;
+                let at = (self.device, self.batches());
+                let state = MinibatchState::restore(&saved, &initial, optimizer, at)?;
                 (
                     Ledger::resume((config, data), self.device, initial, &saved, Reader::Own)?,
                     state,
                 )
             }
             None => {
-                let state = MinibatchState::of(&initial, method);
+                let state = MinibatchState::of(&initial, optimizer);
                 (
                     Ledger::start(config, data, self.device, initial, progress)?,
                     state,
@@ -288,6 +316,11 @@ impl<'a> Trainer<'a> {
         self.config.optim.batch_size.min(self.data.train.len())
     }
 
+    /// Mini-batches an epoch (the last one may be partial).
+    fn batches(&self) -> usize {
+        self.data.train.len().div_ceil(self.batch_size())
+    }
+
     /// The epochs after the last one recorded; returns why they stopped.
     fn epochs(
         &self,
@@ -300,6 +333,12 @@ impl<'a> Trainer<'a> {
         let done = ledger.epochs_done();
         let mut order = BatchOrder::after(self.config.train.seed, self.data.train.len(), done);
         let mut timer = CheckpointTimer::new(&self.config.train);
+        let mut schedule = (self.config.optim)
+            .lr_scheduler(self.batches(), done)
+            .ok_or(TrainError::MethodLoop {
+                method: self.config.optim.method.name(),
+                engine: "mini-batch",
+            })?;
         for epoch in done + 1..=self.config.train.max_epochs {
             if progress.stop_requested() {
                 self.save(ledger, state)?;
@@ -308,7 +347,7 @@ impl<'a> Trainer<'a> {
             let t = Instant::now();
             let rows = training.epoch_rows(&[(0, order.shuffle())], self.batch_size(), &device);
             let at_start = state.clone();
-            if !self.steps(state, &training, &rows, epoch, progress)? {
+            if !self.steps(state, (&training, &mut schedule), &rows, epoch, progress)? {
                 // Stopped mid-epoch (a wide epoch takes seconds): the state at the epoch's
                 // start is saved, and the resumed run redoes the epoch.
                 *state = at_start;
@@ -346,26 +385,19 @@ impl<'a> Trainer<'a> {
     fn steps(
         &self,
         state: &mut MinibatchState,
-        training: &TrainingSet,
+        (training, schedule): (&TrainingSet, &mut ModuleLrScheduler),
         rows: &Tensor<1, Int>,
         epoch: usize,
         progress: &mut dyn Progress,
     ) -> Result<bool, TrainError> {
-        let optim = &self.config.optim;
-        let settings = StepSettings {
-            lr: optim.lr_at(epoch - 1),
-            momentum: optim.momentum_at(epoch - 1),
-            weight_decay: optim.weight_decay,
-            adam: adam_of(&optim.adam_settings()),
-        };
         let examples = self.data.train.len();
-        let batches = examples.div_ceil(self.batch_size());
+        let batches = self.batches();
         for (b, (start, len)) in batch_ranges(examples, self.batch_size()).enumerate() {
             if progress.stop_requested() {
                 return Ok(false);
             }
             let batch = training.batch(rows.clone().narrow(0, start, len));
-            state.step(batch, self.loss, settings.clone())?;
+            state.step(batch, self.loss, schedule.step().base())?;
             progress.batch(epoch, b + 1, batches);
         }
         Ok(true)

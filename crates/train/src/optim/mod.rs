@@ -1,13 +1,19 @@
-//! The paper's SGD (Figure 1 caption): heavy-ball momentum without dampening, the step size
-//! multiplied by 0.99 and the momentum raised by 0.02 (up to 0.9) after every epoch.
+//! The optimizer's settings (`[optim]`) and the paper's SGD (Figure 1 caption): heavy-ball
+//! momentum without dampening, the step size multiplied by 0.99 and the momentum raised by
+//! 0.02 (up to 0.9) after every epoch.
 //!
 //! Update, per weight tensor `w` with gradient `g` (PyTorch's convention for SGD with momentum):
 //! `g ← g + λ·w` (coupled weight decay: the gradient of the penalty `λ/2 Σ w²`),
 //! `b ← m·b + g` (`b` starts at `g`), `w ← w − lr·b`.
 //!
-//! Both training loops (a single run and the batched ensemble) take this step through
-//! [`heavy_ball`] and keep `w` and `b` themselves: they are what a checkpoint saves. (Burn's
-//! `Learner` keeps its optimizer's state private, so a run on it could not resume exactly.)
+//! A single run takes this step through Burn's optimizer API ([`burn_optim`]: the step size
+//! from Burn's `StepLrScheduler`, the momentum schedule and the decay in [`PaperSgd`] and
+//! [`CoupledDecay`]); the batched ensemble takes the same [`heavy_ball`] step on its stacked
+//! weights, with each member's own λ.
+
+mod burn_optim;
+
+pub use burn_optim::{CoupledDecay, MomentumSchedule, PaperSgd, PaperSgdState};
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -329,12 +335,19 @@ impl OptimConfig {
     /// its `beta_1`).
     pub fn momentum_at(&self, epoch: usize) -> f64 {
         match self.method {
-            Method::Sgd => {}
-            Method::Adam => return self.adam_settings().beta_1,
-            Method::Cg | Method::Lbfgs => return 0.0,
+            Method::Sgd => self.momentum_schedule().at(epoch),
+            Method::Adam => self.adam_settings().beta_1,
+            Method::Cg | Method::Lbfgs => 0.0,
         }
-        (self.momentum + self.momentum_step * epoch as f64)
-            .min(self.momentum_max.max(self.momentum))
+    }
+
+    /// SGD's momentum schedule (`optim.momentum`, `momentum_step`, `momentum_max`).
+    pub fn momentum_schedule(&self) -> MomentumSchedule {
+        MomentumSchedule {
+            initial: self.momentum,
+            step: self.momentum_step,
+            max: self.momentum_max,
+        }
     }
 }
 
