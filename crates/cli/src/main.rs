@@ -78,6 +78,12 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // Checked before any command: a lease that silently fell back to the default would let
+    // a live holder's lock look stale, or a dead one's block its unit for too long.
+    if let Err(e) = realbias_experiments::lock::check_lease_variable() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     let result = match cli.command {
         Command::Data { command } => data::command(command),
         Command::Train(args) => train::command(args),

@@ -29,15 +29,44 @@ pub const WRITE_GRACE: Duration = Duration::from_secs(10);
 /// The environment variable that sets the lease, in seconds (at least 3 refreshes).
 pub const LEASE_VARIABLE: &str = "REALBIAS_LOCK_LEASE";
 
-/// The lease in force: `REALBIAS_LOCK_LEASE` seconds, else [`DEFAULT_LEASE`]; never shorter
-/// than three refreshes, so a live holder is never taken for stale.
+/// How far in the future a lock's mtime may be and still count: nodes' clocks that agree
+/// to within a refresh. A lock further ahead (a clock far off, a `touch -d` by hand) would
+/// otherwise look fresh until the clock catches up, blocking its unit for that long.
+pub const FUTURE_TOLERANCE: Duration = REFRESH;
+
+/// The lease in force: `REALBIAS_LOCK_LEASE` seconds, else [`DEFAULT_LEASE`]. The value is
+/// checked once at the start ([`check_lease_variable`]); here an invalid one falls back to
+/// the default, and the lease is never shorter than three refreshes, so a live holder is
+/// never taken for stale.
 pub fn lease() -> Duration {
-    std::env::var(LEASE_VARIABLE)
+    parse_lease(std::env::var(LEASE_VARIABLE).ok().as_deref())
         .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+        .flatten()
         .unwrap_or(DEFAULT_LEASE)
-        .max(3 * REFRESH)
+}
+
+/// The lease `REALBIAS_LOCK_LEASE` sets (`None`: unset), or why the value is refused.
+fn parse_lease(value: Option<&str>) -> Result<Option<Duration>, String> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    let minimum = 3 * REFRESH.as_secs();
+    match text.trim().parse::<u64>() {
+        Ok(seconds) if seconds >= minimum => Ok(Some(Duration::from_secs(seconds))),
+        Ok(seconds) => Err(format!(
+            "{LEASE_VARIABLE}={seconds} is shorter than three refreshes of a held lock ({minimum} s): a live holder would look stale"
+        )),
+        Err(_) => Err(format!(
+            "{LEASE_VARIABLE}={text:?} is not a whole number of seconds (at least {minimum}; default {})",
+            DEFAULT_LEASE.as_secs()
+        )),
+    }
+}
+
+/// Refuses an invalid `REALBIAS_LOCK_LEASE` (not a whole number of seconds, or shorter than
+/// three refreshes) rather than silently using another lease.
+pub fn check_lease_variable() -> Result<(), String> {
+    parse_lease(std::env::var(LEASE_VARIABLE).ok().as_deref()).map(|_| ())
 }
 
 /// Who holds a lock.
@@ -137,13 +166,18 @@ pub fn inspect(path: &Path) -> Option<LockInfo> {
 fn inspect_file(path: &Path) -> Option<(std::fs::Metadata, LockInfo)> {
     let metadata = std::fs::metadata(path).ok()?;
     let modified = metadata.modified().ok()?;
-    let age = SystemTime::now()
-        .duration_since(modified)
-        .unwrap_or(Duration::ZERO);
+    let now = SystemTime::now();
+    let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
+    let ahead = modified.duration_since(now).unwrap_or(Duration::ZERO);
     let owner = std::fs::read_to_string(path)
         .ok()
         .and_then(|t| Owner::parse(&t));
     let stale = match &owner {
+        _ if ahead > FUTURE_TOLERANCE => Some(format!(
+            "refreshed {} s in the future (a clock ahead by more than {} s, or an mtime set by hand)",
+            ahead.as_secs(),
+            FUTURE_TOLERANCE.as_secs()
+        )),
         None if age > WRITE_GRACE => Some("empty or unreadable".to_string()),
         None => None,
         Some(o) => o.gone().or_else(|| {
@@ -383,6 +417,43 @@ mod tests {
         // Without a recorded start time, a live pid is trusted (older locks).
         std::fs::write(&path, format!("{} {}\n", me.host, me.pid)).unwrap();
         assert_eq!(inspect(&path).unwrap().stale, None);
+    }
+
+    /// A lock refreshed "in the future" beyond the clocks' tolerance is stale, saying why;
+    /// within it, a foreign live lock is still respected.
+    #[test]
+    fn a_lock_from_the_future_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unit.lock");
+        std::fs::write(&path, "otherhost 1 1\n").unwrap();
+        let ahead = |seconds: u64| {
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(SystemTime::now() + Duration::from_secs(seconds))
+                .unwrap();
+        };
+        ahead(2);
+        assert_eq!(inspect(&path).unwrap().stale, None, "within the tolerance");
+        assert!(try_lock(&path).unwrap().is_err());
+        ahead(86_400);
+        let why = inspect(&path).unwrap().stale.unwrap();
+        assert!(why.contains("in the future"), "{why}");
+        assert!(
+            try_lock(&path).unwrap().is_ok(),
+            "a lock from the future is taken over"
+        );
+    }
+
+    #[test]
+    fn an_invalid_lease_is_refused_not_replaced() {
+        assert_eq!(parse_lease(None), Ok(None));
+        assert_eq!(
+            parse_lease(Some(" 600 ")),
+            Ok(Some(Duration::from_secs(600)))
+        );
+        for bad in ["abc", "-1", "1.5", "", "29"] {
+            let e = parse_lease(Some(bad)).unwrap_err();
+            assert!(e.contains(LEASE_VARIABLE), "{bad}: {e}");
+        }
     }
 
     #[test]
