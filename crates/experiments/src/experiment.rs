@@ -24,7 +24,8 @@ pub struct Context<'a> {
     pub dir: PathBuf,
     pub device: &'a Device,
     pub data_dir: Option<&'a Path>,
-    pub progress: &'a dyn ExperimentProgress,
+    /// Shared with the runs it shows: a run on Burn's `Learner` takes only owned inputs.
+    pub progress: std::sync::Arc<dyn ExperimentProgress>,
     /// `--force`: results and checkpoints of another config are discarded, not refused.
     pub force: bool,
 }

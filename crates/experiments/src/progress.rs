@@ -3,7 +3,7 @@
 use crate::unit::Unit;
 
 /// Progress of an experiment's units on its workers.
-pub trait ExperimentProgress: Sync {
+pub trait ExperimentProgress: Send + Sync {
     /// A unit starts on worker `worker`.
     fn started(&self, _worker: usize, _unit: &Unit) {}
     /// A one-line status of the unit in flight on `worker` (an epoch's errors, say).

@@ -3,6 +3,7 @@
 use realbias_fixtures as common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use realbias_experiments::ExperimentError;
@@ -40,7 +41,7 @@ fn options(out: &Path) -> ExperimentOptions {
 fn run_with(
     config: &ExperimentConfig,
     options: &ExperimentOptions,
-    progress: &dyn ExperimentProgress,
+    progress: Arc<dyn ExperimentProgress>,
 ) -> Result<ExperimentReport, ExperimentError> {
     let device = device();
     let ctx = Context {
@@ -83,7 +84,7 @@ impl ExperimentProgress for Counter {
 
 /// Runs a whole experiment to the end.
 fn run_all(config: &ExperimentConfig, out: &Path) -> ExperimentReport {
-    run_with(config, &options(out), &Counter::new(usize::MAX)).unwrap()
+    run_with(config, &options(out), Arc::new(Counter::new(usize::MAX))).unwrap()
 }
 
 fn summary_bytes(dir: &Path) -> Vec<u8> {
@@ -97,8 +98,8 @@ fn a_second_run_trains_nothing_and_writes_the_same_summary() {
     common::write_tiny_idx(&data, 200, 40);
     let config = tiny_config(&data, "");
     let out = tmp.path().join("runs");
-    let first = Counter::new(usize::MAX);
-    let report = run_with(&config, &options(&out), &first).unwrap();
+    let first = Arc::new(Counter::new(usize::MAX));
+    let report = run_with(&config, &options(&out), first.clone()).unwrap();
     assert_eq!(
         (
             report.outcome.trained,
@@ -120,8 +121,8 @@ fn a_second_run_trains_nothing_and_writes_the_same_summary() {
         "{csv}"
     );
 
-    let second = Counter::new(usize::MAX);
-    let report = run_with(&config, &options(&out), &second).unwrap();
+    let second = Arc::new(Counter::new(usize::MAX));
+    let report = run_with(&config, &options(&out), second.clone()).unwrap();
     assert_eq!((report.outcome.trained, report.outcome.skipped), (0, 4));
     assert_eq!(second.trained.load(Ordering::Relaxed), 0);
     assert_eq!(summary_bytes(&dir), before, "byte-identical summary");
@@ -141,13 +142,18 @@ fn ensembles_save_the_results_of_single_runs_and_resume() {
     let alone = tiny_config(&data, &format!("{sweep}ensemble = \"off\"\n"));
     run_all(&alone, &tmp.path().join("alone"));
     let parts = tmp.path().join("parts");
-    let report = run_with(&together, &options(&parts), &Counter::new(1)).unwrap();
+    let report = run_with(&together, &options(&parts), Arc::new(Counter::new(1))).unwrap();
     // 2 widths x (2 plain + 2 x 2 weight-decay + 2 censored + 2 noisy) runs: 10 an ensemble.
     assert_eq!(
         (report.outcome.trained, report.outcome.unfinished),
         (10, 10)
     );
-    let report = run_with(&together, &options(&parts), &Counter::new(usize::MAX)).unwrap();
+    let report = run_with(
+        &together,
+        &options(&parts),
+        Arc::new(Counter::new(usize::MAX)),
+    )
+    .unwrap();
     assert_eq!((report.outcome.trained, report.outcome.skipped), (10, 10));
     let (a, b) = (
         String::from_utf8(summary_bytes(&tmp.path().join("alone/tiny"))).unwrap(),
@@ -180,7 +186,12 @@ fn ensembles_on_train_every_width_together_and_save_the_runs_alone() {
     run_all(&wide("auto"), &alone);
     let together = tmp.path().join("together");
     let two_threads = ExperimentOptions::local(&together, 1, 2, false);
-    let report = run_with(&wide("on"), &two_threads, &Counter::new(usize::MAX)).unwrap();
+    let report = run_with(
+        &wide("on"),
+        &two_threads,
+        Arc::new(Counter::new(usize::MAX)),
+    )
+    .unwrap();
     assert_eq!(report.outcome.trained, 3);
     // On the CPU "auto" trains H = 48 run by run; on a GPU as an ensemble too.
     let auto = realbias_train::backend::ensembles_help(48).then_some(3);
@@ -211,8 +222,8 @@ fn an_interrupted_sweep_resumes_to_the_uninterrupted_summary() {
     run_all(&config, &whole);
 
     let parts = tmp.path().join("parts");
-    let stopper = Counter::new(1);
-    let report = run_with(&config, &options(&parts), &stopper).unwrap();
+    let stopper = Arc::new(Counter::new(1));
+    let report = run_with(&config, &options(&parts), stopper.clone()).unwrap();
     assert_eq!(report.outcome.trained, 1);
     assert_eq!(report.outcome.unfinished, 3);
     assert!(
@@ -235,8 +246,8 @@ fn an_interrupted_sweep_resumes_to_the_uninterrupted_summary() {
     std::fs::create_dir_all(&plan[corrupt].dir).unwrap();
     std::fs::write(plan[corrupt].dir.join("result.json"), "{ truncated").unwrap();
 
-    let resume = Counter::new(usize::MAX);
-    let report = run_with(&config, &options(&parts), &resume).unwrap();
+    let resume = Arc::new(Counter::new(usize::MAX));
+    let report = run_with(&config, &options(&parts), resume.clone()).unwrap();
     assert_eq!((report.outcome.trained, report.outcome.skipped), (3, 1));
     assert_eq!(
         std::fs::read(plan[done[0]].dir.join("result.json")).unwrap(),
@@ -260,7 +271,7 @@ fn a_grown_config_extends_the_folder_and_a_changed_one_is_refused_unless_forced(
     short.sweep.hidden = vec![2];
     run_all(&short, &out);
     // More widths plan every finished run as before: the folder grows, no --force.
-    let report = run_with(&config, &options(&out), &Counter::new(usize::MAX)).unwrap();
+    let report = run_with(&config, &options(&out), Arc::new(Counter::new(usize::MAX))).unwrap();
     assert_eq!(
         (report.outcome.trained, report.outcome.skipped),
         (2, 2),
@@ -269,7 +280,7 @@ fn a_grown_config_extends_the_folder_and_a_changed_one_is_refused_unless_forced(
     // Dropping a width is another config.
     let mut other = config.clone();
     other.sweep.hidden = vec![2, 16];
-    let err = run_with(&other, &options(&out), &Counter::new(usize::MAX)).unwrap_err();
+    let err = run_with(&other, &options(&out), Arc::new(Counter::new(usize::MAX))).unwrap_err();
     assert!(
         matches!(err, ExperimentError::ConfigChanged { .. }),
         "{err}"
@@ -278,7 +289,7 @@ fn a_grown_config_extends_the_folder_and_a_changed_one_is_refused_unless_forced(
         force: true,
         ..options(&out)
     };
-    let report = run_with(&other, &forced, &Counter::new(usize::MAX)).unwrap();
+    let report = run_with(&other, &forced, Arc::new(Counter::new(usize::MAX))).unwrap();
     assert_eq!(
         (report.outcome.trained, report.outcome.skipped),
         (2, 2),
@@ -288,7 +299,7 @@ fn a_grown_config_extends_the_folder_and_a_changed_one_is_refused_unless_forced(
     let mut slower = other.clone();
     slower.base.optim.lr = 0.05;
     slower.sweep.hidden = vec![2, 16, 32];
-    let err = run_with(&slower, &options(&out), &Counter::new(usize::MAX)).unwrap_err();
+    let err = run_with(&slower, &options(&out), Arc::new(Counter::new(usize::MAX))).unwrap_err();
     assert!(
         matches!(err, ExperimentError::ConfigChanged { .. }),
         "{err}"
@@ -308,7 +319,7 @@ fn weight_decay_selection_picks_the_validation_best_lambda_per_h() {
     assert_eq!(plan.len(), 2 * 2 * 3);
     // A real result as a template, with made-up validation and test errors per λ.
     let tiny_data = realbias_train::data::prepare_data(&plan[0].config.data, None, 0).unwrap();
-    let template = realbias_train::train(&plan[0].config, &tiny_data, &device(), &mut Quiet)
+    let template = realbias_train::train(&plan[0].config, &tiny_data, &device(), Quiet)
         .unwrap()
         .result;
     let val = |h: usize, lambda: f64, rep: usize| -> f64 {
@@ -365,7 +376,7 @@ fn censored_labels_are_exactly_learnable_by_the_censoring_network() {
         "the censoring network sees the entire dataset"
     );
     let full = load_full(&config.base.data, None).unwrap();
-    let (net, labels, info) = censor(&censor_config, &full, &device(), &mut Quiet).unwrap();
+    let (net, labels, info) = censor(&censor_config, &full, &device(), Quiet).unwrap();
     assert_eq!(labels.len(), full.total_len());
     assert!(
         info.disagreement > 0.2,
@@ -392,8 +403,8 @@ fn censored_labels_are_exactly_learnable_by_the_censoring_network() {
     assert_eq!(err, 0.0);
     // Through a sweep, the censoring is trained once and cached.
     let out = tmp.path().join("runs");
-    let first = Notes::default();
-    run_with(&config, &options(&out), &first).unwrap();
+    let first = Arc::new(Notes::default());
+    run_with(&config, &options(&out), first.clone()).unwrap();
     assert!(first.trained_censoring(), "{:?}", first.0.lock().unwrap());
     let cache_dirs = || -> Vec<PathBuf> {
         std::fs::read_dir(out.join("tiny/censor"))
@@ -415,8 +426,8 @@ fn censored_labels_are_exactly_learnable_by_the_censoring_network() {
     // censoring network trained (seen in the progress, not in deterministic bytes).
     let runs = config.plan(&out.join("tiny"));
     std::fs::remove_file(runs[0].dir.join("result.json")).unwrap();
-    let second = Notes::default();
-    let report = run_with(&config, &options(&out), &second).unwrap();
+    let second = Arc::new(Notes::default());
+    let report = run_with(&config, &options(&out), second.clone()).unwrap();
     assert_eq!(report.outcome.trained, 1);
     assert!(
         !second.trained_censoring(),
@@ -527,9 +538,14 @@ fn a_two_axis_grid_resumes_to_one_summary_row_per_point() {
     let whole = tmp.path().join("whole");
     run_all(&config, &whole);
     let parts = tmp.path().join("parts");
-    let report = run_with(&config, &options(&parts), &Counter::new(5)).unwrap();
+    let report = run_with(&config, &options(&parts), Arc::new(Counter::new(5))).unwrap();
     assert_eq!((report.outcome.trained, report.outcome.unfinished), (5, 27));
-    let report = run_with(&config, &options(&parts), &Counter::new(usize::MAX)).unwrap();
+    let report = run_with(
+        &config,
+        &options(&parts),
+        Arc::new(Counter::new(usize::MAX)),
+    )
+    .unwrap();
     assert_eq!((report.outcome.trained, report.outcome.skipped), (27, 5));
     let dir = parts.join("tiny");
     assert_eq!(summary_bytes(&dir), summary_bytes(&whole.join("tiny")));
@@ -596,7 +612,7 @@ fn recomputed_measures_restore_tampered_ones_and_name_runs_without_networks() {
         dir: dir.clone(),
         device: &device,
         data_dir: None,
-        progress: &realbias_experiments::progress::Quiet,
+        progress: Arc::new(realbias_experiments::progress::Quiet),
         force: false,
     };
     let done = Sweep::new(config.clone()).recompute_measures(&ctx).unwrap();

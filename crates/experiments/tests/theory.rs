@@ -73,7 +73,7 @@ fn convex_config(text: &str) -> ConvexNnConfig {
 fn run(
     exp: &mut dyn Experiment,
     out: &Path,
-    progress: &dyn ExperimentProgress,
+    progress: std::sync::Arc<dyn ExperimentProgress>,
 ) -> Result<ExperimentReport, realbias_experiments::ExperimentError> {
     let device = device();
     let options = ExperimentOptions::local(out, 1, 1, false);
@@ -116,7 +116,7 @@ fn matrix_factorization_experiment_reaches_the_trace_norm_optimum() {
     let mut exp = Factorization::new(factorization_config(SEC3));
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("sec3");
-    let report = run(&mut exp, out.path(), &Quiet).unwrap();
+    let report = run(&mut exp, out.path(), std::sync::Arc::new(Quiet)).unwrap();
     assert_eq!(report.outcome.trained, 4);
     let (fits, baselines, broken) = exp.load_results(&dir);
     assert!(broken.is_empty());
@@ -146,7 +146,7 @@ fn matrix_factorization_experiment_reaches_the_trace_norm_optimum() {
         assert!(dir.join(file).exists(), "{file} missing");
     }
     // Resume: the saved fits are read back, not retrained.
-    let again = run(&mut exp, out.path(), &Quiet).unwrap();
+    let again = run(&mut exp, out.path(), std::sync::Arc::new(Quiet)).unwrap();
     assert_eq!((again.outcome.trained, again.outcome.skipped), (0, 4));
     assert_eq!(exp.load_results(&dir).0, fits);
 }
@@ -189,7 +189,7 @@ fn weight_decay_network_reaches_the_certified_convex_optimum() {
     let config = convex_config(SEC4);
     let mut exp = ConvexNn::new(config.clone());
     let out = tempfile::tempdir().unwrap();
-    run(&mut exp, out.path(), &Quiet).unwrap();
+    run(&mut exp, out.path(), std::sync::Arc::new(Quiet)).unwrap();
     let (fits, convex, broken) = exp.load_results(&out.path().join("sec4"));
     assert!(broken.is_empty());
     let c = &convex[0];
@@ -285,7 +285,7 @@ fn an_interrupted_theory_run_resumes() {
     }
     let mut exp = Factorization::new(factorization_config(SEC3));
     let out = tempfile::tempdir().unwrap();
-    let report = run(&mut exp, out.path(), &Stopped).unwrap();
+    let report = run(&mut exp, out.path(), std::sync::Arc::new(Stopped)).unwrap();
     assert_eq!(
         (report.outcome.trained, report.outcome.unfinished),
         (0, 4),
@@ -297,7 +297,7 @@ fn an_interrupted_theory_run_resumes() {
     );
     let fits = out.path().join("sec3").join("fits");
     assert_eq!(std::fs::read_dir(&fits).map_or(0, |d| d.count()), 0);
-    let done = run(&mut exp, out.path(), &Quiet).unwrap();
+    let done = run(&mut exp, out.path(), std::sync::Arc::new(Quiet)).unwrap();
     assert_eq!(done.outcome.trained, 4);
     assert_eq!(exp.load_results(&out.path().join("sec3")).0.len(), 4);
 }

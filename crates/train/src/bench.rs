@@ -295,7 +295,7 @@ fn bench_width(
             let config = bench_config(settings, h, 0)?;
             let out = Trainer::new(&config, data, device)
                 .with_loss(settings.loss)
-                .run(&mut Quiet)?;
+                .run(Quiet)?;
             if let Some(dir) = &settings.checkpoint_dir {
                 checkpoint = Some(checkpoint_cost(&out, dir)?);
             }

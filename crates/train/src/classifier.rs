@@ -81,7 +81,7 @@ impl std::str::FromStr for LossPath {
 }
 
 /// A mini-batch: features `B x d` and one-hot targets `B x k`.
-pub(crate) struct Batch {
+pub struct Batch {
     pub x: Tensor<2>,
     pub targets: Tensor<2>,
 }

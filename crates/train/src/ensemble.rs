@@ -26,8 +26,6 @@
 //! The gradient is the fused loss's (`crate::fused`), written out without autodiff:
 //! `δ = (softmax(z) − t)/B`, `∂V = hᵀδ`, `∂U = xᵀ(δVᵀ ⊙ [h > 0])`, per member.
 
-use std::time::Instant;
-
 use burn::module::Param;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -38,12 +36,13 @@ use serde::{Deserialize, Serialize};
 use crate::batches::{BatchOrder, batch_ranges};
 use crate::classifier::TrainingSet;
 use crate::config::{LoopSettings, ModelConfig, TrainConfig};
+use crate::engine::{Stepped, Stepper, run_epochs};
 use crate::ledger::{Ledger, Reader};
 use crate::optim::{Method, OptimConfig, heavy_ball};
 use crate::record::{StopReason, TrainedRun};
 use crate::shards;
 use crate::stacked_eval::{Ending, StackedEvaluation, stacked};
-use crate::state::{CheckpointSlot, CheckpointTimer, TrainingState, Weights};
+use crate::state::{CheckpointSlot, TrainingState, Weights};
 use crate::{Progress, Quiet, TrainError};
 
 /// Whether a sweep trains runs of one width together: `auto` where the backend gains from it
@@ -410,8 +409,9 @@ impl<'a> Ensemble<'a> {
         self.config().optim.batch_size.min(self.examples())
     }
 
-    /// The epochs after `done`; each member is finished and handed to `finished` when it
-    /// stops.
+    /// The epochs after `done`, through the epoch loop; each member is finished and handed
+    /// to `finished` when it stops, and the members still training when the loop ends (a
+    /// stop was requested) as interrupted.
     fn train(
         mut self,
         done: usize,
@@ -419,51 +419,19 @@ impl<'a> Ensemble<'a> {
         progress: &mut dyn Progress,
         finished: &mut dyn FnMut(usize, TrainedRun),
     ) -> Result<(), TrainError> {
-        let max_epochs = self.config().train.max_epochs;
-        let mut timer = CheckpointTimer::new(&self.config().train);
-        for epoch in done + 1..=max_epochs {
-            if progress.stop_requested() {
-                self.save(ledgers)?;
-                break;
-            }
-            let t = Instant::now();
-            let at_start = (self.u.clone(), self.v.clone(), self.velocity.clone());
-            if !self.epoch_steps(epoch, progress) {
-                // Stopped mid-epoch: the stack at the epoch's start is what gets saved.
-                (self.u, self.v, self.velocity) = at_start;
-                self.save(ledgers)?;
-                break;
-            }
-            let _ = self.device.sync();
-            // Each member's share of the epoch's time.
-            let seconds = t.elapsed().as_secs_f64() / self.stack.len() as f64;
-            let readings = self.evaluation.read(&self.u, &self.v)?;
-            let mut stopped = Vec::new();
-            for (position, (slot, reading)) in self.stack.iter().zip(readings).enumerate() {
-                let Some(ledger) = ledgers[slot.member].as_mut() else {
-                    continue;
-                };
-                let net = self.member_net(position);
-                let shown: &mut dyn Progress = match position {
-                    0 => &mut *progress,
-                    _ => &mut Quiet,
-                };
-                let step = (epoch, seconds);
-                if let Some(reason) = ledger.after_reading(net.clone(), reading, step, shown) {
-                    stopped.push((position, (slot.member, net, reason)));
-                }
-            }
-            let positions: Vec<usize> = stopped.iter().map(|(p, _)| *p).collect();
-            self.finish(ledgers, stopped, finished)?;
-            self.remove(&positions);
-            if self.stack.is_empty() {
-                return Ok(());
-            }
-            if timer.due() {
-                self.save(ledgers)?;
-                timer.restart();
-            }
-        }
+        let train = &self.config().train.clone();
+        let device = self.device;
+        let mut stepper = EnsembleStepper {
+            stack: &mut self,
+            ledgers: &mut *ledgers,
+            finished: &mut *finished,
+        };
+        run_epochs(
+            &mut stepper,
+            done + 1..=train.max_epochs,
+            (train, device),
+            progress,
+        )?;
         // Members still training were interrupted (the cap stops them in `after_epoch`).
         let interrupted = (0..self.stack.len())
             .map(|p| {
@@ -476,6 +444,42 @@ impl<'a> Ensemble<'a> {
             })
             .collect();
         self.finish(ledgers, interrupted, finished)
+    }
+
+    /// Records epoch `epoch` of every member in the stack (its steps took `seconds` in
+    /// all); finishes the members that stop and takes them out of the stack. Returns the
+    /// reason the last of them stopped, once the stack is empty.
+    fn record(
+        &mut self,
+        (epoch, seconds): (usize, f64),
+        ledgers: &mut [Option<Ledger>],
+        progress: &mut dyn Progress,
+        finished: &mut dyn FnMut(usize, TrainedRun),
+    ) -> Result<Option<StopReason>, TrainError> {
+        // Each member's share of the epoch's time.
+        let seconds = seconds / self.stack.len() as f64;
+        let readings = self.evaluation.read(&self.u, &self.v)?;
+        let mut stopped = Vec::new();
+        for (position, (slot, reading)) in self.stack.iter().zip(readings).enumerate() {
+            let Some(ledger) = ledgers[slot.member].as_mut() else {
+                continue;
+            };
+            let net = self.member_net(position);
+            let shown: &mut dyn Progress = match position {
+                0 => &mut *progress,
+                _ => &mut Quiet,
+            };
+            if let Some(reason) =
+                ledger.after_reading(net.clone(), reading, (epoch, seconds), shown)
+            {
+                stopped.push((position, (slot.member, net, reason)));
+            }
+        }
+        let last = stopped.last().map(|(_, (_, _, reason))| *reason);
+        let positions: Vec<usize> = stopped.iter().map(|(p, _)| *p).collect();
+        self.finish(ledgers, stopped, finished)?;
+        self.remove(&positions);
+        Ok(last.filter(|_| self.stack.is_empty()))
     }
 
     /// Ends the runs of the members `stopped`, all at once: one batched evaluation of their
@@ -651,6 +655,44 @@ impl<'a> Ensemble<'a> {
             .velocity
             .take()
             .map(|(bu, bv)| (select(bu), select(bv)));
+    }
+}
+
+/// An ensemble's stack as the epoch loop's stepper.
+struct EnsembleStepper<'e, 'a, 'l, 'f> {
+    stack: &'e mut Ensemble<'a>,
+    ledgers: &'e mut [Option<Ledger<'l>>],
+    finished: &'e mut (dyn FnMut(usize, TrainedRun) + 'f),
+}
+
+impl Stepper for EnsembleStepper<'_, '_, '_, '_> {
+    fn step_epoch(
+        &mut self,
+        epoch: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Stepped, TrainError> {
+        let stack = &mut *self.stack;
+        let at_start = (stack.u.clone(), stack.v.clone(), stack.velocity.clone());
+        if stack.epoch_steps(epoch, progress) {
+            return Ok(Stepped::Done);
+        }
+        // Stopped mid-epoch: the stack at the epoch's start is what gets saved.
+        (stack.u, stack.v, stack.velocity) = at_start;
+        Ok(Stepped::Stopped)
+    }
+
+    fn record_epoch(
+        &mut self,
+        epoch: usize,
+        seconds: f64,
+        progress: &mut dyn Progress,
+    ) -> Result<Option<StopReason>, TrainError> {
+        let at = (epoch, seconds);
+        self.stack.record(at, self.ledgers, progress, self.finished)
+    }
+
+    fn save(&mut self) -> Result<(), TrainError> {
+        self.stack.save(self.ledgers)
     }
 }
 

@@ -4,7 +4,6 @@
 //! like an SGD epoch, and the state is checkpointed like SGD's.
 
 use std::cell::Cell;
-use std::time::Instant;
 
 use burn::optim::{GradientsParams, LBFGS, LBFGSConfig, LineSearchFn};
 use burn::tensor::{Bytes, Device, Tensor};
@@ -16,10 +15,11 @@ use crate::classifier::{
     Batch, Classifier, LossPath, TrainingSet, network, tracked, weight_gradients,
 };
 use crate::config::TrainConfig;
+use crate::engine::{Stepped, Stepper, run_epochs};
 use crate::ledger::{Ledger, Reader};
 use crate::optim::{LbfgsSettings, Method};
 use crate::record::{StopReason, TrainedRun};
-use crate::state::{CheckpointSlot, CheckpointTimer, OptimizerState, TrainingState, Weights};
+use crate::state::{CheckpointSlot, OptimizerState, TrainingState, Weights};
 use crate::trainer::upload_pair;
 use crate::{Progress, TrainError};
 
@@ -393,7 +393,8 @@ impl FullBatchRun<'_> {
         Ok(out)
     }
 
-    /// The iterations after the last one recorded; returns why they stopped.
+    /// The iterations after the last one recorded, through the epoch loop; returns why
+    /// they stopped.
     fn iterations(
         &self,
         ledger: &mut Ledger,
@@ -401,46 +402,65 @@ impl FullBatchRun<'_> {
         objective: &mut NetworkObjective,
         progress: &mut dyn Progress,
     ) -> Result<StopReason, TrainError> {
-        let mut timer = CheckpointTimer::new(&self.config.train);
-        for epoch in ledger.epochs_done() + 1..=self.config.train.max_epochs {
-            if progress.stop_requested() {
-                self.save(ledger, state, objective)?;
-                return Ok(StopReason::Interrupted);
-            }
-            let t = Instant::now();
-            let step = state.iterate(objective, self.config)?;
-            if step.stalled {
-                return Ok(ledger.at_fixed_point());
-            }
-            let _ = self.device.sync();
-            let seconds = t.elapsed().as_secs_f64();
-            ledger.record_step(step.length, step.beta);
-            let net = state.net(objective);
-            if let Some(reason) = ledger.after_epoch(net, epoch, seconds, progress)? {
-                return Ok(reason);
-            }
-            if timer.due() {
-                self.save(ledger, state, objective)?;
-                timer.restart();
-            }
-        }
-        Ok(StopReason::MaxEpochs)
+        let epochs = ledger.epochs_done() + 1..=self.config.train.max_epochs;
+        let mut stepper = FullBatchStepper {
+            run: self,
+            ledger,
+            state,
+            objective,
+            step: None,
+        };
+        let settings = (&self.config.train, self.device);
+        run_epochs(&mut stepper, epochs, settings, progress)
+    }
+}
+
+/// A full-batch run as the epoch loop's stepper: one line-searched iteration an epoch.
+struct FullBatchStepper<'s, 'a, 'l> {
+    run: &'s FullBatchRun<'a>,
+    ledger: &'s mut Ledger<'l>,
+    state: &'s mut FullBatch,
+    objective: &'s mut NetworkObjective,
+    /// The last iteration's step, for its record.
+    step: Option<Step>,
+}
+
+impl Stepper for FullBatchStepper<'_, '_, '_> {
+    fn step_epoch(&mut self, _epoch: usize, _: &mut dyn Progress) -> Result<Stepped, TrainError> {
+        let step = self.state.iterate(self.objective, self.run.config)?;
+        let stalled = step.stalled;
+        self.step = Some(step);
+        Ok(match stalled {
+            true => Stepped::Stalled,
+            false => Stepped::Done,
+        })
     }
 
-    /// Writes the run's checkpoint, if it keeps one.
-    fn save(
-        &self,
-        ledger: &Ledger,
-        state: &FullBatch,
-        objective: &NetworkObjective,
-    ) -> Result<(), TrainError> {
-        let Some(slot) = self.checkpoint else {
+    fn record_epoch(
+        &mut self,
+        epoch: usize,
+        seconds: f64,
+        progress: &mut dyn Progress,
+    ) -> Result<Option<StopReason>, TrainError> {
+        if let Some(step) = self.step.take() {
+            self.ledger.record_step(step.length, step.beta);
+        }
+        let net = self.state.net(self.objective);
+        self.ledger.after_epoch(net, epoch, seconds, progress)
+    }
+
+    fn save(&mut self) -> Result<(), TrainError> {
+        let Some(slot) = self.run.checkpoint else {
             return Ok(());
         };
-        let net = state.net(objective);
-        let mut saved = ledger.state(Weights::of(&net)?, None)?;
-        saved.optimizer = Some(state.host(objective)?);
-        slot.save(self.config, &saved)
+        let net = self.state.net(self.objective);
+        let mut saved = self.ledger.state(Weights::of(&net)?, None)?;
+        saved.optimizer = Some(self.state.host(self.objective)?);
+        slot.save(self.run.config, &saved)
+    }
+
+    fn at_fixed_point(&self) -> StopReason {
+        self.ledger.at_fixed_point()
     }
 }
 

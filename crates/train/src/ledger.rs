@@ -409,6 +409,11 @@ impl<'a> Ledger<'a> {
         }
     }
 
+    /// The last epoch's record (epoch 0: the initial network's).
+    pub fn last_record(&self) -> Option<&EpochRecord> {
+        self.history.last()
+    }
+
     /// Epochs recorded so far (0: only the initial network).
     pub fn epochs_done(&self) -> usize {
         self.history.last().map_or(0, |r| r.epoch)

@@ -43,7 +43,7 @@ fn cg_lbfgs_and_adam_each_fit_a_small_training_set() {
             // Mini-batches of 20: 10 steps an epoch.
             c.optim.batch_size = 20;
         }
-        let out = train(&c, &data, &device(), &mut Quiet).unwrap();
+        let out = train(&c, &data, &device(), Quiet).unwrap();
         let r = &out.result;
         println!(
             "{method}: zero training error at epoch {:?}, {:?} after {} epochs, {:?} gradient evaluations, test error {:.3}",
@@ -95,10 +95,16 @@ fn run_in(c: &TrainConfig, dir: &Path, stop: &mut StopAt) -> TrainedRun {
         dir: dir.to_path_buf(),
         discard_mismatched: false,
     };
-    Trainer::new(c, &data, &device())
-        .with_checkpoint(slot)
-        .run(stop)
-        .unwrap()
+    let device = device();
+    let trainer = Trainer::new(c, &data, &device).with_checkpoint(slot);
+    let placeholder = StopAt {
+        at: usize::MAX,
+        seen: 0,
+        resumed: None,
+    };
+    let (out, back) = trainer.run_with(std::mem::replace(stop, placeholder));
+    *stop = back;
+    out.unwrap()
 }
 
 #[test]
@@ -107,8 +113,8 @@ fn each_method_repeats_itself_and_resumes_exactly_from_its_checkpoint() {
         let mut c = method_config(method, 12);
         c.optim.weight_decay = 1e-4;
         let data = teacher_data(3);
-        let a = train(&c, &data, &device(), &mut Quiet).unwrap();
-        let b = train(&c, &data, &device(), &mut Quiet).unwrap();
+        let a = train(&c, &data, &device(), Quiet).unwrap();
+        let b = train(&c, &data, &device(), Quiet).unwrap();
         assert!(
             timeless(&a) == timeless(&b),
             "{method}: same seed, other numbers"
@@ -143,7 +149,7 @@ fn each_method_repeats_itself_and_resumes_exactly_from_its_checkpoint() {
         );
         // Another seed is another run.
         c.train.seed = 1;
-        let other = train(&c, &data, &device(), &mut Quiet).unwrap();
+        let other = train(&c, &data, &device(), Quiet).unwrap();
         assert!(
             timeless(&other) != timeless(&a),
             "{method}: the seed does nothing"
@@ -156,7 +162,7 @@ fn the_method_and_its_settings_round_trip_through_result_json() {
     let data = teacher_data(2);
     for method in METHODS {
         let c = method_config(method, 3);
-        let out = train(&c, &data, &device(), &mut Quiet).unwrap();
+        let out = train(&c, &data, &device(), Quiet).unwrap();
         let dir = tempfile::tempdir().unwrap();
         write_run(dir.path(), &out).unwrap();
         let text = std::fs::read_to_string(dir.path().join("result.json")).unwrap();

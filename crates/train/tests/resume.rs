@@ -133,10 +133,16 @@ fn slot(dir: &Path) -> CheckpointSlot {
 
 fn single(c: &TrainConfig, data: &Dataset, dir: &Path, stop: &mut StopAt) -> TrainedRun {
     let device = device();
-    Trainer::new(c, data, &device)
-        .with_checkpoint(slot(dir))
-        .run(stop)
-        .unwrap()
+    let trainer = Trainer::new(c, data, &device).with_checkpoint(slot(dir));
+    handed(stop, |stop| trainer.run_with(stop)).unwrap()
+}
+
+/// Runs `run` with `stop` moved in (a run on Burn's `Learner` owns its progress), and
+/// puts it back so the test reads what it saw.
+fn handed<T>(stop: &mut StopAt, run: impl FnOnce(StopAt) -> (T, StopAt)) -> T {
+    let (out, back) = run(std::mem::replace(stop, StopAt::new(usize::MAX)));
+    *stop = back;
+    out
 }
 
 #[test]
@@ -144,7 +150,7 @@ fn a_run_stopped_and_resumed_twice_ends_as_the_uninterrupted_run() {
     let data = teacher_data(1);
     let mut c = config(&format!("{BASE}seed = 4\n"));
     c.optim.weight_decay = 1e-4;
-    let whole = Trainer::new(&c, &data, &device()).run(&mut Quiet).unwrap();
+    let whole = Trainer::new(&c, &data, &device()).run(Quiet).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let first = single(&c, &data, dir.path(), &mut StopAt::new(5));
     assert_eq!(first.result.stop_reason, StopReason::Interrupted);
@@ -185,7 +191,7 @@ fn a_checkpoint_of_another_config_is_refused_unless_discarded() {
     let device = device();
     let refused = Trainer::new(&other, &data, &device)
         .with_checkpoint(slot(dir.path()))
-        .run(&mut Quiet);
+        .run(Quiet);
     match refused {
         Err(e @ TrainError::CheckpointMismatch { .. }) => {
             let text = e.to_string();
@@ -207,14 +213,10 @@ fn a_checkpoint_of_another_config_is_refused_unless_discarded() {
     let mut discard = slot(dir.path());
     discard.discard_mismatched = true;
     let mut fresh = StopAt::new(usize::MAX);
-    let restarted = Trainer::new(&other, &data, &device)
-        .with_checkpoint(discard)
-        .run(&mut fresh)
-        .unwrap();
+    let trainer = Trainer::new(&other, &data, &device).with_checkpoint(discard);
+    let restarted = handed(&mut fresh, |stop| trainer.run_with(stop)).unwrap();
     assert_eq!(fresh.resumed, None);
-    let whole = Trainer::new(&other, &data, &device)
-        .run(&mut Quiet)
-        .unwrap();
+    let whole = Trainer::new(&other, &data, &device).run(Quiet).unwrap();
     assert_same(&restarted, &whole, "restarted");
 }
 
@@ -373,7 +375,7 @@ fn read_safetensors(path: &Path) -> (HashMap<String, String>, HashMap<String, Ma
 fn the_saved_networks_give_the_recorded_test_error_and_group_norm() {
     let data = teacher_data(3);
     let c = config(&format!("{BASE}seed = 2\n"));
-    let run = Trainer::new(&c, &data, &device()).run(&mut Quiet).unwrap();
+    let run = Trainer::new(&c, &data, &device()).run(Quiet).unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_run(dir.path(), &run).unwrap();
     let (metadata, tensors) = read_safetensors(&dir.path().join("network.safetensors"));

@@ -25,7 +25,7 @@ max_epochs = 300
 #[test]
 fn a_teacher_network_is_fitted_to_zero_training_error() {
     let data = teacher_data(1);
-    let out = train(&config(SYNTHETIC), &data, &device(), &mut Quiet).unwrap();
+    let out = train(&config(SYNTHETIC), &data, &device(), Quiet).unwrap();
     let r = &out.result;
     assert_eq!(r.train_error, 0.0, "final training error {}", r.train_error);
     assert!(r.epochs_to_zero_train_error.is_some());
@@ -70,15 +70,15 @@ fn the_same_seed_gives_identical_histories() {
             })
             .collect::<Vec<_>>()
     };
-    let a = train(&c, &data, &device(), &mut Quiet).unwrap();
-    let b = train(&c, &data, &device(), &mut Quiet).unwrap();
+    let a = train(&c, &data, &device(), Quiet).unwrap();
+    let b = train(&c, &data, &device(), Quiet).unwrap();
     assert_eq!(
         a.final_net.weights().unwrap(),
         b.final_net.weights().unwrap()
     );
     assert_eq!(strip(a.history), strip(b.history.clone()));
     c.train.seed = 1;
-    let other = train(&c, &data, &device(), &mut Quiet).unwrap();
+    let other = train(&c, &data, &device(), Quiet).unwrap();
     assert_ne!(strip(other.history), strip(b.history));
 }
 
@@ -88,7 +88,7 @@ fn divergence_is_a_status_not_a_panic() {
     let mut c = config(SYNTHETIC);
     c.optim.lr = 1e30;
     c.train.max_epochs = 20;
-    let out = train(&c, &data, &device(), &mut Quiet).unwrap();
+    let out = train(&c, &data, &device(), Quiet).unwrap();
     assert_eq!(out.result.stop_reason, StopReason::Diverged);
     assert!(out.result.epochs < 20);
 }
@@ -98,9 +98,9 @@ fn weight_decay_shrinks_the_weights() {
     let data = teacher_data(4);
     let mut c = config(SYNTHETIC);
     c.train.max_epochs = 30;
-    let plain = train(&c, &data, &device(), &mut Quiet).unwrap();
+    let plain = train(&c, &data, &device(), Quiet).unwrap();
     c.optim.weight_decay = 0.01;
-    let decayed = train(&c, &data, &device(), &mut Quiet).unwrap();
+    let decayed = train(&c, &data, &device(), Quiet).unwrap();
     assert!(
         decayed.result.weight_decay_penalty < 0.8 * plain.result.weight_decay_penalty,
         "{} vs {}",
@@ -122,7 +122,7 @@ fn mnist_small_subset_h256_fits_and_generalizes() {
         (data.train.len(), data.validation.len(), data.test.len()),
         (2000, 2000, 10_000)
     );
-    let r = train(&c, &data, &device(), &mut Quiet).unwrap().result;
+    let r = train(&c, &data, &device(), Quiet).unwrap().result;
     assert_eq!(
         r.train_error, 0.0,
         "training error after {} epochs",
@@ -145,7 +145,7 @@ fn eval_batch_does_not_change_the_history() {
         let c = config(&format!(
             "[data]\ndataset = {{ kind = \"mnist\" }}\n[model]\nhidden = 32\n[optim]\nbatch_size = 20\n[train]\nmax_epochs = 15\neval_batch = {eval_batch}\n"
         ));
-        train(&c, &data, &device(), &mut Quiet).unwrap()
+        train(&c, &data, &device(), Quiet).unwrap()
     };
     let (a, b) = (run(7), run(500));
     assert_eq!(a.history.len(), b.history.len());
@@ -176,7 +176,7 @@ fn fused_and_composed_losses_give_the_same_history() {
         let run = |path| {
             Trainer::new(&c, &data, &device)
                 .with_loss(path)
-                .run(&mut Quiet)
+                .run(Quiet)
                 .unwrap()
         };
         let (fused, composed) = (run(LossPath::Fused), run(LossPath::Composed));
@@ -214,7 +214,7 @@ fn fused_and_composed_losses_give_the_same_history() {
 #[test]
 fn a_run_records_the_measures_of_its_final_and_early_stopped_networks() {
     let data = teacher_data(1);
-    let out = train(&config(SYNTHETIC), &data, &device(), &mut Quiet).unwrap();
+    let out = train(&config(SYNTHETIC), &data, &device(), Quiet).unwrap();
     let r = &out.result;
     let m = r.measures.as_ref().expect("measures are on by default");
     let last = &m.at_convergence;
@@ -255,7 +255,7 @@ fn a_run_records_the_measures_of_its_final_and_early_stopped_networks() {
         assert_eq!(m.early_stop.group_norm, last.group_norm);
     }
     let off = config(&format!("{SYNTHETIC}measures = false\n"));
-    let quiet = train(&off, &data, &device(), &mut Quiet).unwrap();
+    let quiet = train(&off, &data, &device(), Quiet).unwrap();
     assert!(quiet.result.measures.is_none());
     assert_eq!(
         quiet.history,
@@ -282,7 +282,7 @@ fn the_initialization_scale_multiplies_the_initial_weights() {
         let text = SYNTHETIC.replace("hidden = 64", &format!("hidden = 64\ninit_scale = {scale}"));
         let mut c = config(&text);
         c.train.max_epochs = 3;
-        train(&c, &data, &device(), &mut Quiet).unwrap()
+        train(&c, &data, &device(), Quiet).unwrap()
     };
     let (one, small) = (at(1.0), at(0.1));
     let (h1, h01) = (&one.history[0], &small.history[0]);
@@ -356,7 +356,7 @@ converge_epochs = 2
     let device = device();
     let alone: Vec<_> = members
         .iter()
-        .map(|(c, d)| train(c, d, &device, &mut Quiet).unwrap())
+        .map(|(c, d)| train(c, d, &device, Quiet).unwrap())
         .collect();
     let batch: Vec<Member> = members
         .iter()

@@ -19,7 +19,7 @@ fn recompute_measures(sweep: &mut Sweep, dir: &Path, data: &DataDir) -> Result<(
         dir: dir.to_path_buf(),
         device: &device,
         data_dir: data.data_dir.as_deref(),
-        progress: &Quiet,
+        progress: std::sync::Arc::new(Quiet),
         force: false,
     };
     let done = with_fetch(data, || Ok(sweep.recompute_measures(&ctx)?))?;

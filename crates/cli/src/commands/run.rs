@@ -84,7 +84,7 @@ pub fn command(args: RunArgs) -> Result<()> {
             dir: dir.clone(),
             device: &device,
             data_dir: options.data_dir.as_deref(),
-            progress: &Quiet,
+            progress: std::sync::Arc::new(Quiet),
             force: options.force,
         };
         let plan = with_fetch(&args.dir, || {
@@ -95,12 +95,12 @@ pub fn command(args: RunArgs) -> Result<()> {
     println!("experiment {} -> {}", exp.name(), dir.display());
     println!("{}", backend::describe(&device));
     let units = exp.plan(&dir).len();
-    let view = ExperimentView::new(units, options.jobs);
+    let view = std::sync::Arc::new(ExperimentView::new(units, options.jobs));
     let ctx = Context {
         dir,
         device: &device,
         data_dir: options.data_dir.as_deref(),
-        progress: &view,
+        progress: view.clone(),
         force: options.force,
     };
     let report = with_fetch(&args.dir, || {

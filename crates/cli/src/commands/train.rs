@@ -100,16 +100,18 @@ pub fn command(args: TrainArgs) -> Result<()> {
         out.display()
     );
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let title = format!("{name} H={}", config.model.hidden);
-    let mut view = RunView::new(&title, config.train.max_epochs, args.plain, out.clone());
+    let view = RunView::new(args.plain, out.clone());
     // A checkpoint in the folder resumes the run; a killed run restarts from its last one.
     let slot = CheckpointSlot {
         dir: out.clone(),
         discard_mismatched: args.force,
     };
-    let run = Trainer::new(&config, &data, &device)
-        .with_checkpoint(slot)
-        .run(&mut view);
+    let mut trainer =
+        Trainer::new(&config, std::sync::Arc::new(data), &device).with_checkpoint(slot);
+    if let Some((renderer, interrupter)) = view.dashboard() {
+        trainer = trainer.with_dashboard(renderer, interrupter);
+    }
+    let (run, mut view) = trainer.run_with(view);
     view.finish(); // give the terminal back before printing anything more
     let run = run?;
     if run.result.stop_reason == StopReason::Interrupted {

@@ -6,6 +6,28 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Burn's `Interrupter`, stopped by the first stop request (the second quits at once). `what`
+/// says what stops, e.g. "within a mini-batch".
+pub fn ctrl_c_interrupter(what: &'static str) -> burn::train::Interrupter {
+    let interrupter = burn::train::Interrupter::new();
+    let stop = interrupter.clone();
+    let first = Arc::new(AtomicBool::new(false));
+    let _ = ctrlc::set_handler(move || {
+        if first.swap(true, Ordering::Relaxed) {
+            realbias_experiments::lock::release_all();
+            eprintln!(
+                "\nsecond stop request: quitting now; unfinished runs are retrained next time"
+            );
+            std::process::exit(130);
+        }
+        stop.stop(Some("stop requested (Ctrl-C, SIGTERM or SIGHUP)"));
+        eprintln!(
+            "\nstop requested (Ctrl-C, SIGTERM or SIGHUP): stopping {what}; finished runs are kept (send it again to quit now)"
+        );
+    });
+    interrupter
+}
+
 /// A flag set by the first stop request. `what` says what stops, e.g. "within a mini-batch".
 pub fn ctrl_c_flag(what: &'static str) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));

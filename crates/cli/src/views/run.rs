@@ -1,22 +1,22 @@
-//! One run on the terminal: Burn's dashboard, or one line per epoch (with a batch progress bar
-//! when the lines go to a terminal); the history is rewritten after every epoch so an
-//! interruption loses nothing measured.
+//! One run on the terminal: Burn's dashboard (fed by the run's `Learner`), or one line per
+//! epoch (with a batch progress bar when the lines go to a terminal); the history is rewritten
+//! after every epoch so an interruption loses nothing measured.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
+use burn::train::Interrupter;
+use burn::train::renderer::MetricsRenderer;
+use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use indicatif::{ProgressBar, ProgressStyle};
 use realbias_train::files::write_atomic;
 use realbias_train::record::history_csv;
 use realbias_train::state::CHECKPOINT_FILE;
 use realbias_train::{EpochRecord, Progress};
 
-use super::dashboard::TuiDashboard;
-
 enum View {
-    Dashboard(Box<TuiDashboard>),
+    /// Burn's dashboard draws the run from the `Learner`'s events.
+    Dashboard,
     Bar(ProgressBar),
     Lines,
 }
@@ -24,7 +24,8 @@ enum View {
 /// The progress of `realbias train`.
 pub struct RunView {
     view: View,
-    interrupted: Arc<AtomicBool>,
+    /// Stops the run: Ctrl-C (and SIGTERM, SIGHUP), and the dashboard's keys.
+    interrupter: Interrupter,
     out: PathBuf,
     history: Vec<EpochRecord>,
     /// Set when the history could not be written (reported once).
@@ -32,12 +33,13 @@ pub struct RunView {
 }
 
 impl RunView {
-    /// The dashboard on a terminal unless `plain`; lines otherwise.
-    pub fn new(title: &str, max_epochs: usize, plain: bool, out: PathBuf) -> Self {
-        let interrupted =
-            super::interrupt::ctrl_c_flag("within a mini-batch, writing the checkpoint");
+    /// The dashboard on a terminal unless `plain` (its renderer: [`RunView::dashboard`]);
+    /// lines otherwise.
+    pub fn new(plain: bool, out: PathBuf) -> Self {
+        let interrupter =
+            super::interrupt::ctrl_c_interrupter("within a mini-batch, writing the checkpoint");
         let view = match (std::io::stdout().is_terminal(), plain) {
-            (true, false) => View::Dashboard(Box::new(TuiDashboard::new(title, max_epochs))),
+            (true, false) => View::Dashboard,
             (true, true) => {
                 let bar = ProgressBar::new(1);
                 bar.set_style(
@@ -50,50 +52,54 @@ impl RunView {
         };
         RunView {
             view,
-            interrupted,
+            interrupter,
             out,
             history: Vec::new(),
             write_failed: false,
         }
     }
 
+    /// Burn's terminal dashboard and the `Interrupter` its keys stop, when this view is one;
+    /// it takes over the terminal until the run ends.
+    pub fn dashboard(&self) -> Option<(Box<dyn MetricsRenderer>, Interrupter)> {
+        match self.view {
+            View::Dashboard => {
+                let tui = TuiMetricsRendererWrapper::new(self.interrupter.clone(), None);
+                Some((Box::new(tui), self.interrupter.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// Gives the terminal back.
     pub fn finish(&mut self) {
-        match std::mem::replace(&mut self.view, View::Lines) {
-            View::Dashboard(d) => d.finish(),
-            View::Bar(bar) => bar.finish_and_clear(),
-            View::Lines => {}
+        if let View::Bar(bar) = std::mem::replace(&mut self.view, View::Lines) {
+            bar.finish_and_clear();
         }
     }
 
     fn line(&self, text: String) {
         match &self.view {
             View::Bar(bar) => bar.println(text),
-            _ => println!("{text}"),
+            View::Lines => println!("{text}"),
+            View::Dashboard => {}
         }
     }
 }
 
 impl Progress for RunView {
     fn batch(&mut self, epoch: usize, batch: usize, batches: usize) {
-        match &mut self.view {
-            View::Dashboard(d) => d.batch(epoch, batch, batches),
-            View::Bar(bar) => {
-                if batch == 1 {
-                    bar.set_length(batches as u64);
-                    bar.set_message(format!("epoch {epoch}"));
-                }
-                bar.set_position(batch as u64);
+        if let View::Bar(bar) = &mut self.view {
+            if batch == 1 {
+                bar.set_length(batches as u64);
+                bar.set_message(format!("epoch {epoch}"));
             }
-            View::Lines => {}
+            bar.set_position(batch as u64);
         }
     }
 
     fn epoch(&mut self, record: &EpochRecord) {
-        match &mut self.view {
-            View::Dashboard(d) => d.epoch(record),
-            _ => self.line(record.summary_line()),
-        }
+        self.line(record.summary_line());
         self.history.push(record.clone());
         let path = self.out.join("history.csv");
         if let Err(e) = write_atomic(&path, history_csv(&self.history).as_bytes())
@@ -108,18 +114,14 @@ impl Progress for RunView {
 
     fn resumed(&mut self, history: &[EpochRecord]) {
         let epoch = history.last().map_or(0, |r| r.epoch);
-        match &mut self.view {
-            View::Dashboard(d) => history.iter().for_each(|r| d.epoch(r)),
-            _ => self.line(format!(
-                "resumed at epoch {epoch} from {}",
-                self.out.join(CHECKPOINT_FILE).display()
-            )),
-        }
+        self.line(format!(
+            "resumed at epoch {epoch} from {}",
+            self.out.join(CHECKPOINT_FILE).display()
+        ));
         self.history = history.to_vec();
     }
 
     fn stop_requested(&self) -> bool {
-        let from_dashboard = matches!(&self.view, View::Dashboard(d) if d.stop_requested());
-        from_dashboard || self.interrupted.load(Ordering::Relaxed)
+        self.interrupter.should_stop()
     }
 }

@@ -10,7 +10,7 @@ use realbias_model::TwoLayerNet;
 use realbias_train::config::TrainConfig;
 use realbias_train::eval::DeviceSplit;
 use realbias_train::files::write_atomic;
-use realbias_train::{Progress, StopReason, TrainError, train};
+use realbias_train::{Progress, StopReason, TrainError, Trainer};
 use serde::{Deserialize, Serialize};
 
 use crate::ExperimentError;
@@ -114,12 +114,12 @@ fn cached_labels(dir: &Path, key: &str, full: &Dataset) -> Option<(Vec<u8>, Cens
 /// and returns its predictions for every example, cached in `dir` (from [`censor_dir`]) under
 /// `key` (from [`censor_key`]: everything that determines them). `None` when the user stopped
 /// the training (nothing is cached then).
-pub fn censor_labels(
+pub fn censor_labels<P: Progress + Send + 'static>(
     config: &TrainConfig,
     full: &Dataset,
     (dir, key): (&Path, &str),
     device: &Device,
-    progress: &mut dyn Progress,
+    progress: P,
 ) -> Result<Option<(Vec<u8>, CensorInfo)>, ExperimentError> {
     if let Some(cached) = cached_labels(dir, key, full) {
         return Ok(Some(cached));
@@ -137,11 +137,11 @@ pub fn censor_labels(
 
 /// Trains the censoring network on every example of `full` (normalized as the config says)
 /// and returns it with its predicted labels (train, validation, test order) and a report.
-pub fn censor(
+pub fn censor<P: Progress + Send + 'static>(
     config: &TrainConfig,
     full: &Dataset,
     device: &Device,
-    progress: &mut dyn Progress,
+    progress: P,
 ) -> Result<(TwoLayerNet, Vec<u8>, CensorInfo), TrainError> {
     let empty = Split {
         dim: full.dim(),
@@ -156,7 +156,8 @@ pub fn censor(
         test: empty,
     };
     everything.normalize(config.data.normalization);
-    let run = train(config, &everything, device, progress)?;
+    let everything = std::sync::Arc::new(everything);
+    let run = Trainer::new(config, everything.clone(), device).run(progress)?;
     let (labels, ties) = DeviceSplit::new(&everything.train, config.train.eval_batch, device)
         .predict_with_ties(&run.final_net)?;
     let truth = &everything.train.labels;

@@ -24,6 +24,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::progress::ExperimentProgress;
+
 use realbias_data::Dataset;
 use realbias_train::config::TrainConfig;
 use realbias_train::data::{derive_data, load_full};
@@ -264,8 +266,8 @@ impl Sweep {
             })
             .collect();
         let mut progress = RunProgress {
-            ctx,
-            unit: units[0],
+            progress: ctx.progress.clone(),
+            unit: units[0].clone(),
             worker,
             max_epochs: runs[0].config.train.max_epochs,
             members: units.len(),
@@ -360,9 +362,9 @@ impl Sweep {
                 "while waiting for another process's censoring labels".into(),
             ));
         };
-        let mut progress = CensorProgress(ctx);
+        let progress = CensorProgress(ctx.progress.clone());
         let Some((labels, info)) =
-            censor_labels(config, full, (&cache, &key), ctx.device, &mut progress)?
+            censor_labels(config, full, (&cache, &key), ctx.device, progress)?
         else {
             return Err(ExperimentError::Interrupted(
                 "while training the censoring network (nothing was cached)".into(),
@@ -414,9 +416,9 @@ fn outcome(r: &TrainingResult) -> String {
 }
 
 /// A run's epochs as the experiment's status lines, and its way to stop.
-struct RunProgress<'a> {
-    ctx: &'a Context<'a>,
-    unit: &'a Unit,
+struct RunProgress {
+    progress: Arc<dyn ExperimentProgress>,
+    unit: Unit,
     worker: usize,
     max_epochs: usize,
     /// Runs trained together (1: the run alone); the first one's epochs are shown.
@@ -432,14 +434,14 @@ fn checkpoint_slot(run: &PlannedRun, ctx: &Context) -> CheckpointSlot {
     }
 }
 
-impl Progress for RunProgress<'_> {
+impl Progress for RunProgress {
     fn resumed(&mut self, history: &[EpochRecord]) {
         let epoch = history.last().map_or(0, |r| r.epoch);
         let others = match self.members {
             1 => String::new(),
             n => format!(" with {} more of its ensemble", n - 1),
         };
-        self.ctx.progress.note(&format!(
+        self.progress.note(&format!(
             "resumed {}{others} at epoch {epoch} from its checkpoint",
             self.unit.label
         ));
@@ -456,26 +458,25 @@ impl Progress for RunProgress<'_> {
             100.0 * r.train_error,
             100.0 * r.validation_error
         );
-        self.ctx.progress.status(self.worker, self.unit, &text);
+        self.progress.status(self.worker, &self.unit, &text);
     }
     fn stop_requested(&self) -> bool {
-        self.ctx.progress.stop_requested()
+        self.progress.stop_requested()
     }
 }
 
 /// The censoring network's training, as a note every 10 epochs.
-struct CensorProgress<'a>(&'a Context<'a>);
+struct CensorProgress(Arc<dyn ExperimentProgress>);
 
-impl Progress for CensorProgress<'_> {
+impl Progress for CensorProgress {
     fn epoch(&mut self, r: &EpochRecord) {
         if r.epoch.is_multiple_of(10) {
             self.0
-                .progress
                 .note(&format!("  censoring network, {}", r.training_line()));
         }
     }
     fn stop_requested(&self) -> bool {
-        self.0.progress.stop_requested()
+        self.0.stop_requested()
     }
 }
 
@@ -599,16 +600,17 @@ impl Experiment for Sweep {
             return outcomes.pop().unwrap_or(Ok(UnitOutcome::Interrupted));
         }
         let data = derive_data(self.source(run)?, &run.config.data, run.config.train.seed)?;
-        let mut progress = RunProgress {
-            ctx,
-            unit,
+        let data = Arc::new(data);
+        let progress = RunProgress {
+            progress: ctx.progress.clone(),
+            unit: unit.clone(),
             worker,
             max_epochs: run.config.train.max_epochs,
             members: 1,
         };
-        let out = Trainer::new(&run.config, &data, ctx.device)
+        let out = Trainer::new(&run.config, data.clone(), ctx.device)
             .with_checkpoint(checkpoint_slot(run, ctx))
-            .run(&mut progress)?;
+            .run(progress)?;
         self.save(run, out, &data, ctx)
     }
 
