@@ -91,6 +91,27 @@ fn repeated_widths_conditions_or_lambdas_are_config_errors() {
     assert!(err.contains("weight_decay_grid lists 0.001 twice"), "{err}");
 }
 
+/// Counts that size an allocation are bounded before anything is planned: ten million
+/// repetitions used to abort the process on an 8.7 GB allocation.
+#[test]
+fn absurd_repetitions_and_run_counts_are_config_errors() {
+    let base = "[data]\ndataset = { kind = \"mnist\" }\n[sweep]\nhidden = [8, 16]\nconditions = [\"plain\"]\n";
+    let parse = |sets: &[String]| {
+        ExperimentConfig::parse(base, Path::new("big.toml"), sets).map_err(|e| e.to_string())
+    };
+    let err = parse(&["sweep.repetitions=10000000".into()]).unwrap_err();
+    assert!(
+        err.contains("sweep.repetitions = 10000000") && err.contains("big.toml"),
+        "{err}"
+    );
+    parse(&["sweep.repetitions=1000".into()]).unwrap();
+    // 2,000 widths x 600 repetitions x 1 condition.
+    let widths: Vec<String> = (1..=2000).map(|h| h.to_string()).collect();
+    let many = format!("sweep.hidden=[{}]", widths.join(", "));
+    let err = parse(&[many, "sweep.repetitions=600".into()]).unwrap_err();
+    assert!(err.contains("plans 1200000 runs"), "{err}");
+}
+
 const VARY_BASE: &str = "name = \"v\"\n[data]\ndataset = { kind = \"mnist\" }\n[sweep]\nhidden = [8, 16]\nconditions = [\"plain\", \"censored\"]\ncensor_hidden = 4\n";
 
 fn vary(axes: &str) -> Result<ExperimentConfig, String> {

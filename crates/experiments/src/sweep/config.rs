@@ -102,6 +102,27 @@ pub struct ExperimentConfig {
     pub variants: Vec<Variant>,
 }
 
+/// The most repetitions of a sweep (the paper's experiments use 5).
+pub const MAX_REPETITIONS: usize = 1_000;
+/// The most runs one point of a sweep may plan.
+pub const MAX_RUNS: usize = 1_000_000;
+
+impl SweepConfig {
+    /// An upper bound on the runs this section plans (`None`: it overflows): every width,
+    /// repetition and condition, each weight decay of the grid counted as a condition.
+    pub fn planned_runs(&self) -> Option<usize> {
+        let decays = match self.conditions.contains(&Condition::WeightDecay) {
+            true => self.weight_decay_grid.len(),
+            false => 0,
+        };
+        let conditions = self.conditions.len().checked_add(decays)?;
+        self.hidden
+            .len()
+            .checked_mul(self.repetitions)?
+            .checked_mul(conditions)
+    }
+}
+
 impl ExperimentConfig {
     /// Reads a config with a `[sweep]` section; `--set` overrides reach both parts
     /// (`sweep.hidden=[4, 8]`, `optim.lr=0.05`).
@@ -287,6 +308,18 @@ impl ExperimentConfig {
         }
         if s.repetitions == 0 {
             p.push("sweep.repetitions must be at least 1".into());
+        }
+        // Bounds before anything is allocated: a plan is a vector of runs, and ten million
+        // repetitions aborted the process on an 8.7 GB allocation.
+        if s.repetitions > MAX_REPETITIONS {
+            p.push(format!(
+                "sweep.repetitions = {} is more than {MAX_REPETITIONS} (the paper uses 5)",
+                s.repetitions
+            ));
+        } else if let Some(runs) = s.planned_runs().filter(|&n| n > MAX_RUNS) {
+            p.push(format!(
+                "the sweep plans {runs} runs (widths x repetitions x conditions and weight decays), more than {MAX_RUNS}: use fewer widths, repetitions or conditions"
+            ));
         }
         if s.conditions.is_empty() {
             p.push("sweep.conditions must name at least one condition".into());
