@@ -87,8 +87,10 @@ pub fn read_networks(
     config: &TrainConfig,
     (d, h, k): (usize, usize, usize),
 ) -> Result<SavedNetworks, TrainError> {
-    let file =
-        TensorFile::read(path)?.ok_or_else(|| file_error(path, "there is no such file".into()))?;
+    // Three networks and a header.
+    let limit = 3 * 4 * (d * h + h * k) as u64 + crate::tensor_file::header_budget(0);
+    let file = TensorFile::read(path, limit)?
+        .ok_or_else(|| file_error(path, "there is no such file".into()))?;
     let digest = file.metadata_value("config_digest")?;
     if digest != config_digest(config)? {
         return Err(file_error(

@@ -237,7 +237,8 @@ impl CheckpointSlot {
         (d, h, k): (usize, usize, usize),
     ) -> Result<Option<TrainingState>, TrainError> {
         let path = self.path();
-        let read = TensorFile::read(&path).and_then(|file| match file {
+        let limit = checkpoint_limit(config, (d, h, k));
+        let read = TensorFile::read(&path, limit).and_then(|file| match file {
             Some(file) => parse(&file, config, (d, h, k)).map(Some),
             None => Ok(None),
         });
@@ -262,6 +263,19 @@ impl CheckpointSlot {
     pub fn remove(&self) -> Result<(), TrainError> {
         crate::files::remove(&self.path())
     }
+}
+
+/// The most bytes a checkpoint of the run `config` (a `d x h x k` network) can hold: its
+/// weight-shaped tensors (the weights, the best network and the method's state; L-BFGS's
+/// record keeps two vectors of the weights' size for each pair of its history) and its header.
+fn checkpoint_limit(config: &TrainConfig, (d, h, k): (usize, usize, usize)) -> u64 {
+    let weights = 4 * (d * h + h * k) as u64;
+    let copies = match config.optim.method {
+        crate::optim::Method::Sgd => 3,
+        crate::optim::Method::Adam | crate::optim::Method::Cg => 4,
+        crate::optim::Method::Lbfgs => 4 + 2 * config.optim.lbfgs_settings().history_size as u64,
+    };
+    copies * weights + crate::tensor_file::header_budget(config.train.max_epochs)
 }
 
 /// The checkpoint's tensor holding an optimizer's opaque record.

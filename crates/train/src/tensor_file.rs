@@ -66,21 +66,30 @@ pub struct TensorFile {
     bytes: Vec<u8>,
 }
 
+/// The bytes a tensor file of the run's size may hold beyond its tensors: the header, with
+/// the history a checkpoint carries (about 1 KB an epoch).
+pub fn header_budget(max_epochs: usize) -> u64 {
+    (1 << 20) + 2048 * max_epochs as u64
+}
+
 impl TensorFile {
-    /// Reads `path`; `Ok(None)` when there is no such file.
-    pub fn read(path: &Path) -> Result<Option<TensorFile>, TrainError> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let file = TensorFile {
-                    path: path.to_path_buf(),
-                    bytes,
-                };
-                file.parsed()?;
-                Ok(Some(file))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(file_error(path, e.to_string())),
-        }
+    /// Reads `path`, a file of at most `limit` bytes; `Ok(None)` when there is no such file.
+    ///
+    /// Hostile files are refused before anything is allocated for them: anything but a
+    /// regular file (a FIFO would block `open` and `read` for ever, so the file is opened
+    /// non-blocking and checked first), a file longer than `limit` (the most the run's
+    /// tensors and header take; a 3 GiB sparse file was read whole), and a header or tensor
+    /// data whose declared size disagrees with the file's length.
+    pub fn read(path: &Path, limit: u64) -> Result<Option<TensorFile>, TrainError> {
+        let Some(bytes) = read_bounded(path, limit)? else {
+            return Ok(None);
+        };
+        let file = TensorFile {
+            path: path.to_path_buf(),
+            bytes,
+        };
+        file.parsed()?;
+        Ok(Some(file))
     }
 
     fn parsed(&self) -> Result<SafeTensors<'_>, TrainError> {
@@ -150,6 +159,57 @@ impl TensorFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The bytes of the regular file `path` of at most `limit` bytes, whose safetensors header
+/// declares its length (`None`: no such file).
+fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, TrainError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let bad = |message: String| Err(file_error(path, message));
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path);
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return bad(e.to_string()),
+    };
+    let metadata = file
+        .metadata()
+        .map_err(|e| file_error(path, e.to_string()))?;
+    if !metadata.is_file() {
+        return bad("is not a regular file (a FIFO, a device or a folder): refused".into());
+    }
+    let len = metadata.len();
+    if len > limit {
+        return bad(format!(
+            "is {len} bytes, more than the {limit} a file of this run can hold: refused unread"
+        ));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    (&mut file)
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| file_error(path, e.to_string()))?;
+    if bytes.len() as u64 != len {
+        return bad(format!(
+            "changed while it was read ({len} bytes, then {})",
+            bytes.len()
+        ));
+    }
+    let declared = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0xff; 8])));
+    match declared {
+        Some(n) if n <= len - 8 => Ok(Some(bytes)),
+        Some(n) => bad(format!(
+            "its header declares {n} bytes, but the file has {} after the length",
+            len - 8
+        )),
+        None => bad(format!("is {len} bytes, shorter than a safetensors header")),
     }
 }
 
