@@ -22,6 +22,45 @@ fn succeed(command: &mut Command) -> std::process::Output {
 }
 
 #[test]
+fn a_folder_being_trained_is_refused_to_a_second_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("tiny");
+    write_tiny_idx(&data, 120, 40);
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\n[model]\nhidden = 8\n[optim]\nbatch_size = 10\n[train]\nmax_epochs = 3\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    // This test process holds the folder's lock, as a train in flight would.
+    let held = realbias_experiments::lock::try_lock(&out.join("train.lock"))
+        .unwrap()
+        .unwrap();
+    let train = || {
+        let mut c = realbias();
+        c.args(["train", "--plain", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out);
+        c
+    };
+    let err = fails(&mut train());
+    assert!(err.contains("is being trained by"), "{err}");
+    assert!(!out.join("result.json").exists());
+    drop(held);
+    succeed(&mut train());
+    assert!(out.join("result.json").is_file());
+    assert!(
+        !out.join("train.lock").exists(),
+        "the lock goes with its train"
+    );
+}
+
+#[test]
 fn train_writes_result_and_history_and_refuses_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("tiny");

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use realbias_experiments::lock;
 use realbias_train::config::{TrainConfig, folder_name_problem};
 use realbias_train::data::prepare_data;
 use realbias_train::networks::NETWORK_FILE;
@@ -68,6 +69,10 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, String, PathBuf)> {
     Ok((config, name, out))
 }
 
+/// The lock file of a folder `realbias train` is training, held by its process (refreshed
+/// while it lives, taken over once it is stale like a sweep unit's).
+pub const TRAIN_LOCK: &str = "train.lock";
+
 pub fn command(args: TrainArgs) -> Result<()> {
     let (config, name, out) = resolve(&args)?;
     if out.join("result.json").exists() {
@@ -100,6 +105,23 @@ pub fn command(args: TrainArgs) -> Result<()> {
         out.display()
     );
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    // One process trains a folder at a time: two trains started together both finished and
+    // the second silently replaced the first's result.json.
+    let lock_path = out.join(TRAIN_LOCK);
+    let _lock = match lock::try_lock(&lock_path)? {
+        Ok(lock) => lock,
+        Err(owner) => bail!(
+            "{} is being trained by {owner} (lock {}): wait for it, or give another --out",
+            out.display(),
+            lock_path.display()
+        ),
+    };
+    if out.join("result.json").exists() {
+        bail!(
+            "{} already holds a finished run (result.json); choose another --out or remove it",
+            out.display()
+        );
+    }
     let view = RunView::new(args.plain, out.clone());
     // A checkpoint in the folder resumes the run; a killed run restarts from its last one.
     let slot = CheckpointSlot {
