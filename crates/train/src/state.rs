@@ -377,13 +377,52 @@ fn parse(
         true => Some(Weights::read(file, "velocity", dims)?),
         false => None,
     };
-    Ok(TrainingState {
+    let state = TrainingState {
         weights: Weights::read(file, "weights", dims)?,
         velocity,
         optimizer: read_optimizer(file, dims)?,
         best: Weights::read(file, "best", dims)?,
         bookkeeping,
-    })
+    };
+    match missing_method_state(&state, config.optim.method) {
+        Some(what) => Err(mismatch(format!(
+            "it has done {} epochs of optim.method = \"{}\" but holds no {what}",
+            state.epoch(),
+            config.optim.method.name()
+        ))),
+        None => Ok(state),
+    }
+}
+
+/// What of its method's state a checkpoint after at least one epoch lacks, if anything: an
+/// SGD checkpoint without its velocity resumed silently without momentum, an L-BFGS one
+/// without its record could not be cleared by `--force`.
+fn missing_method_state(state: &TrainingState, method: crate::optim::Method) -> Option<String> {
+    use crate::optim::Method;
+    if state.epoch() == 0 {
+        return None; // stopped before the first step: no optimizer state yet
+    }
+    let (tensors, scalars, record): (&[&str], &[&str], bool) = match method {
+        Method::Sgd => return state.velocity.is_none().then(|| "velocity".into()),
+        Method::Adam => (&["moment_1", "moment_2"], &["time"], false),
+        Method::Cg => (
+            &["gradient", "direction"],
+            &["value", "next_step", "evaluations"],
+            false,
+        ),
+        Method::Lbfgs => (&[], &["last_loss", "evaluations"], true),
+    };
+    let Some(o) = &state.optimizer else {
+        return Some("optimizer state".into());
+    };
+    let tensor = tensors.iter().find(|n| o.pair(n).is_err());
+    let scalar = scalars.iter().find(|n| o.scalar(n).is_err());
+    match (tensor, scalar) {
+        (Some(n), _) => Some(format!("optimizer tensor {n:?}")),
+        (None, Some(n)) => Some(format!("optimizer scalar {n:?}")),
+        (None, None) if record && o.record.is_none() => Some("optimizer record".into()),
+        (None, None) => None,
+    }
 }
 
 /// The dotted keys whose values differ between two configs' JSON.

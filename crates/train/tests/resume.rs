@@ -13,6 +13,7 @@ use realbias_train::config::TrainConfig;
 use realbias_train::ensemble::train_ensemble_with;
 use realbias_train::record::write_run;
 use realbias_train::state::CHECKPOINT_FILE;
+use realbias_train::tensor_file::{NamedMatrix, TensorFile, write};
 use realbias_train::{
     CheckpointSlot, EpochRecord, Member, Progress, Quiet, StopReason, TrainError, TrainedRun,
     Trainer,
@@ -221,6 +222,58 @@ fn a_checkpoint_of_another_config_is_refused_unless_discarded() {
 }
 
 /// Plain, weight-decay, relabelled and noisy members.
+/// A checkpoint without its method's state (an SGD one without its velocity resumed
+/// silently without momentum, to a different result) is refused, naming what is missing,
+/// and `--force` clears it: the run starts again as the uninterrupted run.
+#[test]
+fn a_checkpoint_missing_its_method_state_is_refused_and_force_clears_it() {
+    let data = teacher_data(2);
+    let c = config(&format!("{BASE}seed = 1\n"));
+    let dir = tempfile::tempdir().unwrap();
+    single(&c, &data, dir.path(), &mut StopAt::new(3));
+    let path = dir.path().join(CHECKPOINT_FILE);
+    let file = TensorFile::read(&path, 1 << 30).unwrap().unwrap();
+    let (d, h, k) = (data.dim(), 32, data.classes);
+    let kept: Vec<(&str, [usize; 2], Vec<f32>)> = [
+        ("weights.u", [d, h]),
+        ("weights.v", [h, k]),
+        ("best.u", [d, h]),
+        ("best.v", [h, k]),
+    ]
+    .into_iter()
+    .map(|(name, shape)| (name, shape, file.matrix(name, shape).unwrap()))
+    .collect();
+    let matrices: Vec<NamedMatrix> = kept
+        .iter()
+        .map(|(name, shape, values)| NamedMatrix {
+            name,
+            shape: *shape,
+            values,
+        })
+        .collect();
+    write(&path, &matrices, file.metadata().unwrap()).unwrap();
+    let device = device();
+    let refused = Trainer::new(&c, &data, &device)
+        .with_checkpoint(slot(dir.path()))
+        .run(Quiet);
+    let e = refused
+        .err()
+        .expect("a checkpoint without its velocity resumed");
+    let text = e.to_string();
+    assert!(
+        text.contains("holds no velocity") && text.contains("--force"),
+        "{text}"
+    );
+    let mut discard = slot(dir.path());
+    discard.discard_mismatched = true;
+    let restarted = Trainer::new(&c, &data, &device)
+        .with_checkpoint(discard)
+        .run(Quiet)
+        .unwrap();
+    let whole = Trainer::new(&c, &data, &device).run(Quiet).unwrap();
+    assert_same(&restarted, &whole, "restarted after --force");
+}
+
 fn mixed_members() -> Vec<(TrainConfig, Dataset)> {
     let clean = teacher_data(1);
     let mut noisy = clean.clone();
