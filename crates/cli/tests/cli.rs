@@ -24,17 +24,7 @@ fn succeed(command: &mut Command) -> std::process::Output {
 #[test]
 fn a_folder_being_trained_is_refused_to_a_second_train() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("tiny");
-    write_tiny_idx(&data, 120, 40);
-    let config = tmp.path().join("tiny.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\n[model]\nhidden = 8\n[optim]\nbatch_size = 10\n[train]\nmax_epochs = 3\n",
-            data.display()
-        ),
-    )
-    .unwrap();
+    let config = tiny_train_config(tmp.path(), 3);
     let out = tmp.path().join("run");
     // This test process holds the folder's lock, as a train in flight would.
     let held = realbias_experiments::lock::try_lock(&out.join("train.lock"))
@@ -60,20 +50,26 @@ fn a_folder_being_trained_is_refused_to_a_second_train() {
     );
 }
 
-#[test]
-fn train_writes_result_and_history_and_refuses_to_overwrite() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("tiny");
+/// A tiny IDX dataset in `dir` and a train config of `max_epochs` epochs on it.
+fn tiny_train_config(dir: &std::path::Path, max_epochs: usize) -> std::path::PathBuf {
+    let data = dir.join("tiny");
     write_tiny_idx(&data, 120, 40);
-    let config = tmp.path().join("tiny.toml");
+    let config = dir.join("tiny.toml");
     std::fs::write(
         &config,
         format!(
-            "[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\n[model]\nhidden = 8\n[optim]\nbatch_size = 10\n[train]\nmax_epochs = 5\n",
+            "[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\n[model]\nhidden = 8\n[optim]\nbatch_size = 10\n[train]\nmax_epochs = {max_epochs}\n",
             data.display()
         ),
     )
     .unwrap();
+    config
+}
+
+#[test]
+fn train_writes_result_and_history_and_refuses_to_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(tmp.path(), 5);
     let out = tmp.path().join("run");
     let status = succeed(
         realbias()
