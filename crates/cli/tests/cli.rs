@@ -66,6 +66,43 @@ fn tiny_train_config(dir: &std::path::Path, max_epochs: usize) -> std::path::Pat
     config
 }
 
+/// A train stopped by SIGINT exits 130 with its checkpoint, and leaves no lock behind
+/// (`exit` skips destructors; the lock used to stay until a later train took it over).
+#[test]
+fn an_interrupted_train_keeps_its_checkpoint_and_releases_its_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(tmp.path(), 1_000_000);
+    let out = tmp.path().join("run");
+    let child = realbias()
+        .args(["train", "--plain", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .args(["--set", "train.converge_epochs=1000000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !out.join("history.csv").is_file() {
+        assert!(started.elapsed().as_secs() < 60, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(130), "{stderr}");
+    assert!(out.join("checkpoint.safetensors").is_file());
+    assert!(
+        !out.join("train.lock").exists(),
+        "the lock outlived its train"
+    );
+}
+
 #[test]
 fn train_writes_result_and_history_and_refuses_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();

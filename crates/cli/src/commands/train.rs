@@ -108,7 +108,7 @@ pub fn command(args: TrainArgs) -> Result<()> {
     // One process trains a folder at a time: two trains started together both finished and
     // the second silently replaced the first's result.json.
     let lock_path = out.join(TRAIN_LOCK);
-    let _lock = match lock::try_lock(&lock_path)? {
+    let held = match lock::try_lock(&lock_path)? {
         Ok(lock) => lock,
         Err(owner) => bail!(
             "{} is being trained by {owner} (lock {}): wait for it, or give another --out",
@@ -143,6 +143,7 @@ pub fn command(args: TrainArgs) -> Result<()> {
             out.join(CHECKPOINT_FILE).display(),
             out.join("history.csv").display()
         );
+        drop(held); // exit skips destructors: the lock would be left behind
         std::process::exit(130);
     }
     write_run(&out, &run)?;
