@@ -35,6 +35,11 @@ pub enum TrainError {
         "{path}: this checkpoint cannot resume the run: {why}. Re-run with --force to discard it and train the run from the start"
     )]
     CheckpointMismatch { path: PathBuf, why: String },
+    /// A checkpoint that passed its checks but whose state cannot be restored.
+    #[error(
+        "the run's checkpoint is corrupt: {why}. Re-run with --force to discard it and train the run from the start"
+    )]
+    CorruptCheckpoint { why: String },
     #[error("cannot encode {what}: {message}")]
     Encode { what: String, message: String },
     #[error("cannot start a thread for an ensemble's share of members: {0}")]

@@ -212,10 +212,12 @@ impl FullBatch {
         saved: &TrainingState,
         device: &Device,
     ) -> Result<Self, TrainError> {
-        let o = saved.optimizer.as_ref().ok_or(TrainError::ReadBack {
-            what: "checkpoint",
-            message: "a full-batch run's checkpoint without its optimizer state".into(),
-        })?;
+        let o = saved
+            .optimizer
+            .as_ref()
+            .ok_or(TrainError::CorruptCheckpoint {
+                why: "a full-batch run's checkpoint without its optimizer state".into(),
+            })?;
         let dims = objective.dims;
         let (u, v) = upload_pair(&saved.weights, dims, device);
         objective.evaluations.set(o.scalar("evaluations")? as u64);
@@ -225,15 +227,13 @@ impl FullBatch {
         };
         Ok(match config.optim.method {
             Method::Lbfgs => {
-                let record = o.record.clone().ok_or(TrainError::ReadBack {
-                    what: "checkpoint",
-                    message: "an L-BFGS checkpoint without the optimizer's record".into(),
+                let record = o.record.clone().ok_or(TrainError::CorruptCheckpoint {
+                    why: "an L-BFGS checkpoint without the optimizer's record".into(),
                 })?;
                 let optimizer = lbfgs_of(&config.optim.lbfgs_settings())
                     .from_bytes(Bytes::from_bytes_vec(record))
-                    .map_err(|e| TrainError::ReadBack {
-                        what: "checkpoint",
-                        message: format!("the L-BFGS record: {e}"),
+                    .map_err(|e| TrainError::CorruptCheckpoint {
+                        why: format!("the L-BFGS record: {e}"),
                     })?;
                 FullBatch::Lbfgs(LbfgsState {
                     optimizer,
@@ -370,10 +370,26 @@ impl FullBatchRun<'_> {
     ) -> Result<TrainedRun, TrainError> {
         let (config, data, device) = (self.config, self.data, self.device);
         let mut objective = NetworkObjective::new(self, &initial);
-        let (mut ledger, mut state) = match saved {
-            Some(saved) => {
+        let restored = match saved {
+            Some(saved) => match FullBatch::restore(config, &objective, &saved, device) {
+                Ok(state) => Some((saved, state)),
+                // An L-BFGS record that does not decode is found only here: --force discards
+                // it as it does a checkpoint that fails its checks.
+                Err(TrainError::CorruptCheckpoint { .. })
+                    if self.checkpoint.is_some_and(|s| s.discard_mismatched) =>
+                {
+                    self.checkpoint.map(|s| s.remove()).transpose()?;
+                    // The restore had begun: the count of evaluations starts again too.
+                    objective.evaluations.set(0);
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let (mut ledger, mut state) = match restored {
+            Some((saved, state)) => {
                 progress.resumed(&saved.bookkeeping.history);
-                let state = FullBatch::restore(config, &objective, &saved, device)?;
                 (
                     Ledger::resume((config, data), device, initial, &saved, Reader::Own)?,
                     state,

@@ -99,9 +99,8 @@ impl OptimizerState {
 }
 
 fn missing_state(name: &str) -> TrainError {
-    TrainError::ReadBack {
-        what: "checkpoint",
-        message: format!("the optimizer state has no {name:?}"),
+    TrainError::CorruptCheckpoint {
+        why: format!("the optimizer state has no {name:?}"),
     }
 }
 

@@ -194,6 +194,69 @@ fn problems(text: &str) -> String {
     }
 }
 
+/// An L-BFGS record that does not decode is found only when the state is restored, after
+/// the checkpoint's checks: `--force` used to fail there too ("reading checkpoint back from
+/// the device failed"), so only deleting the file by hand unblocked the run. It is refused
+/// as corrupt, and `--force` discards it.
+#[test]
+fn force_clears_an_lbfgs_checkpoint_whose_record_is_garbage() {
+    use realbias_train::state::CHECKPOINT_FILE;
+    use realbias_train::tensor_file::{NamedMatrix, TensorFile, write_with_bytes};
+    let c = method_config("lbfgs", 12);
+    let data = teacher_data(3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut stop = StopAt {
+        at: 3,
+        seen: 0,
+        resumed: None,
+    };
+    run_in(&c, dir.path(), &mut stop);
+    let path = dir.path().join(CHECKPOINT_FILE);
+    let file = TensorFile::read(&path, 1 << 30).unwrap().unwrap();
+    let (d, h, k) = (data.dim(), c.model.hidden, data.classes);
+    let shapes = [
+        ("weights.u", [d, h]),
+        ("weights.v", [h, k]),
+        ("best.u", [d, h]),
+        ("best.v", [h, k]),
+    ];
+    let kept: Vec<Vec<f32>> = shapes
+        .iter()
+        .map(|(n, s)| file.matrix(n, *s).unwrap())
+        .collect();
+    let matrices: Vec<NamedMatrix> = shapes
+        .iter()
+        .zip(&kept)
+        .map(|((name, shape), values)| NamedMatrix {
+            name,
+            shape: *shape,
+            values,
+        })
+        .collect();
+    let garbage = vec![0xA5u8; file.bytes("optimizer.record").unwrap().len()];
+    let blobs = [("optimizer.record", garbage.as_slice())];
+    write_with_bytes(&path, &matrices, &blobs, file.metadata().unwrap()).unwrap();
+    let device = device();
+    let slot = |discard| CheckpointSlot {
+        dir: dir.path().to_path_buf(),
+        discard_mismatched: discard,
+    };
+    let refused = Trainer::new(&c, &data, &device)
+        .with_checkpoint(slot(false))
+        .run(Quiet);
+    let text = refused.err().expect("a garbage record resumed").to_string();
+    assert!(
+        text.contains("corrupt") && text.contains("--force"),
+        "{text}"
+    );
+    let restarted = Trainer::new(&c, &data, &device)
+        .with_checkpoint(slot(true))
+        .run(Quiet)
+        .unwrap();
+    let whole = train(&c, &data, &device, Quiet).unwrap();
+    assert_eq!(timeless(&restarted), timeless(&whole));
+}
+
 #[test]
 fn method_configs_are_checked_before_anything_runs() {
     let e = problems("[optim]\nmethod = \"newton\"\n");
