@@ -220,12 +220,12 @@ impl FullBatch {
             })?;
         let dims = objective.dims;
         let (u, v) = upload_pair(&saved.weights, dims, device);
-        objective.evaluations.set(o.scalar("evaluations")? as u64);
+        let evaluations = o.scalar("evaluations")? as u64;
         let flat = |w: &Weights| {
             let (a, b) = upload_pair(w, dims, device);
             flatten(a, b)
         };
-        Ok(match config.optim.method {
+        let state = match config.optim.method {
             Method::Lbfgs => {
                 let record = o.record.clone().ok_or(TrainError::CorruptCheckpoint {
                     why: "an L-BFGS checkpoint without the optimizer's record".into(),
@@ -247,9 +247,12 @@ impl FullBatch {
                 gradient: flat(o.pair("gradient")?),
                 direction: flat(o.pair("direction")?),
                 next_step: o.scalar("next_step")?,
-                evaluations: o.scalar("evaluations")? as u64,
+                evaluations,
             }),
-        })
+        };
+        // Set only once the whole state is restored: a failure leaves the count at 0.
+        objective.evaluations.set(evaluations);
+        Ok(state)
     }
 
     /// One iteration.
@@ -379,8 +382,6 @@ impl FullBatchRun<'_> {
                     if self.checkpoint.is_some_and(|s| s.discard_mismatched) =>
                 {
                     self.checkpoint.map(|s| s.remove()).transpose()?;
-                    // The restore had begun: the count of evaluations starts again too.
-                    objective.evaluations.set(0);
                     None
                 }
                 Err(e) => return Err(e),
