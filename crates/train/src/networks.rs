@@ -5,7 +5,12 @@
 //! Six f32 tensors: `initial.u`, `final.u`, `early_stop.u` (`[d, H]`) and `initial.v`,
 //! `final.v`, `early_stop.v` (`[H, k]`), with `y = V^T [U^T x]_+` for an input `x` of the run's
 //! normalized features. Metadata: the seed, dataset, H, the epochs of the final and
-//! early-stopped networks and the digest of the run's config.
+//! early-stopped networks and the digest of the run's config, which with the seed, dataset and
+//! H bind the file to its run; and the file's integrity digest (`tensor_file`).
+//!
+//! Format 1 files, written before the integrity digest, are read with a warning
+//! ([`SavedNetworks::digest_checked`] is false): they are a finished run's only copy of its
+//! networks (the 24 committed ones among them), so refusing them would lose them.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,7 +26,8 @@ use crate::tensor_file::{NamedMatrix, TensorFile, file_error, write};
 
 pub const NETWORK_FILE: &str = "network.safetensors";
 
-const FORMAT: &str = "realbias-networks-1";
+const FORMAT: &str = "realbias-networks-2";
+const UNSEALED_FORMAT: &str = "realbias-networks-1";
 
 /// The three networks of a run, on the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +36,8 @@ pub struct SavedNetworks {
     pub final_: Weights,
     pub early_stop: Weights,
     pub metadata: HashMap<String, String>,
+    /// Whether the file's integrity digest was checked: false only for a format 1 file.
+    pub digest_checked: bool,
 }
 
 /// The MD5 of the settings that decide a run's numbers (the config without how it is kept),
@@ -91,20 +99,56 @@ pub fn read_networks(
     let limit = 3 * 4 * (d * h + h * k) as u64 + crate::tensor_file::header_budget(0);
     let file = TensorFile::read(path, limit)?
         .ok_or_else(|| file_error(path, "there is no such file".into()))?;
-    let digest = file.metadata_value("config_digest")?;
-    if digest != config_digest(config)? {
-        return Err(file_error(
-            path,
-            "its networks are of another config than the run's result.json".into(),
-        ));
-    }
+    let digest_checked = check_format(&file)?;
+    check_binding(&file, config)?;
     let dims = (d, h, k);
     Ok(SavedNetworks {
         initial: Weights::read(&file, "initial", dims)?,
         final_: Weights::read(&file, "final", dims)?,
         early_stop: Weights::read(&file, "early_stop", dims)?,
         metadata: file.metadata()?,
+        digest_checked,
     })
+}
+
+/// Whether `file` is sealed (format 2) or of the format before seals (format 1, read with a
+/// warning); an error for any other format, or a format 2 file without its digest.
+fn check_format(file: &TensorFile) -> Result<bool, TrainError> {
+    match file.metadata_value("format")?.as_str() {
+        FORMAT if file.is_sealed() => Ok(true),
+        FORMAT => Err(file_error(
+            file.path(),
+            format!("it has no integrity digest, which every {FORMAT:?} file carries"),
+        )),
+        UNSEALED_FORMAT => Ok(false),
+        other => Err(file_error(
+            file.path(),
+            format!("its format is {other:?}, not {FORMAT:?}"),
+        )),
+    }
+}
+
+/// Refuses networks of another run than `config`'s: another config digest (which covers the
+/// dataset), seed or H.
+fn check_binding(file: &TensorFile, config: &TrainConfig) -> Result<(), TrainError> {
+    let expected = [
+        ("config_digest", config_digest(config)?),
+        ("seed", config.train.seed.to_string()),
+        ("hidden", config.model.hidden.to_string()),
+    ];
+    for (key, want) in expected {
+        let found = file.metadata_value(key)?;
+        if found != want {
+            return Err(file_error(
+                file.path(),
+                format!(
+                    "its networks are of another run than the result.json beside it \
+                     (metadata {key:?} is {found:?}, the run's is {want:?})"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl SavedNetworks {

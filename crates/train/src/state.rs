@@ -27,7 +27,8 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// that neither version produces.
 pub const TRAINING_CODE_VERSION: u32 = 1;
 
-const FORMAT: &str = "realbias-checkpoint-1";
+/// Format 2 is sealed by an integrity digest (`tensor_file`); format 1 was not.
+const FORMAT: &str = "realbias-checkpoint-2";
 
 /// A network's weights on the host: `u` is `d x H`, `v` is `H x k`, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -335,6 +336,29 @@ fn dims(config: &TrainConfig, state: &TrainingState) -> (usize, usize, usize) {
     (state.weights.u.len() / h, h, state.weights.v.len() / h)
 }
 
+/// Refuses a checkpoint of another format, or one without its integrity digest. Format 1
+/// (before digests) is refused rather than trusted: a checkpoint is only a run in flight, and
+/// `--force` discards it so that the run starts again.
+fn check_format(file: &TensorFile) -> Result<(), TrainError> {
+    let mismatch = |why: String| TrainError::CheckpointMismatch {
+        path: file.path().to_path_buf(),
+        why,
+    };
+    match file.metadata_value("format")?.as_str() {
+        FORMAT if file.is_sealed() => Ok(()),
+        FORMAT => Err(mismatch(format!(
+            "it has no integrity digest (metadata \"{}\"), which every {FORMAT:?} file carries",
+            crate::tensor_file::DIGEST_KEY
+        ))),
+        "realbias-checkpoint-1" => Err(mismatch(
+            "it was written before checkpoints carried an integrity digest (format \
+             \"realbias-checkpoint-1\"), so it cannot be trusted"
+                .into(),
+        )),
+        other => Err(mismatch(format!("its format is {other:?}, not {FORMAT:?}"))),
+    }
+}
+
 /// The state in `file`, checked against the run `config`.
 fn parse(
     file: &TensorFile,
@@ -346,12 +370,7 @@ fn parse(
         path: path.to_path_buf(),
         why,
     };
-    let format = file.metadata_value("format")?;
-    if format != FORMAT {
-        return Err(mismatch(format!(
-            "its format is {format:?}, not {FORMAT:?}"
-        )));
-    }
+    check_format(file)?;
     let code = file.metadata_value("training_code")?;
     if code != TRAINING_CODE_VERSION.to_string() {
         return Err(mismatch(format!(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::config;
 use proptest::prelude::*;
 use realbias_train::CheckpointSlot;
-use realbias_train::networks::read_networks;
+use realbias_train::networks::{config_digest, read_networks};
 use realbias_train::state::CHECKPOINT_FILE;
 use realbias_train::tensor_file::{NamedMatrix, TensorFile, write};
 
@@ -70,6 +70,130 @@ fn a_header_longer_than_the_file_is_refused() {
     std::fs::write(&path, &bytes).unwrap();
     let e = TensorFile::read(&path, 1 << 20).err().unwrap();
     assert!(e.to_string().contains("header declares"), "{e}");
+}
+
+/// No single flipped bit of a sealed file, in its length, header or tensor data, reads as a
+/// sealed file: the integrity digest covers the metadata and every tensor's name, type, shape
+/// and bytes, and whatever it does not cover cannot be changed without breaking the parse. A
+/// flip in the digest's own key name leaves a file without a digest, which the readers of
+/// checkpoints and networks refuse for their sealed formats (tested with them).
+#[test]
+fn every_single_bit_flip_of_a_sealed_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = valid_file(dir.path());
+    let path = dir.path().join("flipped.safetensors");
+    let mut accepted = Vec::new();
+    for at in 0..valid.len() {
+        for bit in 0..8 {
+            let mut damaged = valid.clone();
+            damaged[at] ^= 1 << bit;
+            std::fs::write(&path, &damaged).unwrap();
+            if let Ok(Some(file)) = TensorFile::read(&path, 1 << 20)
+                && file.is_sealed()
+            {
+                accepted.push((at, bit));
+            }
+        }
+    }
+    assert!(accepted.is_empty(), "flips read as valid: {accepted:?}");
+    std::fs::write(&path, &valid).unwrap();
+    assert!(
+        TensorFile::read(&path, 1 << 20)
+            .unwrap()
+            .unwrap()
+            .is_sealed()
+    );
+}
+
+/// Writes a networks file for a `6 x 8 x 3` run of `config`, with `metadata` overriding
+/// what the run's own would hold, and tensors filled with `fill`.
+fn network_file(path: &Path, run: &str, overrides: &[(&str, &str)], fill: f32) {
+    let c = config(run);
+    let (u, v) = (vec![fill; 6 * 8], vec![fill; 8 * 3]);
+    let names = ["initial", "final", "early_stop"].map(|n| (format!("{n}.u"), format!("{n}.v")));
+    let mut matrices = Vec::new();
+    for (nu, nv) in &names {
+        matrices.push(NamedMatrix {
+            name: nu,
+            shape: [6, 8],
+            values: &u,
+        });
+        matrices.push(NamedMatrix {
+            name: nv,
+            shape: [8, 3],
+            values: &v,
+        });
+    }
+    let mut metadata: std::collections::HashMap<String, String> = [
+        ("format", "realbias-networks-2".to_string()),
+        ("seed", c.train.seed.to_string()),
+        ("hidden", "8".into()),
+        ("config_digest", config_digest(&c).unwrap()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in overrides {
+        metadata.insert(k.to_string(), v.to_string());
+    }
+    write(path, &matrices, metadata).unwrap();
+}
+
+/// A networks file is bound to its run: another seed, another config or another H under the
+/// same file name is refused, and so is another file's tensor data under this one's header.
+#[test]
+fn networks_of_another_run_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("network.safetensors");
+    let c = config(RUN);
+    network_file(&path, RUN, &[], 0.5);
+    let read = read_networks(&path, &c, (6, 8, 3)).unwrap();
+    assert!(read.digest_checked);
+    assert_eq!(read.final_.u, vec![0.5; 48]);
+    let other_seed = config(&format!("{RUN}[train]\nseed = 7\n"));
+    let e = read_networks(&path, &other_seed, (6, 8, 3)).err().unwrap();
+    assert!(e.to_string().contains("another run"), "{e}");
+    network_file(&path, RUN, &[("seed", "7")], 0.5);
+    let e = read_networks(&path, &c, (6, 8, 3)).err().unwrap();
+    assert!(e.to_string().contains("\"seed\""), "{e}");
+    // Another run's tensor data (same shapes) spliced under this file's header.
+    network_file(&path, RUN, &[], 0.5);
+    let mine = std::fs::read(&path).unwrap();
+    let theirs_path = dir.path().join("theirs.safetensors");
+    network_file(&theirs_path, RUN, &[], 0.25);
+    let theirs = std::fs::read(&theirs_path).unwrap();
+    let n = 8 + u64::from_le_bytes(mine[..8].try_into().unwrap()) as usize;
+    let m = 8 + u64::from_le_bytes(theirs[..8].try_into().unwrap()) as usize;
+    let spliced = [&mine[..n], &theirs[m..]].concat();
+    std::fs::write(&path, spliced).unwrap();
+    let e = read_networks(&path, &c, (6, 8, 3)).err().unwrap();
+    assert!(e.to_string().contains("sha256"), "{e}");
+}
+
+/// A networks file of format 1, written before digests, is a finished run's only copy: it is
+/// read, and the reader is told that it was not checked. A format 2 file without its digest
+/// is refused.
+#[test]
+fn networks_from_before_digests_are_read_unchecked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("network.safetensors");
+    network_file(&path, RUN, &[], 0.5);
+    let bytes = std::fs::read(&path).unwrap();
+    let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let unsealed = |format: &str| {
+        let mut metadata = header.metadata().clone().unwrap();
+        metadata.remove(realbias_train::tensor_file::DIGEST_KEY);
+        metadata.insert("format".into(), format.into());
+        safetensors::serialize(parsed.tensors(), Some(metadata)).unwrap()
+    };
+    let c = config(RUN);
+    std::fs::write(&path, unsealed("realbias-networks-1")).unwrap();
+    let read = read_networks(&path, &c, (6, 8, 3)).unwrap();
+    assert!(!read.digest_checked);
+    std::fs::write(&path, unsealed("realbias-networks-2")).unwrap();
+    let e = read_networks(&path, &c, (6, 8, 3)).err().unwrap();
+    assert!(e.to_string().contains("no integrity digest"), "{e}");
 }
 
 /// A real tensor file, for the fuzzing below to truncate and corrupt.

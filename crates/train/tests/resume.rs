@@ -553,3 +553,88 @@ fn an_ensemble_killed_after_a_periodic_checkpoint_resumes_from_it() {
         );
     }
 }
+
+/// The byte offset of tensor `name`'s data in the safetensors file `bytes`.
+fn tensor_offset(bytes: &[u8], name: &str) -> usize {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    8 + n + header[name]["data_offsets"][0].as_u64().unwrap() as usize
+}
+
+/// One flipped bit in a checkpoint's `weights.u` resumed with exit 0, to a `u_frobenius` of
+/// 1.49e37 instead of 35.79: the checkpoint's integrity digest refuses it, naming the file,
+/// and `--force` discards it so that the run ends as the uninterrupted one.
+#[test]
+fn a_checkpoint_with_one_flipped_bit_is_refused_and_force_clears_it() {
+    let data = teacher_data(2);
+    let c = config(&format!("{BASE}seed = 1\n"));
+    let dir = tempfile::tempdir().unwrap();
+    single(&c, &data, dir.path(), &mut StopAt::new(3));
+    let path = dir.path().join(CHECKPOINT_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = tensor_offset(&bytes, "weights.u") + 2;
+    bytes[at] ^= 0x40; // an exponent bit of the first weight
+    std::fs::write(&path, &bytes).unwrap();
+    let device = device();
+    let e = Trainer::new(&c, &data, &device)
+        .with_checkpoint(slot(dir.path()))
+        .run(Quiet)
+        .err()
+        .expect("a corrupt checkpoint resumed");
+    let text = e.to_string();
+    assert!(
+        text.contains("sha256") && text.contains(CHECKPOINT_FILE) && text.contains("--force"),
+        "{text}"
+    );
+    let mut discard = slot(dir.path());
+    discard.discard_mismatched = true;
+    let restarted = Trainer::new(&c, &data, &device)
+        .with_checkpoint(discard)
+        .run(Quiet)
+        .unwrap();
+    let whole = Trainer::new(&c, &data, &device).run(Quiet).unwrap();
+    assert_same(&restarted, &whole, "restarted after --force");
+}
+
+/// A checkpoint of format 1 (before integrity digests) is refused with that reason, not
+/// trusted: it is only a run in flight, and `--force` starts the run again.
+#[test]
+fn a_checkpoint_from_before_digests_is_refused_with_its_format() {
+    let data = teacher_data(2);
+    let c = config(&format!("{BASE}seed = 1\n"));
+    let dir = tempfile::tempdir().unwrap();
+    single(&c, &data, dir.path(), &mut StopAt::new(2));
+    let path = dir.path().join(CHECKPOINT_FILE);
+    let file = TensorFile::read(&path, 1 << 30).unwrap().unwrap();
+    assert!(file.is_sealed());
+    // Rewritten as the old writer wrote it: format 1, no digest.
+    let mut metadata = file.metadata().unwrap();
+    metadata.insert("format".into(), "realbias-checkpoint-1".into());
+    metadata.remove(realbias_train::tensor_file::DIGEST_KEY);
+    let old = safetensors::SafeTensors::deserialize(&std::fs::read(&path).unwrap())
+        .unwrap()
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect::<Vec<_>>();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = old
+        .iter()
+        .map(|(n, dtype, shape, data)| {
+            let view = safetensors::tensor::TensorView::new(*dtype, shape.clone(), data);
+            (n.clone(), view.unwrap())
+        })
+        .collect();
+    let encoded = safetensors::serialize(views, Some(metadata)).unwrap();
+    std::fs::write(&path, encoded).unwrap();
+    let device = device();
+    let e = Trainer::new(&c, &data, &device)
+        .with_checkpoint(slot(dir.path()))
+        .run(Quiet)
+        .err()
+        .expect("a format 1 checkpoint resumed");
+    assert!(
+        e.to_string()
+            .contains("before checkpoints carried an integrity digest"),
+        "{e}"
+    );
+}

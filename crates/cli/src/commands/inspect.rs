@@ -12,8 +12,9 @@ use realbias_train::backend;
 
 use super::data::{DataDir, with_fetch};
 
-/// `--recompute`: every finished run's measures from its saved networks.
-fn recompute_measures(sweep: &mut Sweep, dir: &Path, data: &DataDir) -> Result<()> {
+/// `--recompute`: every finished run's measures from its saved networks; how many runs kept
+/// their old measures.
+fn recompute_measures(sweep: &mut Sweep, dir: &Path, data: &DataDir) -> Result<usize> {
     let device = backend::device()?;
     let ctx = Context {
         dir: dir.to_path_buf(),
@@ -30,7 +31,12 @@ fn recompute_measures(sweep: &mut Sweep, dir: &Path, data: &DataDir) -> Result<(
     for kept in &done.kept {
         eprintln!("warning: kept the old measures of {kept}");
     }
-    Ok(())
+    for run in &done.unchecked {
+        eprintln!(
+            "warning: {run}: its network.safetensors predates integrity digests (format 1): read unchecked"
+        );
+    }
+    Ok(done.kept.len())
 }
 
 pub fn plot(dir: &Path, partial: bool) -> Result<()> {
@@ -86,9 +92,10 @@ fn refuse_partial(dir: &Path, missing: &Missing, partial: bool) -> Result<()> {
 
 pub fn measures(dir: &Path, recompute: bool, data: &DataDir) -> Result<()> {
     let mut sweep = registry::load_sweep(dir)?;
-    if recompute {
-        recompute_measures(&mut sweep, dir, data)?;
-    }
+    let kept = match recompute {
+        true => recompute_measures(&mut sweep, dir, data)?,
+        false => 0,
+    };
     let Some((markdown, finalized)) = sweep.measures(dir)? else {
         bail!(
             "{}: no finished run carries complexity measures (results from before they were recorded): add --recompute to compute them from the runs' saved networks, or re-run the sweep where none were saved",
@@ -104,6 +111,10 @@ pub fn measures(dir: &Path, recompute: bool, data: &DataDir) -> Result<()> {
     }
     for f in &finalized.files {
         eprintln!("wrote {}", f.display());
+    }
+    if kept > 0 {
+        // The ranking above mixes recomputed and old measures: say so in the exit status.
+        bail!("--recompute kept the old measures of {kept} run(s) (the warnings above say why)");
     }
     Ok(())
 }

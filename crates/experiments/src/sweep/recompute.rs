@@ -21,6 +21,9 @@ pub struct Recomputed {
     pub rewritten: usize,
     /// Runs that kept their old measures, each named with why.
     pub kept: Vec<String>,
+    /// Rewritten runs whose networks file predates integrity digests (format 1), read
+    /// unchecked.
+    pub unchecked: Vec<String>,
 }
 
 impl Sweep {
@@ -48,7 +51,11 @@ impl Sweep {
                 }
             };
             match self.recompute_one(run, result, ctx) {
-                Ok(()) => done.rewritten += 1,
+                Ok(true) => done.rewritten += 1,
+                Ok(false) => {
+                    done.rewritten += 1;
+                    done.unchecked.push(label);
+                }
                 Err(e) => done.kept.push(format!("{label}: {e}")),
             }
             if ctx.progress.stop_requested() {
@@ -58,12 +65,13 @@ impl Sweep {
         Ok(done)
     }
 
+    /// Recomputes one run; whether its networks' digest was checked.
     fn recompute_one(
         &self,
         run: &super::plan::PlannedRun,
         mut result: TrainingResult,
         ctx: &Context,
-    ) -> Result<(), ExperimentError> {
+    ) -> Result<bool, ExperimentError> {
         let data = derive_data(
             self.source(run)?,
             &result.config.data,
@@ -74,6 +82,6 @@ impl Sweep {
         let networks = read_networks(path, &result.config, dims)?;
         result.measures = Some(networks.measures(&result.config, &data, ctx.device)?);
         write_result(&run.dir, &result)?;
-        Ok(())
+        Ok(networks.digest_checked)
     }
 }
