@@ -21,6 +21,7 @@ pub mod ensemble;
 mod error;
 pub mod eval;
 pub mod files;
+pub mod flatness;
 mod full_batch;
 mod fused;
 mod ledger;

@@ -77,6 +77,10 @@ pub struct Measures {
     pub pattern_flip_fraction: f64,
     /// What computing these took.
     pub seconds: f64,
+    /// The PAC-Bayes flatness measures (`flatness`), computed post hoc from saved networks by
+    /// `measures --recompute` (hundreds of forward passes: not at the end of every run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flatness: Option<crate::flatness::Flatness>,
 }
 
 /// A network's weights on the host, with its shape.
@@ -224,6 +228,7 @@ fn weight_measures(net: &HostNet, init: &HostNet) -> Measures {
         pattern_changed_units: f64::NAN,
         pattern_flip_fraction: f64::NAN,
         seconds: 0.0,
+        flatness: None,
     }
 }
 

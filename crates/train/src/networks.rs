@@ -179,4 +179,34 @@ impl SavedNetworks {
             early_stop: of(&self.early_stop)?,
         })
     }
+
+    /// The flatness measures of the final network on the run's training split `data.train`,
+    /// with the noise directions of the run's seed.
+    pub fn flatness(
+        &self,
+        config: &TrainConfig,
+        data: &realbias_data::Dataset,
+        device: &burn::tensor::Device,
+    ) -> Result<crate::flatness::Flatness, TrainError> {
+        let dims = (data.dim(), config.model.hidden, data.classes);
+        let relu = config.model.activation == realbias_model::Activation::Relu;
+        let (net, init) = (&self.final_, &self.initial);
+        crate::flatness::flatness(
+            &crate::flatness::Weights {
+                u: &net.u,
+                v: &net.v,
+                dims,
+                relu,
+            },
+            &crate::flatness::Weights {
+                u: &init.u,
+                v: &init.v,
+                dims,
+                relu,
+            },
+            &data.train,
+            config.train.seed,
+            device,
+        )
+    }
 }

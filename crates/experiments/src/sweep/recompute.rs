@@ -80,7 +80,10 @@ impl Sweep {
         let dims = (data.dim(), result.hidden, data.classes);
         let path: &Path = &run.dir.join(NETWORK_FILE);
         let networks = read_networks(path, &result.config, dims)?;
-        result.measures = Some(networks.measures(&result.config, &data, ctx.device)?);
+        let mut measures = networks.measures(&result.config, &data, ctx.device)?;
+        measures.at_convergence.flatness =
+            Some(networks.flatness(&result.config, &data, ctx.device)?);
+        result.measures = Some(measures);
         write_result(&run.dir, &result)?;
         Ok(networks.digest_checked)
     }
