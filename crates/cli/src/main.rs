@@ -55,12 +55,22 @@ enum Command {
     /// Which complexity measure ranks a sweep's networks like their generalization (Kendall's
     /// τ, granulated τ): writes measures.csv, measures.md and the figure, from saved results.
     Measures {
-        /// The experiment folder (OUT/<experiment>) of a width sweep.
-        dir: std::path::PathBuf,
+        /// The experiment folder (OUT/<experiment>) of a width sweep; several with --robust.
+        #[arg(required = true)]
+        dirs: Vec<std::path::PathBuf>,
         /// First compute every finished run's measures again from its saved networks
-        /// (network.safetensors) and its data, no training, and rewrite its result.json.
+        /// (network.safetensors) and its data, no training, and rewrite its result.json; this
+        /// adds the PAC-Bayes flatness measures.
         #[arg(long)]
         recompute: bool,
+        /// Rank the measures by their sign-error over environments of runs that differ in one
+        /// hyperparameter (Dziugaite et al. 2020), over all the folders: writes robust.md,
+        /// robust.csv and robust.png.
+        #[arg(long)]
+        robust: bool,
+        /// Where --robust writes (default: the one folder given).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
         #[command(flatten)]
         data: data::DataDir,
     },
@@ -91,10 +101,20 @@ fn main() {
         Command::Plot { dir, partial } => inspect::plot(&dir, partial),
         Command::Report { dir, partial } => inspect::report(&dir, partial),
         Command::Measures {
-            dir,
+            dirs,
             recompute,
+            robust,
+            out,
             data,
-        } => inspect::measures(&dir, recompute, &data),
+        } => match robust {
+            true => inspect::robust_measures(&dirs, recompute, out.as_deref(), &data),
+            false => match &dirs[..] {
+                [dir] => inspect::measures(dir, recompute, &data),
+                _ => Err(anyhow::anyhow!(
+                    "measures takes one folder, or several with --robust"
+                )),
+            },
+        },
         Command::Slurm(args) => slurm::command(args),
         Command::Status { dir } => status::command(&dir),
         Command::Bench(args) => bench::command(args),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use realbias_experiments::experiment::{self, Context, MISSING_FILE, Missing};
 use realbias_experiments::progress::Quiet;
 use realbias_experiments::registry;
@@ -88,6 +88,58 @@ fn refuse_partial(dir: &Path, missing: &Missing, partial: bool) -> Result<()> {
         "{listing}\nthe files written are marked partial; --partial accepts that, `realbias status {}` shows the units",
         dir.display()
     )
+}
+
+/// `measures DIR... --robust`: the sign-error evaluation over every folder's runs.
+pub fn robust_measures(
+    dirs: &[std::path::PathBuf],
+    recompute: bool,
+    out: Option<&Path>,
+    data: &DataDir,
+) -> Result<()> {
+    let out = match (out, dirs) {
+        (Some(out), _) => out.to_path_buf(),
+        (None, [dir]) => dir.clone(),
+        (None, _) => bail!("--robust over several folders needs --out DIR for robust.md"),
+    };
+    let mut runs = Vec::new();
+    let mut kept = 0;
+    for dir in dirs {
+        let mut sweep = registry::load_sweep(dir)?;
+        if recompute {
+            kept += recompute_measures(&mut sweep, dir, data)?;
+        }
+        let (found, broken) = sweep.robust_runs(dir);
+        for b in broken {
+            eprintln!("warning: left out: {b}");
+        }
+        eprintln!("{}: {} runs with measures", dir.display(), found.len());
+        runs.extend(found);
+    }
+    if runs.is_empty() {
+        bail!("no finished run with measures in {} folder(s)", dirs.len());
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let names: Vec<String> = dirs
+        .iter()
+        .map(|d| {
+            d.file_name()
+                .map_or(d.display().to_string(), |n| n.to_string_lossy().into())
+        })
+        .collect();
+    let (markdown, finalized) =
+        realbias_experiments::sweep::robust::write(&out, &names.join(" + "), &runs)?;
+    print!("{markdown}");
+    for w in &finalized.warnings {
+        eprintln!("warning: figure not drawn: {w}");
+    }
+    for f in &finalized.files {
+        eprintln!("wrote {}", f.display());
+    }
+    if kept > 0 {
+        bail!("--recompute kept the old measures of {kept} run(s) (the warnings above say why)");
+    }
+    Ok(())
 }
 
 pub fn measures(dir: &Path, recompute: bool, data: &DataDir) -> Result<()> {

@@ -17,6 +17,7 @@ mod measures;
 mod paired;
 mod plan;
 mod recompute;
+pub mod robust;
 mod summary;
 mod vary;
 
@@ -129,6 +130,19 @@ impl Sweep {
     /// figure. `None` when no run has measures (results from before they were recorded).
     pub fn measures(&self, dir: &Path) -> Result<Option<(String, Finalized)>, ExperimentError> {
         self.write_measures(dir, &self.collect(dir))
+    }
+
+    /// Every finished run of `dir` with measures, for the robust evaluation, and the result
+    /// files that could not be read.
+    pub fn robust_runs(&self, dir: &Path) -> (Vec<robust::RobustRun>, Vec<String>) {
+        let c = self.collect(dir);
+        let runs = c
+            .runs
+            .iter()
+            .zip(&c.results)
+            .filter_map(|(p, r)| robust::robust_run(p, r.as_ref()?))
+            .collect();
+        (runs, c.broken)
     }
 
     fn write_measures(
