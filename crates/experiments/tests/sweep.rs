@@ -634,6 +634,13 @@ fn recomputed_measures_restore_tampered_ones_and_name_runs_without_networks() {
         if &run.dir == lost {
             assert_eq!(now["measures"]["at_convergence"]["path_norm"], -1.0);
         } else {
+            // The recompute adds the flatness measures (flatness.rs tests their values).
+            let mut now = now;
+            let added = now["measures"]["at_convergence"]
+                .as_object_mut()
+                .unwrap()
+                .remove("flatness");
+            assert!(added.is_some_and(|f| f["isotropic"]["sigma"].as_f64().unwrap() > 0.0));
             assert_eq!(
                 timeless(now),
                 timeless(original[i].clone()),

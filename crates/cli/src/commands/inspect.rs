@@ -5,12 +5,20 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use realbias_experiments::experiment::{self, Context, MISSING_FILE, Missing};
-use realbias_experiments::progress::Quiet;
 use realbias_experiments::registry;
 use realbias_experiments::sweep::Sweep;
 use realbias_train::backend;
 
 use super::data::{DataDir, with_fetch};
+
+/// Prints a long job's notes (one line a run), so a recompute is never silent.
+struct Notes;
+
+impl realbias_experiments::progress::ExperimentProgress for Notes {
+    fn note(&self, text: &str) {
+        eprintln!("{text}");
+    }
+}
 
 /// `--recompute`: every finished run's measures from its saved networks; how many runs kept
 /// their old measures.
@@ -20,7 +28,7 @@ fn recompute_measures(sweep: &mut Sweep, dir: &Path, data: &DataDir) -> Result<u
         dir: dir.to_path_buf(),
         device: &device,
         data_dir: data.data_dir.as_deref(),
-        progress: std::sync::Arc::new(Quiet),
+        progress: std::sync::Arc::new(Notes),
         force: false,
     };
     let done = with_fetch(data, || Ok(sweep.recompute_measures(&ctx)?))?;

@@ -50,14 +50,19 @@ impl Sweep {
                     continue;
                 }
             };
+            let started = std::time::Instant::now();
+            ctx.progress.note(&format!("recomputing {label} ..."));
             match self.recompute_one(run, result, ctx) {
                 Ok(true) => done.rewritten += 1,
                 Ok(false) => {
                     done.rewritten += 1;
-                    done.unchecked.push(label);
+                    done.unchecked.push(label.clone());
                 }
                 Err(e) => done.kept.push(format!("{label}: {e}")),
             }
+            let seconds = started.elapsed().as_secs_f64();
+            ctx.progress
+                .note(&format!("recomputed {label} in {seconds:.1}s"));
             if ctx.progress.stop_requested() {
                 break;
             }
