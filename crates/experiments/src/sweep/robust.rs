@@ -44,7 +44,7 @@ pub const AXES: [&str; 6] = [
 type FlatnessGetter = fn(&realbias_train::flatness::Flatness) -> f64;
 
 /// The flatness measures (`flatness.rs`), defined for runs whose measures were recomputed.
-const FLATNESS: [(&str, FlatnessGetter); 6] = [
+const FLATNESS: [(&str, FlatnessGetter); 8] = [
     ("PAC-Bayes flatness 1/σ²", |f| f.pacbayes_flatness),
     ("PAC-Bayes bound (init)", |f| f.pacbayes_init),
     ("PAC-Bayes bound (orig)", |f| f.pacbayes_orig),
@@ -53,6 +53,10 @@ const FLATNESS: [(&str, FlatnessGetter); 6] = [
     }),
     ("PAC-Bayes mag. bound (init)", |f| f.pacbayes_mag_init),
     ("PAC-Bayes mag. bound (orig)", |f| f.pacbayes_mag_orig),
+    ("sharpness flatness 1/α²", |f| f.sharpness_flatness),
+    ("sharpness mag. flatness 1/α'²", |f| {
+        f.sharpness_mag_flatness
+    }),
 ];
 
 /// Every measure the robust evaluation ranks: the 23 of the τ tables, then the flatness ones.

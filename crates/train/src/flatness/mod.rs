@@ -26,6 +26,11 @@
 //! estimated accuracy falls smoothly as `σ` grows and the same seed gives the same `σ` on
 //! every backend. All draws go through one batched forward pass per chunk of the split
 //! (`[DRAWS, d, H]` weights, as an ensemble's stacked evaluation).
+//!
+//! Sharpness with a searched box, the other half of Jiang et al.'s flatness family, is in
+//! [`sharpness`].
+
+pub mod sharpness;
 
 use burn::tensor::{Device, Tensor, TensorData, activation::relu};
 use rand::SeedableRng;
@@ -78,7 +83,12 @@ pub struct Flatness {
     pub pacbayes_mag_flatness: f64,
     pub pacbayes_mag_init: f64,
     pub pacbayes_mag_orig: f64,
-    /// The seed of the noise directions, and how many there were.
+    /// The box searches ([`sharpness`]) and `1/α²`, `1/α'²`.
+    pub sharpness_box: sharpness::BoxSearch,
+    pub sharpness_mag_box: sharpness::BoxSearch,
+    pub sharpness_flatness: f64,
+    pub sharpness_mag_flatness: f64,
+    /// The seed of the noise directions and of the ascent's start, and how many draws.
     pub seed: u64,
     pub draws: usize,
     pub seconds: f64,
@@ -239,6 +249,7 @@ pub fn flatness(
     let isotropic = search_sigma(accuracy, |s| noisy.mean_accuracy(s, false))?;
     let magnitude = search_sigma(accuracy, |s| noisy.mean_accuracy(s, true))?;
     let bounds = Bounds::of(net, init, split.len());
+    let (sharpness_box, sharpness_mag_box) = sharpness::box_searches(net, split, seed, device)?;
     Ok(Flatness {
         accuracy,
         isotropic,
@@ -249,6 +260,10 @@ pub fn flatness(
         pacbayes_mag_flatness: 1.0 / magnitude.sigma.powi(2),
         pacbayes_mag_init: bounds.magnitude(bounds.distance_sq, magnitude.sigma),
         pacbayes_mag_orig: bounds.magnitude(bounds.norm_sq, magnitude.sigma),
+        sharpness_box,
+        sharpness_mag_box,
+        sharpness_flatness: 1.0 / sharpness_box.alpha.powi(2),
+        sharpness_mag_flatness: 1.0 / sharpness_mag_box.alpha.powi(2),
         seed,
         draws: DRAWS,
         seconds: start.elapsed().as_secs_f64(),
