@@ -1,7 +1,6 @@
 //! The CIFAR-10 "binary version": records of 1 label byte + 3,072 pixel bytes (the red, green
 //! and blue 32x32 planes, row-major), 10,000 records per batch file.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -26,6 +25,8 @@ pub const TEST_BATCH: &str = "test_batch.bin";
 /// Records in each of the official batch files; more is an error, as trailing bytes are in an
 /// IDX file (fewer are allowed so tests can use small files).
 pub const RECORDS_PER_BATCH: usize = 10_000;
+/// The most bytes a batch file may hold.
+const MAX_BATCH_BYTES: u64 = (RECORDS_PER_BATCH * RECORD_SIZE) as u64;
 
 /// Parses one batch file's bytes into images; `path` names it in errors.
 pub fn parse_batch(bytes: &[u8], path: &Path) -> Result<RawImages> {
@@ -102,7 +103,7 @@ fn is_batch(name: &str) -> bool {
 
 /// Streams `cifar-10-binary.tar.gz` without extracting anything to disk.
 pub fn read_archive(path: &Path) -> Result<RawDataset> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let (file, _) = crate::bounded::open_regular(path)?;
     let mut archive = tar::Archive::new(GzDecoder::new(std::io::BufReader::new(file)));
     let bad = |e: std::io::Error| DataError::format(path, format!("bad tar.gz archive: {e}"));
     let mut batches = Vec::new();
@@ -119,9 +120,11 @@ pub fn read_archive(path: &Path) -> Result<RawDataset> {
         if !is_batch(&name) {
             continue;
         }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).map_err(bad)?;
         let shown = path.join(&entry_path);
+        // The tar header's declared size is not trusted with an allocation.
+        let capacity = entry.size().min(MAX_BATCH_BYTES) as usize;
+        let bounds = (capacity, MAX_BATCH_BYTES);
+        let bytes = crate::bounded::read_at_most(&mut entry, bounds, path, "bad tar.gz archive")?;
         batches.push((name, parse_batch(&bytes, &shown)?));
     }
     assemble(batches, path)
@@ -135,7 +138,7 @@ pub fn read_folder(dir: &Path) -> Result<RawDataset> {
         if !path.is_file() {
             continue; // reported by `assemble` with the full list of what is expected
         }
-        let bytes = std::fs::read(&path).map_err(|e| DataError::io(&path, e))?;
+        let bytes = crate::bounded::read_regular(&path, MAX_BATCH_BYTES)?;
         batches.push((name.to_string(), parse_batch(&bytes, &path)?));
     }
     assemble(batches, dir)

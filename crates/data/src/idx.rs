@@ -3,7 +3,6 @@
 //! Header: two zero bytes, a type byte (0x08 = unsigned byte), the number of dimensions, then
 //! one big-endian `u32` per dimension. Labels are `idx1` (magic 2049), images `idx3` (2051).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -23,17 +22,18 @@ pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Reads a whole file, inflating it when it starts with the gzip magic bytes.
+///
+/// Bounded (`bounded`): a regular file of at most [`MAX_FILE_BYTES`](crate::bounded::MAX_FILE_BYTES),
+/// inflating to at most [`MAX_INFLATION`](crate::bounded::MAX_INFLATION) times its size.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    if raw.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::format(path, format!("bad gzip data: {e}")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    use crate::bounded::{MAX_FILE_BYTES, MAX_INFLATION, read_at_most, read_regular};
+    let raw = read_regular(path, MAX_FILE_BYTES)?;
+    if !raw.starts_with(&GZIP_MAGIC) {
+        return Ok(raw);
     }
+    let limit = (raw.len() as u64 * MAX_INFLATION).min(MAX_FILE_BYTES);
+    let gz = GzDecoder::new(raw.as_slice());
+    read_at_most(gz, (raw.len() * 4, limit), path, "bad gzip data")
 }
 
 fn header_u32(bytes: &[u8], at: usize) -> u32 {

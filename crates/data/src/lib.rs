@@ -4,6 +4,7 @@
 //!
 //! This crate has no deep-learning dependency so that it builds and tests in seconds.
 
+pub mod bounded;
 pub mod cifar;
 pub mod dataset;
 pub mod error;

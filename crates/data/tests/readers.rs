@@ -290,3 +290,72 @@ fn idx_with_a_file_or_a_missing_folder_says_what_idx_takes() {
         "{e}"
     );
 }
+
+/// A small gzip file that inflates to 256 MB (a gzip bomb) is refused once it passes
+/// `MAX_INFLATION` times its size, without inflating it whole.
+#[test]
+fn a_gzip_bomb_is_refused_without_inflating_it() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mnist = dir.path().join("mnist");
+    write_mnist(&mnist, 10, 10, true);
+    let f = mnist.join("train-images-idx3-ubyte.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..256 {
+        gz.write_all(&zeros).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    std::fs::write(&f, &bomb).unwrap();
+    let (path, problem) = format_problem(DatasetSource::Mnist.load(dir.path()).unwrap_err());
+    assert_eq!(path, f);
+    assert!(problem.contains("gzip bomb"), "{problem}");
+}
+
+/// A FIFO where an IDX file should be is an error at once, never waited on.
+#[test]
+fn a_fifo_in_place_of_a_dataset_file_is_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnist = dir.path().join("mnist");
+    write_mnist(&mnist, 10, 10, false);
+    let f = mnist.join("train-labels-idx1-ubyte");
+    std::fs::remove_file(&f).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&f).status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "mkfifo is needed for this test"
+    );
+    let started = std::time::Instant::now();
+    assert!(DatasetSource::Mnist.load(dir.path()).is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let e = idx::read_maybe_gz(&f).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+}
+
+/// A CIFAR-10 archive whose batch is longer than any real batch is refused once it passes
+/// the bound, and what its tar header declares is not trusted with an allocation.
+#[test]
+fn a_cifar_archive_entry_longer_than_a_batch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cifar_dir = dir.path().join("cifar10");
+    std::fs::create_dir_all(&cifar_dir).unwrap();
+    let path = cifar_dir.join(cifar::ARCHIVE);
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    let len = ((cifar::RECORDS_PER_BATCH + 1) * cifar::RECORD_SIZE) as u64;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(len);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let body = std::io::Read::take(std::io::repeat(0), len);
+    tar.append_data(&mut header, "cifar-10-batches-bin/data_batch_1.bin", body)
+        .unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
+    let (p, problem) = format_problem(DatasetSource::Cifar10.load(dir.path()).unwrap_err());
+    assert_eq!(p, path);
+    assert!(problem.contains("more than"), "{problem}");
+}
