@@ -1196,3 +1196,64 @@ fn a_stop_while_the_censoring_network_trains_exits_130_and_caches_nothing() {
     assert!(!lines.is_empty(), "{stdout}");
     assert!(lines.iter().all(|l| !l.contains("val err")), "{lines:?}");
 }
+
+/// One unit whose checkpoint is garbage used to end the whole sweep (and so a whole Slurm
+/// shard), leaving the other units untrained. It fails alone: the others train, the run exits
+/// non-zero naming it, its `failed.txt` and `realbias status` say why, and a run that can
+/// train it (here with --force) clears the record.
+#[test]
+fn a_unit_that_cannot_start_fails_alone_and_the_others_train() {
+    let (_tmp, runs, config) = tiny_folder("");
+    let broken = runs.join("tiny/plain/h2/rep0");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("checkpoint.safetensors"), b"not a checkpoint").unwrap();
+    let out = run_into(&config, &runs).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("failed: plain H=2 rep 0") && err.contains("1 unit(s) failed"),
+        "{err}"
+    );
+    assert!(runs.join("tiny/plain/h4/rep0/result.json").is_file());
+    let why = std::fs::read_to_string(broken.join("failed.txt")).unwrap();
+    assert!(why.contains("cannot resume the run"), "{why}");
+    let status = succeed(realbias().arg("status").arg(runs.join("tiny")));
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("failed: plain H=2 rep 0") && text.contains("finished       1"),
+        "{text}"
+    );
+    succeed(run_into(&config, &runs).arg("--force"));
+    assert!(broken.join("result.json").is_file());
+    assert!(!broken.join("failed.txt").exists());
+}
+
+/// After a kill, a unit with a checkpoint and a stale lock was listed as "failed (stale
+/// lock)", while the next run said "resumed at epoch 30": it is resumable.
+#[test]
+fn a_killed_unit_with_a_checkpoint_is_listed_as_resumable() {
+    let (_tmp, runs, config) = tiny_folder("ensemble = \"off\"\n");
+    succeed(run_into(&config, &runs).arg("--prepare-only"));
+    let unit = runs.join("tiny/plain/h2/rep0");
+    std::fs::create_dir_all(&unit).unwrap();
+    std::fs::write(unit.join("result.lock"), "node-b 4242 99\n").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(45);
+    std::fs::File::options()
+        .write(true)
+        .open(unit.join("result.lock"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    std::fs::write(unit.join("checkpoint.safetensors"), b"any").unwrap();
+    let status = succeed(
+        realbias()
+            .env("REALBIAS_LOCK_LEASE", "30")
+            .arg("status")
+            .arg(runs.join("tiny")),
+    );
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("resumable: plain H=2 rep 0") && status.contains("failed         0"),
+        "{status}"
+    );
+}

@@ -153,6 +153,9 @@ pub struct Outcome {
     pub elsewhere: usize,
     /// In other shards of the plan.
     pub other_shards: usize,
+    /// Could not run (an unreadable checkpoint, a corrupt file): recorded in the unit's
+    /// `failed.txt`, named in [`ExperimentReport::failures`]; the other units still ran.
+    pub failed: usize,
 }
 
 /// What a finished (or interrupted) run leaves.
@@ -164,6 +167,8 @@ pub struct ExperimentReport {
     pub finalized: Option<Finalized>,
     /// Every unit of the plan has a result.
     pub complete: bool,
+    /// `label: why` of each unit that failed on its own (`Outcome::failed`).
+    pub failures: Vec<String>,
     /// Of the units without a result when the run ended: held by a live process (another
     /// shard, another run on the folder), and held by none (left for a later run).
     pub held_elsewhere: usize,
@@ -381,6 +386,7 @@ pub fn run(
         outcome: Outcome::default(),
         finalized: None,
         complete: false,
+        failures: Vec::new(),
         held_elsewhere: 0,
         unclaimed: 0,
     };
@@ -388,7 +394,7 @@ pub fn run(
         return Ok(report);
     }
     let mine = in_shard(&units, options.shard);
-    report.outcome = execute(exp, &units, &mine, ctx, options)?;
+    (report.outcome, report.failures) = execute(exp, &units, &mine, ctx, options)?;
     let missing = Missing::among(exp, &units);
     report.complete = missing.is_complete();
     report.held_elsewhere = missing
@@ -427,6 +433,29 @@ struct Queue<'a> {
     outcome: Mutex<Outcome>,
     failure: Mutex<Option<ExperimentError>>,
     failed: AtomicBool,
+    /// Units that failed on their own (`label: why`).
+    unit_failures: Mutex<Vec<String>>,
+}
+
+/// The file beside a unit's result that records why it failed on its own.
+pub fn failure_path(unit: &Unit) -> PathBuf {
+    unit.result.with_file_name(FAILURE_FILE)
+}
+
+pub const FAILURE_FILE: &str = "failed.txt";
+
+/// Whether `e` concerns one unit's own files (its checkpoint, a file of its own), so that the
+/// other units can still run; anything else (the disk, the data, the config) stops the run.
+fn is_unit_failure(e: &ExperimentError) -> bool {
+    use realbias_train::TrainError;
+    matches!(
+        e,
+        ExperimentError::Train(
+            TrainError::CheckpointMismatch { .. }
+                | TrainError::CorruptCheckpoint { .. }
+                | TrainError::File { .. }
+        )
+    )
 }
 
 impl<'a> Queue<'a> {
@@ -460,9 +489,23 @@ impl<'a> Queue<'a> {
             Ok(UnitOutcome::Finished(line)) => {
                 outcome.trained += 1;
                 drop(outcome);
+                let _ = std::fs::remove_file(failure_path(unit)); // an earlier failure's record
                 ctx.progress.finished(unit, &line, false);
             }
             Ok(UnitOutcome::Interrupted) => outcome.unfinished += 1,
+            Err(e) if is_unit_failure(&e) => {
+                outcome.failed += 1;
+                drop(outcome);
+                let why = e.to_string();
+                // Best effort: the run's exit status and message name it in any case.
+                let _ = crate::store::save_texts(vec![(failure_path(unit), format!("{why}\n"))]);
+                ctx.progress.note(&format!(
+                    "{}: failed, the other units go on: {why}",
+                    unit.label
+                ));
+                let mut failures = self.unit_failures.lock().unwrap_or_else(|p| p.into_inner());
+                failures.push(format!("{}: {why}", unit.label));
+            }
             Err(e) => {
                 self.failed.store(true, Ordering::Relaxed);
                 let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
@@ -474,14 +517,15 @@ impl<'a> Queue<'a> {
 
 /// Runs every unfinished unit on `jobs` workers, each in its own rayon pool of `threads`
 /// threads, the most expensive first so the long units start at once and the short ones fill
-/// in around them (stable: plan order among equals).
+/// in around them (stable: plan order among equals). Returns the outcome and the units that
+/// failed on their own.
 fn execute(
     exp: &dyn Experiment,
     units: &[Unit],
     mine: &[bool],
     ctx: &Context,
     options: &ExperimentOptions,
-) -> Result<Outcome, ExperimentError> {
+) -> Result<(Outcome, Vec<String>), ExperimentError> {
     let mut outcome = Outcome::default();
     let mut pending = Vec::new();
     for (unit, &mine) in units.iter().zip(mine) {
@@ -513,6 +557,7 @@ fn execute(
         outcome: Mutex::new(outcome),
         failure: Mutex::new(None),
         failed: AtomicBool::new(false),
+        unit_failures: Mutex::new(Vec::new()),
     };
     std::thread::scope(|scope| {
         for worker in 0..options.jobs.max(1) {
@@ -533,7 +578,11 @@ fn execute(
         .into_inner()
         .map(|q| q.iter().map(Vec::len).sum())
         .unwrap_or(0);
-    Ok(outcome)
+    let failures = queue
+        .unit_failures
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    Ok((outcome, failures))
 }
 
 /// One worker: takes batches of units off the queue until it is empty, stopped or failed.

@@ -107,7 +107,7 @@ pub fn command(args: RunArgs) -> Result<()> {
         Ok(experiment::run(exp.as_mut(), &options, &ctx)?)
     });
     view.finish();
-    let report = report?;
+    let mut report = report?;
     if args.prepare_only {
         println!(
             "prepared {}: the folder is claimed and the shared work done",
@@ -115,9 +115,26 @@ pub fn command(args: RunArgs) -> Result<()> {
         );
         return Ok(());
     }
+    let failures = std::mem::take(&mut report.failures);
+    for f in &failures {
+        eprintln!("failed: {f}");
+    }
+    let result = summarize(&args, exp.as_ref(), report);
+    if !failures.is_empty() {
+        // Every other unit ran; the failed ones keep their reason in failed.txt.
+        anyhow::bail!(
+            "{} unit(s) failed on their own (listed above, and by `realbias status`); every other unit ran",
+            failures.len()
+        );
+    }
+    result
+}
+
+/// What a run that ended prints: the summary it finalized, or why it finalized none.
+fn summarize(args: &RunArgs, exp: &dyn Experiment, report: ExperimentReport) -> Result<()> {
     let o = report.outcome;
-    let Some(finalized) = report.finalized else {
-        return unfinalized(&args, &report);
+    let Some(finalized) = &report.finalized else {
+        return unfinalized(args, &report);
     };
     println!("{} trained, {} already finished", o.trained, o.skipped);
     println!("\n{}", exp.report(&report.dir)?);

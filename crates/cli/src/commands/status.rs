@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use realbias_experiments::experiment::lock_path;
+use realbias_experiments::experiment::{FAILURE_FILE, lock_path};
 use realbias_experiments::lock;
 use realbias_experiments::registry;
 use realbias_experiments::store::read_result;
@@ -36,6 +36,10 @@ fn state(finished: bool, unit_result: &Path, lock: &Path) -> State {
         };
         return State::Failed(format!("{why}; remove it to train the unit again"));
     }
+    // A unit that failed on its own says why (`failed.txt`), until a run finishes it.
+    if let Ok(why) = std::fs::read_to_string(unit_result.with_file_name(FAILURE_FILE)) {
+        return State::Failed(why.trim().to_string());
+    }
     match lock::inspect(lock) {
         Some(info) => {
             let holder = info
@@ -43,6 +47,8 @@ fn state(finished: bool, unit_result: &Path, lock: &Path) -> State {
                 .map_or("an unreadable lock".to_string(), |o| o.to_string());
             match info.stale {
                 None => State::Claimed(holder, info.age.as_secs()),
+                // Killed with a checkpoint: the next run takes the lock over and resumes.
+                Some(_) if let Some(age) = checkpoint_age(unit_result) => State::Resumable(age),
                 Some(why) => State::Failed(format!(
                     "stale lock of {holder} ({why}); the next run takes it over"
                 )),
