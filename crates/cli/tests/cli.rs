@@ -1257,3 +1257,34 @@ fn a_killed_unit_with_a_checkpoint_is_listed_as_resumable() {
         "{status}"
     );
 }
+
+/// A kill during a checkpoint write left `.checkpoint.safetensors.PID-N.tmp`, and every killed
+/// process its `.sessions/HOST-PID.lock`; nothing ever removed them. `status` lists them, and
+/// the run that finishes the folder removes them.
+#[test]
+fn litter_of_killed_processes_is_shown_and_removed_when_the_folder_finishes() {
+    let (_tmp, runs, config) = tiny_folder("ensemble = \"off\"\n");
+    succeed(run_into(&config, &runs).arg("--prepare-only"));
+    let folder = runs.join("tiny");
+    let unit = folder.join("plain/h2/rep0");
+    std::fs::create_dir_all(&unit).unwrap();
+    let tmp = unit.join(".checkpoint.safetensors.4242-0.tmp");
+    let marker = folder.join(".sessions/node-b-4242.lock");
+    std::fs::write(&tmp, vec![0u8; 1000]).unwrap();
+    std::fs::write(&marker, "node-b 4242 99\n").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for path in [&tmp, &marker] {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(old).unwrap();
+    }
+    let status = succeed(realbias().arg("status").arg(&folder));
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("left by killed processes: 2 file(s)") && text.contains("4242-0.tmp"),
+        "{text}"
+    );
+    succeed(&mut run_into(&config, &runs));
+    assert!(!tmp.exists() && !marker.exists());
+    let status = succeed(realbias().arg("status").arg(&folder));
+    assert!(!String::from_utf8_lossy(&status.stdout).contains("left by killed"));
+}

@@ -403,6 +403,15 @@ pub fn run(
         .filter(|u| lock::live_owner(&lock_path(u)).is_some())
         .count();
     report.unclaimed = missing.units.len() - report.held_elsewhere;
+    if report.complete {
+        // The folder is done: nothing a killed process left is needed any more.
+        let removed = crate::store::remove_litter(&ctx.dir);
+        if removed > 0 {
+            ctx.progress.note(&format!(
+                "removed {removed} file(s) left by killed processes (temporary files, session markers)"
+            ));
+        }
+    }
     if report.complete && options.finalize {
         // mark_partial also removes a missing.txt an earlier partial plot left.
         let finalized = exp.finalize(&ctx.dir)?;
@@ -490,6 +499,9 @@ impl<'a> Queue<'a> {
                 outcome.trained += 1;
                 drop(outcome);
                 let _ = std::fs::remove_file(failure_path(unit)); // an earlier failure's record
+                if let Some(folder) = unit.result.parent() {
+                    crate::store::remove_litter(folder);
+                }
                 ctx.progress.finished(unit, &line, false);
             }
             Ok(UnitOutcome::Interrupted) => outcome.unfinished += 1,

@@ -155,6 +155,57 @@ pub fn join(dir: &Path) -> Result<Lock, ExperimentError> {
     }
 }
 
+/// How old a temporary file of an atomic write must be to count as left by a killed writer (a
+/// live one renames it within seconds).
+const TMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What killed processes left in `dir` (recursively): temporary files of interrupted atomic
+/// writes (`.NAME.PID-N.tmp`, older than 10 minutes) and the session markers of processes
+/// that are gone.
+pub fn litter(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let in_sessions = folder.file_name().is_some_and(|n| n == SESSIONS);
+            if kind.is_dir() && !kind.is_symlink() {
+                pending.push(path);
+            } else if (kind.is_file() && is_old_tmp(&path, &name))
+                || (in_sessions && name.ends_with(".lock") && lock::live_owner(&path).is_none())
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn is_old_tmp(path: &Path, name: &str) -> bool {
+    let age = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    name.starts_with('.') && name.ends_with(".tmp") && age.is_some_and(|a| a > TMP_AGE)
+}
+
+/// Removes [`litter`]; how many files it removed (best effort: one that cannot be removed is
+/// left for `status` to show).
+pub fn remove_litter(dir: &Path) -> usize {
+    litter(dir)
+        .iter()
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
 /// The live processes other than this one working in `dir` (a stale marker, left by a process
 /// that died or stopped refreshing it, does not count).
 pub fn other_sessions(dir: &Path) -> Vec<Owner> {

@@ -110,6 +110,16 @@ pub fn command(dir: &Path) -> Result<()> {
             _ => {}
         }
     }
+    let litter = realbias_experiments::store::litter(dir);
+    if !litter.is_empty() {
+        println!(
+            "  left by killed processes: {} file(s) (temporary files, session markers), removed by the run that finishes the folder:",
+            litter.len()
+        );
+        for path in &litter {
+            println!("    {}", path.display());
+        }
+    }
     for (owner, (labels, age)) in by_owner {
         println!(
             "  claimed by {owner} (leases refreshed within {age} s, stale after {} s): {}",
