@@ -1288,3 +1288,23 @@ fn litter_of_killed_processes_is_shown_and_removed_when_the_folder_finishes() {
     let status = succeed(realbias().arg("status").arg(&folder));
     assert!(!String::from_utf8_lossy(&status.stdout).contains("left by killed"));
 }
+
+/// A bad `--set` was reported as a fault of the config file ("configs/x.toml: invalid config");
+/// it is reported as the `--set`, while a bad file is still reported as the file.
+#[test]
+fn a_bad_set_is_reported_as_the_set() {
+    let (_tmp, runs, config) = tiny_folder("");
+    let err = fails(run_into(&config, &runs).args(["--dry-run", "--set", "optim.lr=-1"]));
+    assert!(
+        err.starts_with("error: --set optim.lr=-1 (the config file")
+            && err.contains("is valid without it")
+            && err.contains("optim.lr = -1 must be > 0"),
+        "{err}"
+    );
+    std::fs::write(&config, "name = \"tiny\"\n[optim]\nlr = -1\n").unwrap();
+    let err = fails(run_into(&config, &runs).args(["--dry-run", "--set", "optim.lr=0.1"]));
+    assert!(
+        !err.contains("--set"),
+        "a fault of the file is the file's: {err}"
+    );
+}

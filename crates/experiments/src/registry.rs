@@ -30,7 +30,8 @@ const KINDS: [(&str, Build); 2] = [
 
 /// Reads an experiment config (with `--set` overrides) and builds its experiment.
 pub fn load(path: &Path, sets: &[String]) -> Result<Box<dyn Experiment>, ConfigError> {
-    parse(&read_config(path)?, path, sets)
+    let text = read_config(path)?;
+    realbias_train::config::blaming_sets(path, sets, |sets| parse(&text, path, sets))
 }
 
 /// [`load`] from the config's text.

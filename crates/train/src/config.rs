@@ -24,6 +24,13 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("--set {0}: expected KEY=VALUE with a dotted key, e.g. optim.lr=0.05")]
     BadSet(String),
+    /// The file alone is valid; its `--set` overrides are not.
+    #[error("--set {sets} (the config file {path} is valid without it): {message}")]
+    FromSet {
+        sets: String,
+        path: PathBuf,
+        message: String,
+    },
     #[error("{path}: invalid config:\n  - {}", problems.join("\n  - "))]
     Invalid {
         path: PathBuf,
@@ -38,6 +45,31 @@ impl ConfigError {
             message: message.to_string(),
         }
     }
+}
+
+/// `parse(sets)`, its error blamed on the `--set` overrides when the file parses without
+/// them: a bad `--set` is reported as a `--set`, not as a fault of the file.
+pub fn blaming_sets<T>(
+    path: &Path,
+    sets: &[String],
+    parse: impl Fn(&[String]) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    let error = match parse(sets) {
+        Err(e) if !sets.is_empty() && parse(&[]).is_ok() => e,
+        other => return other,
+    };
+    let message = match error {
+        ConfigError::Parse { message, .. } => message,
+        ConfigError::Invalid { problems, .. } => {
+            format!("invalid config:\n  - {}", problems.join("\n  - "))
+        }
+        other => other.to_string(),
+    };
+    Err(ConfigError::FromSet {
+        sets: sets.join(" --set "),
+        path: path.to_path_buf(),
+        message: message.trim_end().to_string(),
+    })
 }
 
 /// A config file's text.
@@ -320,7 +352,8 @@ pub fn set_dotted<'a>(
 impl TrainConfig {
     /// Reads `path`, applies `--set` overrides, parses and validates.
     pub fn load(path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
-        Self::parse(&read_config(path)?, path, sets)
+        let text = read_config(path)?;
+        blaming_sets(path, sets, |sets| Self::parse(&text, path, sets))
     }
 
     /// Parses TOML `text` (`path` names it in errors), applies overrides and validates.
