@@ -398,6 +398,21 @@ fn the_dry_run_says_what_the_run_would_do() {
     let really = succeed(&mut run(&[&changed[..], &["--force"]].concat()));
     let text = String::from_utf8_lossy(&really.stdout);
     assert!(text.contains("1 trained, 1 already finished"), "{text}");
+    // A change that every finished run depends on: --force says what it throws away.
+    let relearned = [
+        "--set",
+        "sweep.hidden=[2, 8]",
+        "--set",
+        "optim.lr=0.05",
+        "--force",
+    ];
+    let again = succeed(&mut run(&relearned));
+    let said = [again.stdout, again.stderr].concat();
+    let said = String::from_utf8_lossy(&said);
+    assert!(
+        said.contains("--force: removed 2 result(s) this config would not produce"),
+        "--force says what it removed: {said}"
+    );
 }
 
 #[test]
@@ -1307,4 +1322,33 @@ fn a_bad_set_is_reported_as_the_set() {
         !err.contains("--set"),
         "a fault of the file is the file's: {err}"
     );
+}
+
+/// `--force` discarded a checkpoint that could not resume the run without a word; it now
+/// says which file it discarded and why.
+#[test]
+fn force_says_which_checkpoint_it_discarded_and_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(tmp.path(), 3);
+    let out = tmp.path().join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("checkpoint.safetensors"), b"garbage").unwrap();
+    let train = || {
+        let mut c = realbias();
+        c.args(["train", "--plain", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out);
+        c
+    };
+    let err = fails(&mut train());
+    assert!(err.contains("--force"), "{err}");
+    let done = succeed(train().arg("--force"));
+    let text = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        text.contains("--force: discarded")
+            && text.contains("checkpoint.safetensors (it cannot be read"),
+        "{text}"
+    );
+    assert!(out.join("result.json").is_file());
 }

@@ -374,10 +374,19 @@ pub fn run(
         ));
     }
     if options.force {
+        let mut removed = Vec::new();
         for (unit, keep) in units.iter().zip(kept(exp, &units, state, true)) {
-            if !keep && lock::live_owner(&lock_path(unit)).is_none() {
+            if !keep && lock::live_owner(&lock_path(unit)).is_none() && unit.result.exists() {
                 remove(&unit.result)?;
+                removed.push(unit.label.as_str());
             }
+        }
+        if !removed.is_empty() {
+            ctx.progress.note(&format!(
+                "--force: removed {} result(s) this config would not produce, to train again: {}",
+                removed.len(),
+                removed.join(", ")
+            ));
         }
     }
     exp.prepare(ctx)?;

@@ -12,6 +12,9 @@ pub trait Progress {
     /// Called when the run resumes from its checkpoint, with its history so far (its last
     /// record is the last epoch done).
     fn resumed(&mut self, _history: &[EpochRecord]) {}
+    /// Called when `--force` discarded the checkpoint at `path`, with why it could not resume
+    /// the run (the run then starts again).
+    fn discarded(&mut self, _path: &std::path::Path, _why: &str) {}
     /// True when the user asked to stop.
     fn stop_requested(&self) -> bool {
         false

@@ -234,8 +234,18 @@ impl CheckpointSlot {
     pub fn load(
         &self,
         config: &TrainConfig,
-        (d, h, k): (usize, usize, usize),
+        dims: (usize, usize, usize),
     ) -> Result<Option<TrainingState>, TrainError> {
+        Ok(self.load_reporting(config, dims)?.0)
+    }
+
+    /// [`load`](Self::load), and why a checkpoint was discarded (under `discard_mismatched`),
+    /// so that `--force` can say what it threw away.
+    pub fn load_reporting(
+        &self,
+        config: &TrainConfig,
+        (d, h, k): (usize, usize, usize),
+    ) -> Result<(Option<TrainingState>, Option<String>), TrainError> {
         let path = self.path();
         let limit = checkpoint_limit(config, (d, h, k));
         let read = TensorFile::read(&path, limit).and_then(|file| match file {
@@ -249,19 +259,28 @@ impl CheckpointSlot {
                     why: format!("it cannot be read ({message})"),
                 })
             }
-            Err(TrainError::File { .. } | TrainError::CheckpointMismatch { .. })
+            Err(e @ (TrainError::File { .. } | TrainError::CheckpointMismatch { .. }))
                 if self.discard_mismatched =>
             {
                 crate::files::remove(&path)?;
-                Ok(None)
+                Ok((None, Some(discard_reason(e))))
             }
-            other => other,
+            other => Ok((other?, None)),
         }
     }
 
     /// Removes the checkpoint (the run's `result.json` is written).
     pub fn remove(&self) -> Result<(), TrainError> {
         crate::files::remove(&self.path())
+    }
+}
+
+/// Why a discarded checkpoint could not resume the run, without the advice to discard it.
+fn discard_reason(e: TrainError) -> String {
+    match e {
+        TrainError::CheckpointMismatch { why, .. } => why,
+        TrainError::File { message, .. } => format!("it cannot be read ({message})"),
+        other => other.to_string(),
     }
 }
 

@@ -161,10 +161,13 @@ impl<'a> Trainer<'a> {
                 Ok(net.init(config.train.seed, self.device)?)
             })
             .and_then(|initial| {
-                let saved = match &self.checkpoint {
-                    Some(slot) => slot.load(config, initial.dims())?,
-                    None => None,
+                let (saved, discarded) = match &self.checkpoint {
+                    Some(slot) => slot.load_reporting(config, initial.dims())?,
+                    None => (None, None),
                 };
+                if let (Some(why), Some(slot)) = (discarded, &self.checkpoint) {
+                    progress.discarded(&slot.path(), &why);
+                }
                 Ok((initial, saved))
             });
         let (initial, saved) = match prepared {

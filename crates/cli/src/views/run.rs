@@ -121,6 +121,18 @@ impl Progress for RunView {
         self.history = history.to_vec();
     }
 
+    fn discarded(&mut self, path: &std::path::Path, why: &str) {
+        let text = format!(
+            "--force: discarded {} ({why}); the run starts from epoch 0",
+            path.display()
+        );
+        match self.view {
+            // Before the launch: the dashboard does not hold the terminal yet.
+            View::Dashboard => eprintln!("{text}"),
+            _ => self.line(text),
+        }
+    }
+
     fn stop_requested(&self) -> bool {
         self.interrupter.should_stop()
     }
