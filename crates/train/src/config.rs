@@ -367,7 +367,20 @@ impl TrainConfig {
                 .try_into()
                 .map_err(parse_err)?
         };
-        config.validate(path)?;
+        let table = parse_table(text, path, sets)?;
+        let written = table.get("optim").and_then(|o| o.as_table());
+        let mut problems = config.problems();
+        for p in written.map_or(Vec::new(), |o| config.optim.foreign_keys_written(o, &[])) {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
         config.optim.fill_method_table();
         Ok(config)
     }

@@ -264,6 +264,25 @@ fn method_configs_are_checked_before_anything_runs() {
     // A setting of another method.
     let e = problems("[optim]\nmethod = \"cg\"\nmomentum = 0.9\n");
     assert!(e.contains("optim.momentum") && e.contains("\"cg\""), "{e}");
+    // Whatever its value: SGD's default momentum used to pass in a CG config, in the file
+    // or through --set.
+    let e = problems("[optim]\nmethod = \"cg\"\nmomentum = 0.5\n");
+    assert!(e.contains("optim.momentum") && e.contains("\"cg\""), "{e}");
+    let sets = [
+        "optim.method=\"cg\"".to_string(),
+        "optim.momentum=0.5".to_string(),
+    ];
+    let e = TrainConfig::parse(
+        "[data]\ndataset = { kind = \"mnist\" }\n",
+        Path::new("s.toml"),
+        &sets,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("optim.momentum is a setting of another method"),
+        "{e}"
+    );
     let e = problems("[optim]\nmethod = \"adam\"\n[optim.cg]\nc2 = 0.5\n");
     assert!(e.contains("optim.cg") && e.contains("\"adam\""), "{e}");
     let e = problems("[optim]\nmethod = \"sgd\"\n[optim.lbfgs]\nhistory_size = 5\n");

@@ -258,6 +258,7 @@ impl ExperimentConfig {
                 "no [sweep] section: use `realbias train` for a single run",
             )
         })?;
+        let written_optim = table.get("optim").and_then(|o| o.as_table()).cloned();
         let sweep: SweepConfig = sweep
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::parse(path, format!("in [sweep]: {e}")))?;
@@ -276,6 +277,15 @@ impl ExperimentConfig {
         };
         let shared = method_axis_keys(&config.sweep.vary);
         let mut problems = config.base.problems_allowing(&shared);
+        let written = written_optim.map_or(Vec::new(), |o| {
+            config.base.optim.foreign_keys_written(&o, &shared)
+        });
+        problems.extend(
+            written
+                .into_iter()
+                .filter(|p| !problems.contains(p))
+                .collect::<Vec<_>>(),
+        );
         config.base.optim.fill_method_table();
         problems.extend(config.sweep_problems());
         if problems.is_empty() {

@@ -229,13 +229,33 @@ impl OptimConfig {
             p.extend(adam_problems(a));
         }
         let foreign = self.foreign_keys().into_iter();
-        p.extend(foreign.filter(|k| !allowed.contains(k)).map(|key| {
-            format!(
-                "optim.{key} is a setting of another method: optim.method = \"{}\" does not read it",
-                self.method.name()
-            )
-        }));
+        p.extend(
+            foreign
+                .filter(|k| !allowed.contains(k))
+                .map(|key| self.foreign_problem(key)),
+        );
         p
+    }
+
+    /// The keys present in a config's `[optim]` table as written (`optim`) that this method
+    /// does not read, except `allowed`, as problems: a key of another method is refused
+    /// whatever its value (`momentum = 0.5`, SGD's default, used to pass in a CG config).
+    pub fn foreign_keys_written(&self, optim: &toml::Table, allowed: &[&str]) -> Vec<String> {
+        let own = self.method.own_keys();
+        let of_some_method = |key: &str| Method::ALL.iter().any(|m| m.own_keys().contains(&key));
+        optim
+            .keys()
+            .filter(|k| of_some_method(k) && !own.contains(&k.as_str()))
+            .filter(|k| !allowed.contains(&k.as_str()))
+            .map(|key| self.foreign_problem(key))
+            .collect()
+    }
+
+    fn foreign_problem(&self, key: &str) -> String {
+        format!(
+            "optim.{key} is a setting of another method: optim.method = \"{}\" does not read it",
+            self.method.name()
+        )
     }
 
     /// The keys of `[optim]` set (away from their defaults) that `method` does not read.
