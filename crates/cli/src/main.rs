@@ -90,7 +90,9 @@ fn main() {
     let cli = Cli::parse();
     // Checked before any command: a lease that silently fell back to the default would let
     // a live holder's lock look stale, or a dead one's block its unit for too long.
-    if let Err(e) = realbias_experiments::lock::check_lease_variable() {
+    let variables = realbias_experiments::lock::check_lease_variable()
+        .and_then(|()| views::interrupt::stop_grace().map(|_| ()));
+    if let Err(e) = variables {
         eprintln!("error: {e}");
         std::process::exit(2);
     }

@@ -1352,3 +1352,23 @@ fn force_says_which_checkpoint_it_discarded_and_why() {
     );
     assert!(out.join("result.json").is_file());
 }
+
+/// An invalid REALBIAS_LOCK_LEASE or REALBIAS_STOP_GRACE is an error before any command
+/// (exit 2), never a silent fallback to the default.
+#[test]
+fn invalid_timing_variables_are_refused_before_any_command() {
+    for (variable, value) in [
+        ("REALBIAS_LOCK_LEASE", "soon"),
+        ("REALBIAS_STOP_GRACE", "abc"),
+        ("REALBIAS_STOP_GRACE", "-1"),
+    ] {
+        let out = realbias()
+            .env(variable, value)
+            .args(["status", "."])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{variable}={value}: {err}");
+        assert!(err.contains(variable), "{err}");
+    }
+}
