@@ -21,6 +21,7 @@ pub mod registry;
 pub mod shard;
 pub mod store;
 pub mod sweep;
+pub mod text;
 mod unit;
 
 pub use error::ExperimentError;

@@ -169,9 +169,7 @@ fn inspect_file(path: &Path) -> Option<(std::fs::Metadata, LockInfo)> {
     let now = SystemTime::now();
     let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
     let ahead = modified.duration_since(now).unwrap_or(Duration::ZERO);
-    let owner = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| Owner::parse(&t));
+    let owner = read_lock_text(path).and_then(|t| Owner::parse(&t));
     let stale = match &owner {
         _ if ahead > FUTURE_TOLERANCE => Some(format!(
             "refreshed {} s in the future (a clock ahead by more than {} s, or an mtime set by hand)",
@@ -262,7 +260,13 @@ impl Drop for Lock {
 
 /// The owner named in a lock file, if the file is there and readable (stale or not).
 fn owner(path: &Path) -> Option<Owner> {
-    Owner::parse(&std::fs::read_to_string(path).ok()?)
+    Owner::parse(&read_lock_text(path)?)
+}
+
+/// A lock file's text, if it is a regular file of at most 4 KB (a lock is one short line; a
+/// FIFO or a huge file is unreadable, never waited on or loaded).
+fn read_lock_text(path: &Path) -> Option<String> {
+    crate::text::read_text(path, 4096).ok().flatten()
 }
 
 /// Removes the stale lock at `path` without removing a fresh one that replaced it meanwhile:

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::ExperimentError;
 use crate::lock::{self, Lock, Owner};
+use crate::text::{MAX_TEXT_BYTES, read_text};
 
 /// The resolved config an experiment folder belongs to.
 pub(crate) const EXPERIMENT_FILE: &str = "experiment.toml";
@@ -222,18 +223,23 @@ pub fn other_sessions(dir: &Path) -> Vec<Owner> {
 /// The text of an experiment folder's config.
 pub fn folder_config(dir: &Path) -> Result<(PathBuf, String), ExperimentError> {
     let path = dir.join(EXPERIMENT_FILE);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|_| ExperimentError::NotAnExperiment(dir.to_path_buf()))?;
+    let text = match read_text(&path, MAX_TEXT_BYTES) {
+        Ok(Some(text)) => text,
+        Ok(None) => return Err(ExperimentError::NotAnExperiment(dir.to_path_buf())),
+        Err(message) => {
+            return Err(realbias_train::config::ConfigError::parse(&path, message).into());
+        }
+    };
     Ok((path, text))
 }
 
 /// A saved result: `Ok(None)` when the file is not there (not finished), an error naming the
 /// file when it is there but cannot be read or parsed.
 pub fn read_result<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+    let text = match read_text(path, MAX_TEXT_BYTES) {
+        Ok(Some(text)) => text,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(format!("cannot read: {e}")),
     };
     serde_json::from_str(&text)
         .map(Some)
