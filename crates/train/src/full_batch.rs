@@ -20,7 +20,6 @@ use crate::ledger::{Ledger, Reader};
 use crate::optim::{LbfgsSettings, Method};
 use crate::record::{StopReason, TrainedRun};
 use crate::state::{CheckpointSlot, OptimizerState, TrainingState, Weights};
-use crate::trainer::upload_pair;
 use crate::{Progress, TrainError};
 
 /// One full-batch run: what [`crate::Trainer`] hands over.
@@ -32,10 +31,7 @@ pub(crate) struct FullBatchRun<'a> {
     pub checkpoint: Option<&'a CheckpointSlot>,
 }
 
-/// Examples per forward and backward pass of the full-batch objective: the whole training
-/// split up to this many (Figure 2's 2,000 in one pass), in chunks of it beyond, so that a
-/// full-batch run's memory stays that of a 10,000-example batch.
-pub const FULL_BATCH_CHUNK: usize = 10_000;
+use crate::memory::FULL_BATCH_CHUNK;
 
 /// The training objective on the autodiff device: the whole training split, in chunks.
 pub(crate) struct NetworkObjective {
@@ -219,10 +215,10 @@ impl FullBatch {
                 why: "a full-batch run's checkpoint without its optimizer state".into(),
             })?;
         let dims = objective.dims;
-        let (u, v) = upload_pair(&saved.weights, dims, device);
+        let (u, v) = saved.weights.upload(dims, device);
         let evaluations = o.scalar("evaluations")? as u64;
         let flat = |w: &Weights| {
-            let (a, b) = upload_pair(w, dims, device);
+            let (a, b) = w.upload(dims, device);
             flatten(a, b)
         };
         let state = match config.optim.method {

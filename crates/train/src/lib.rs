@@ -33,6 +33,7 @@ pub mod optim;
 pub mod progress;
 pub mod provenance;
 pub mod record;
+pub mod run_files;
 mod shards;
 mod stacked_eval;
 pub mod state;

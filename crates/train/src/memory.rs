@@ -4,6 +4,11 @@
 use crate::TrainError;
 use crate::config::TrainConfig;
 
+/// Examples per forward and backward pass of the full-batch objective: the whole training
+/// split up to this many (Figure 2's 2,000 in one pass), in chunks of it beyond, so that a
+/// full-batch run's memory stays that of a 10,000-example batch.
+pub const FULL_BATCH_CHUNK: usize = 10_000;
+
 /// Copies of the weights alive during training: the autodiff parameters, their gradients, the
 /// momentum buffers, the inference copy evaluated each epoch, the best-validation copy, the
 /// host-side draw at initialization and its upload, with some slack for the optimizer's
@@ -12,13 +17,13 @@ const WEIGHT_COPIES: f64 = 10.0;
 
 /// Bytes a run needs, roughly: the weight copies plus the hidden activations of the largest
 /// batch (forward, backward and the ReLU mask; a full-batch method's pass at most
-/// [`crate::full_batch::FULL_BATCH_CHUNK`] examples).
+/// [`FULL_BATCH_CHUNK`] examples).
 fn estimate_bytes(inputs: usize, hidden: usize, outputs: usize, config: &TrainConfig) -> f64 {
     let params = (inputs as f64 + outputs as f64) * hidden as f64;
     let mut rows = config.optim.batch_size.max(config.train.eval_batch);
     if config.optim.method.is_full_batch() {
         // The full-batch objective's passes (at most this many examples each).
-        rows = rows.max(crate::full_batch::FULL_BATCH_CHUNK);
+        rows = rows.max(FULL_BATCH_CHUNK);
     }
     let rows = rows as f64;
     4.0 * (WEIGHT_COPIES * params + 3.0 * rows * hidden as f64)

@@ -240,21 +240,6 @@ pub fn history_csv(history: &[EpochRecord]) -> String {
     s
 }
 
-/// Writes `history.csv` and the networks (`network.safetensors`, unless
-/// `train.save_networks` is off), then `result.json` last: a folder with a `result.json`
-/// holds a finished run. Its checkpoint is then removed.
-pub fn write_run(dir: &Path, run: &TrainedRun) -> Result<(), TrainError> {
-    write_atomic(
-        &dir.join("history.csv"),
-        history_csv(&run.history).as_bytes(),
-    )?;
-    if run.result.config.train.save_networks {
-        crate::networks::write_networks(dir, run)?;
-    }
-    write_result(dir, &run.result)?;
-    crate::files::remove(&dir.join(crate::state::CHECKPOINT_FILE))
-}
-
 /// Writes (or rewrites) `result.json` in `dir`, atomically.
 pub fn write_result(dir: &Path, result: &TrainingResult) -> Result<(), TrainError> {
     let path = dir.join("result.json");

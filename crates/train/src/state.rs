@@ -38,6 +38,19 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// The `d x h` and `h x k` tensors of these weights on `device`.
+    pub(crate) fn upload(
+        &self,
+        (d, h, k): (usize, usize, usize),
+        device: &burn::tensor::Device,
+    ) -> (burn::tensor::Tensor<2>, burn::tensor::Tensor<2>) {
+        use burn::tensor::{Tensor, TensorData};
+        (
+            Tensor::from_data(TensorData::new(self.u.clone(), [d, h]), device),
+            Tensor::from_data(TensorData::new(self.v.clone(), [h, k]), device),
+        )
+    }
+
     /// The weights of `net`, read back from the device.
     pub fn of(net: &realbias_model::TwoLayerNet) -> Result<Self, TrainError> {
         Weights::from_device(&net.u.val(), &net.v.val())

@@ -12,8 +12,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use burn::optim::{Adam, AdamConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use burn::train::Interrupter;
 use burn::train::renderer::MetricsRenderer;
 use realbias_data::Dataset;
@@ -21,9 +20,8 @@ use realbias_data::Dataset;
 use crate::classifier::LossPath;
 use crate::config::TrainConfig;
 use crate::engine::learner::LearnerRun;
-use crate::optim::AdamSettings;
 use crate::record::TrainedRun;
-use crate::state::{CheckpointSlot, Weights};
+use crate::state::CheckpointSlot;
 use crate::{Progress, TrainError};
 
 /// Trains one network on `data` as `config` says, on `device` (its autodiff twin for training).
@@ -85,27 +83,6 @@ pub struct Trainer<'a> {
     loss: LossPath,
     checkpoint: Option<CheckpointSlot>,
     dashboard: Option<(Box<dyn MetricsRenderer>, Interrupter)>,
-}
-
-/// A `d x h` and an `h x k` tensor on `device` from host weights.
-pub(crate) fn upload_pair(
-    w: &Weights,
-    (d, h, k): (usize, usize, usize),
-    device: &Device,
-) -> (Tensor<2>, Tensor<2>) {
-    (
-        Tensor::from_data(TensorData::new(w.u.clone(), [d, h]), device),
-        Tensor::from_data(TensorData::new(w.v.clone(), [h, k]), device),
-    )
-}
-
-/// Burn's Adam with the run's settings.
-pub(crate) fn adam_of(settings: &AdamSettings) -> Adam {
-    AdamConfig::new()
-        .with_beta_1(settings.beta_1 as f32)
-        .with_beta_2(settings.beta_2 as f32)
-        .with_epsilon(settings.epsilon as f32)
-        .build()
 }
 
 impl<'a> Trainer<'a> {

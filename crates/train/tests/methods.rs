@@ -9,7 +9,7 @@ use std::path::Path;
 use common::{config, device, teacher_data, timeless};
 use realbias_train::config::TrainConfig;
 use realbias_train::optim::Method;
-use realbias_train::record::write_run;
+use realbias_train::run_files::write_run;
 use realbias_train::{
     CheckpointSlot, EpochRecord, Progress, Quiet, StopReason, TrainedRun, Trainer, TrainingResult,
     train,

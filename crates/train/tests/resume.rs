@@ -11,7 +11,7 @@ use common::{config, device, relabelled, teacher_data, timeless};
 use realbias_data::Dataset;
 use realbias_train::config::TrainConfig;
 use realbias_train::ensemble::train_ensemble_with;
-use realbias_train::record::write_run;
+use realbias_train::run_files::write_run;
 use realbias_train::state::CHECKPOINT_FILE;
 use realbias_train::tensor_file::{NamedMatrix, TensorFile, write};
 use realbias_train::{

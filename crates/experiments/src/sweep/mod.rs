@@ -33,7 +33,7 @@ use realbias_train::data::{derive_data, load_full};
 use realbias_train::ensemble::{EnsembleMode, shared_settings, train_ensemble_with};
 use realbias_train::eval::DeviceSplit;
 use realbias_train::optim::Method;
-use realbias_train::record::write_run;
+use realbias_train::run_files::write_run;
 use realbias_train::state::outcome_settings;
 use realbias_train::{
     CheckpointSlot, EpochRecord, Member, Progress, StopReason, TrainedRun, Trainer, TrainingResult,

@@ -435,7 +435,7 @@ fn learner_of(
     let done = saved.map_or(0, |s| s.epoch());
     let dims = initial.dims();
     let (u, v) = match saved {
-        Some(s) => crate::trainer::upload_pair(&s.weights, dims, device),
+        Some(s) => s.weights.upload(dims, device),
         None => (initial.u.val(), initial.v.val()),
     };
     let model = PaperModel::new(u, v, initial.activation, loss);
@@ -447,7 +447,7 @@ fn learner_of(
     let optimizer: ModuleOptimizer = match optim.method {
         Method::Sgd => optim.paper_sgd(batches).into(),
         Method::Adam => crate::optim::CoupledDecay {
-            inner: crate::trainer::adam_of(&optim.adam_settings()),
+            inner: crate::optim::adam_of(&optim.adam_settings()),
             weight_decay: optim.weight_decay,
         }
         .into(),

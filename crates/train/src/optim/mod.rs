@@ -447,6 +447,15 @@ pub(crate) fn with_weight_decay<const D: usize>(
     }
 }
 
+/// Burn's Adam with the run's settings.
+pub(crate) fn adam_of(settings: &AdamSettings) -> burn::optim::Adam {
+    burn::optim::AdamConfig::new()
+        .with_beta_1(settings.beta_1 as f32)
+        .with_beta_2(settings.beta_2 as f32)
+        .with_epsilon(settings.epsilon as f32)
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,24 @@
+//! A finished run's folder: `history.csv`, `network.safetensors` and `result.json`, written in
+//! that order (the result last, so a folder with one holds a finished run), and the checkpoint
+//! removed. Kept apart from `record` (the result's format) so that neither `record` nor
+//! `state` depends on the networks file.
+
+use std::path::Path;
+
+use crate::TrainError;
+use crate::record::TrainedRun;
+
+/// Writes `history.csv` and the networks (`network.safetensors`, unless
+/// `train.save_networks` is off), then `result.json` last: a folder with a `result.json`
+/// holds a finished run. Its checkpoint is then removed.
+pub fn write_run(dir: &Path, run: &TrainedRun) -> Result<(), TrainError> {
+    crate::files::write_atomic(
+        &dir.join("history.csv"),
+        crate::record::history_csv(&run.history).as_bytes(),
+    )?;
+    if run.result.config.train.save_networks {
+        crate::networks::write_networks(dir, run)?;
+    }
+    crate::record::write_result(dir, &run.result)?;
+    crate::files::remove(&dir.join(crate::state::CHECKPOINT_FILE))
+}
