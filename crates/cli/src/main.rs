@@ -63,6 +63,10 @@ enum Command {
         /// adds the PAC-Bayes flatness measures.
         #[arg(long)]
         recompute: bool,
+        /// With --recompute: also the runs that already carry the flatness measures (by
+        /// default a recompute resumes, leaving those as they are).
+        #[arg(long, requires = "recompute")]
+        force: bool,
         /// Rank the measures by their sign-error over environments of runs that differ in one
         /// hyperparameter (Dziugaite et al. 2020), over all the folders: writes robust.md,
         /// robust.csv and robust.png.
@@ -105,13 +109,14 @@ fn main() {
         Command::Measures {
             dirs,
             recompute,
+            force,
             robust,
             out,
             data,
         } => match robust {
-            true => inspect::robust_measures(&dirs, recompute, out.as_deref(), &data),
+            true => inspect::robust_measures(&dirs, (recompute, force), out.as_deref(), &data),
             false => match &dirs[..] {
-                [dir] => inspect::measures(dir, recompute, &data),
+                [dir] => inspect::measures(dir, (recompute, force), &data),
                 _ => Err(anyhow::anyhow!(
                     "measures takes one folder, or several with --robust"
                 )),

@@ -649,4 +649,16 @@ fn recomputed_measures_restore_tampered_ones_and_name_runs_without_networks() {
             );
         }
     }
+    // A second recompute resumes: what already carries the flatness measures is left as it is;
+    // with force it is done again.
+    let before: Vec<serde_json::Value> = plan.iter().map(|r| read(&r.dir)).collect();
+    let again = Sweep::new(config.clone()).recompute_measures(&ctx).unwrap();
+    assert_eq!((again.rewritten, again.already), (0, plan.len() - 1));
+    let after: Vec<serde_json::Value> = plan.iter().map(|r| read(&r.dir)).collect();
+    assert_eq!(before, after);
+    let forced = Context { force: true, ..ctx };
+    let redone = Sweep::new(config.clone())
+        .recompute_measures(&forced)
+        .unwrap();
+    assert_eq!((redone.rewritten, redone.already), (plan.len() - 1, 0));
 }

@@ -22,20 +22,26 @@ impl realbias_experiments::progress::ExperimentProgress for Notes {
 
 /// `--recompute`: every finished run's measures from its saved networks; how many runs kept
 /// their old measures.
-fn recompute_measures(sweep: &mut Sweep, dir: &Path, data: &DataDir) -> Result<usize> {
+fn recompute_measures(sweep: &mut Sweep, dir: &Path, force: bool, data: &DataDir) -> Result<usize> {
     let device = backend::device()?;
     let ctx = Context {
         dir: dir.to_path_buf(),
         device: &device,
         data_dir: data.data_dir.as_deref(),
         progress: std::sync::Arc::new(Notes),
-        force: false,
+        force,
     };
     let done = with_fetch(data, || Ok(sweep.recompute_measures(&ctx)?))?;
     eprintln!(
         "recomputed the measures of {} runs from their saved networks",
         done.rewritten
     );
+    if done.already > 0 {
+        eprintln!(
+            "left {} runs that already carry the flatness measures as they were (--force redoes them)",
+            done.already
+        );
+    }
     for kept in &done.kept {
         eprintln!("warning: kept the old measures of {kept}");
     }
@@ -101,7 +107,7 @@ fn refuse_partial(dir: &Path, missing: &Missing, partial: bool) -> Result<()> {
 /// `measures DIR... --robust`: the sign-error evaluation over every folder's runs.
 pub fn robust_measures(
     dirs: &[std::path::PathBuf],
-    recompute: bool,
+    (recompute, force): (bool, bool),
     out: Option<&Path>,
     data: &DataDir,
 ) -> Result<()> {
@@ -115,7 +121,7 @@ pub fn robust_measures(
     for dir in dirs {
         let mut sweep = registry::load_sweep(dir)?;
         if recompute {
-            kept += recompute_measures(&mut sweep, dir, data)?;
+            kept += recompute_measures(&mut sweep, dir, force, data)?;
         }
         let (found, broken) = sweep.robust_runs(dir);
         for b in broken {
@@ -150,10 +156,10 @@ pub fn robust_measures(
     Ok(())
 }
 
-pub fn measures(dir: &Path, recompute: bool, data: &DataDir) -> Result<()> {
+pub fn measures(dir: &Path, (recompute, force): (bool, bool), data: &DataDir) -> Result<()> {
     let mut sweep = registry::load_sweep(dir)?;
     let kept = match recompute {
-        true => recompute_measures(&mut sweep, dir, data)?,
+        true => recompute_measures(&mut sweep, dir, force, data)?,
         false => 0,
     };
     let Some((markdown, finalized)) = sweep.measures(dir)? else {

@@ -24,11 +24,15 @@ pub struct Recomputed {
     /// Rewritten runs whose networks file predates integrity digests (format 1), read
     /// unchecked.
     pub unchecked: Vec<String>,
+    /// Runs left as they were because they already carry the flatness measures (an earlier,
+    /// interrupted recompute did them; `ctx.force` redoes them).
+    pub already: usize,
 }
 
 impl Sweep {
     /// Recomputes the measures of every finished run in `ctx.dir` and rewrites its
-    /// `result.json` (atomically). A run whose networks are missing or unreadable keeps its
+    /// `result.json` (atomically). Resumable: a run that already carries the flatness measures
+    /// (done by an earlier, interrupted recompute) is left as it is unless `ctx.force`. A run whose networks are missing or unreadable keeps its
     /// old values and is named. Loads the data, and the censored labels (training the
     /// censoring network again if its labels are not cached).
     pub fn recompute_measures(&mut self, ctx: &Context) -> Result<Recomputed, ExperimentError> {
@@ -43,6 +47,10 @@ impl Sweep {
                 .display()
                 .to_string();
             let result = match read_result::<TrainingResult>(&run.dir.join("result.json")) {
+                Ok(Some(result)) if !ctx.force && has_flatness(&result) => {
+                    done.already += 1;
+                    continue;
+                }
                 Ok(Some(result)) => result,
                 Ok(None) => continue,
                 Err(e) => {
@@ -92,4 +100,12 @@ impl Sweep {
         write_result(&run.dir, &result)?;
         Ok(networks.digest_checked)
     }
+}
+
+/// Whether `result` already carries the flatness measures a recompute adds.
+fn has_flatness(result: &TrainingResult) -> bool {
+    result
+        .measures
+        .as_ref()
+        .is_some_and(|m| m.at_convergence.flatness.is_some())
 }
