@@ -1372,3 +1372,26 @@ fn invalid_timing_variables_are_refused_before_any_command() {
         assert!(err.contains(variable), "{err}");
     }
 }
+
+/// `measures --recompute` that kept a run's old measures (its networks were missing) exited 0
+/// with a table mixing old and new values; it exits 1 naming why, after the table.
+#[test]
+fn a_recompute_that_kept_old_measures_exits_non_zero() {
+    let (_tmp, runs, config) = tiny_folder("");
+    succeed(&mut run_into(&config, &runs));
+    let folder = runs.join("tiny");
+    std::fs::remove_file(folder.join("plain/h2/rep0/network.safetensors")).unwrap();
+    let out = realbias()
+        .arg("measures")
+        .arg(&folder)
+        .arg("--recompute")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("kept the old measures of plain/h2/rep0")
+            && err.contains("--recompute kept the old measures of 1 run(s)"),
+        "{err}"
+    );
+}
