@@ -214,6 +214,8 @@ pub struct Robustness {
     pub worst: Option<f64>,
     /// The worst per axis (`None`: no weighted environment on it).
     pub worst_by_axis: Vec<Option<f64>>,
+    /// The mean per axis: where a measure fails often, not once.
+    pub mean_by_axis: Vec<Option<f64>>,
     /// Every environment's sign-error, ascending (the CDF).
     pub errors: Vec<f64>,
 }
@@ -241,9 +243,11 @@ pub fn evaluate(runs: &[RobustRun]) -> Vec<Robustness> {
             errors.sort_by(f64::total_cmp);
             let total: f64 = weighted.iter().map(|e| e.2).sum();
             let squares: f64 = weighted.iter().map(|e| e.2 * e.2).sum();
-            let worst_on = |axis: usize| {
-                let on = weighted.iter().filter(|e| e.0 == axis).map(|e| e.1);
-                on.reduce(f64::max)
+            let on = |axis: usize| weighted.iter().filter(move |e| e.0 == axis).map(|e| e.1);
+            let worst_on = |axis: usize| on(axis).reduce(f64::max);
+            let mean_on = |axis: usize| {
+                let n = on(axis).count();
+                (n > 0).then(|| on(axis).sum::<f64>() / n as f64)
             };
             Robustness {
                 measure,
@@ -258,6 +262,7 @@ pub fn evaluate(runs: &[RobustRun]) -> Vec<Robustness> {
                 p90: percentile(&errors, 0.9),
                 worst: errors.last().copied(),
                 worst_by_axis: (0..AXES.len()).map(worst_on).collect(),
+                mean_by_axis: (0..AXES.len()).map(mean_on).collect(),
                 errors,
             }
         })
@@ -280,7 +285,9 @@ pub fn csv(rows: &[Robustness]) -> String {
     );
     let num = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.6}"));
     for r in rows {
-        let by_axis: Vec<String> = r.worst_by_axis.iter().map(|&x| num(x)).collect();
+        let by_axis: Vec<String> = (r.worst_by_axis.iter().chain(&r.mean_by_axis))
+            .map(|&x| num(x))
+            .collect();
         s.push_str(&format!(
             "\"{}\",{},{:.3},{},{},{},{}\n",
             r.measure,
@@ -295,26 +302,35 @@ pub fn csv(rows: &[Robustness]) -> String {
     s
 }
 
-/// `robust.md`: the table, most robust (lowest 90th percentile) first.
+/// `robust.md`: the table, most robust (lowest 90th percentile, then mean) first.
 pub fn markdown(title: &str, runs: usize, rows: &[Robustness]) -> String {
     let mut sorted: Vec<&Robustness> = rows.iter().collect();
     sorted.sort_by(|a, b| {
-        let key = |r: &Robustness| r.p90.unwrap_or(f64::INFINITY);
-        key(a).total_cmp(&key(b))
+        let key = |r: &Robustness| {
+            let or_worst = |x: Option<f64>| x.unwrap_or(f64::INFINITY);
+            (or_worst(r.p90), or_worst(r.mean))
+        };
+        let (ka, kb) = (key(a), key(b));
+        ka.0.total_cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
     });
     let mut s = format!(
         "# {title}: which measure orders the networks like their generalization gap, everywhere?\n\n\
          {runs} runs. Sign-error of each measure in environments of two hyperparameter settings \
          that differ in one value (Dziugaite et al. 2020): 0 = ordered as their gaps, 1 = \
          reversed, 0.5 = tied or unrelated; pairs weighted by Hoeffding's confidence that their \
-         gaps differ beyond the test set's noise. Sorted by the 90th percentile. Worst per axis: \
-         the worst environment among those that differ in that hyperparameter.\n\n\
+         gaps differ beyond the test set's noise. Sorted by the 90th percentile, then the mean. Per \
+         axis: the mean / the worst over the environments that differ in that hyperparameter.\n\n\
          | measure | envs (effective) | mean | p90 | worst | {} |\n|---|---|---|---|---|{}\n",
         AXES.join(" | "),
         "---|".repeat(AXES.len())
     );
     for r in sorted {
-        let by_axis: Vec<String> = r.worst_by_axis.iter().map(|&x| cell(x)).collect();
+        let by_axis: Vec<String> = (r.mean_by_axis.iter().zip(&r.worst_by_axis))
+            .map(|(&mean, &worst)| match (mean, worst) {
+                (Some(m), Some(w)) => format!("{m:.2} / {w:.2}"),
+                _ => "—".into(),
+            })
+            .collect();
         s.push_str(&format!(
             "| {} | {} ({:.1}) | {} | {} | {} | {} |\n",
             r.measure,
