@@ -1250,15 +1250,7 @@ fn a_killed_unit_with_a_checkpoint_is_listed_as_resumable() {
     let (_tmp, runs, config) = tiny_folder("ensemble = \"off\"\n");
     succeed(run_into(&config, &runs).arg("--prepare-only"));
     let unit = runs.join("tiny/plain/h2/rep0");
-    std::fs::create_dir_all(&unit).unwrap();
-    std::fs::write(unit.join("result.lock"), "node-b 4242 99\n").unwrap();
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(45);
-    std::fs::File::options()
-        .write(true)
-        .open(unit.join("result.lock"))
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    foreign_lock(&unit.join("result.lock"), 45);
     std::fs::write(unit.join("checkpoint.safetensors"), b"any").unwrap();
     let status = succeed(
         realbias()
@@ -1286,12 +1278,8 @@ fn litter_of_killed_processes_is_shown_and_removed_when_the_folder_finishes() {
     let tmp = unit.join(".checkpoint.safetensors.4242-0.tmp");
     let marker = folder.join(".sessions/node-b-4242.lock");
     std::fs::write(&tmp, vec![0u8; 1000]).unwrap();
-    std::fs::write(&marker, "node-b 4242 99\n").unwrap();
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    for path in [&tmp, &marker] {
-        let file = std::fs::File::options().write(true).open(path).unwrap();
-        file.set_modified(old).unwrap();
-    }
+    age(&tmp, 3600);
+    foreign_lock(&marker, 3600);
     let status = succeed(realbias().arg("status").arg(&folder));
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
@@ -1394,4 +1382,18 @@ fn a_recompute_that_kept_old_measures_exits_non_zero() {
             && err.contains("--recompute kept the old measures of 1 run(s)"),
         "{err}"
     );
+}
+
+/// Writes a lock of `node-b pid 4242` at `path`, last refreshed `age_secs` ago.
+fn foreign_lock(path: &std::path::Path, age_secs: u64) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, "node-b 4242 99\n").unwrap();
+    age(path, age_secs);
+}
+
+/// Sets `path`'s mtime to `secs` ago.
+fn age(path: &std::path::Path, secs: u64) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(old).unwrap();
 }

@@ -144,6 +144,15 @@ pub fn robust_measures(
     let (markdown, finalized) =
         realbias_experiments::sweep::robust::write(&out, &names.join(" + "), &runs)?;
     print!("{markdown}");
+    report_written(&finalized, kept)
+}
+
+/// Says what a ranking wrote; an error when a recompute kept old measures (`kept` runs), as
+/// the tables above then mix recomputed and old values.
+fn report_written(finalized: &experiment::Finalized, kept: usize) -> Result<()> {
+    for s in &finalized.skipped {
+        eprintln!("warning: left out: {s}");
+    }
     for w in &finalized.warnings {
         eprintln!("warning: figure not drawn: {w}");
     }
@@ -169,18 +178,5 @@ pub fn measures(dir: &Path, (recompute, force): (bool, bool), data: &DataDir) ->
         );
     };
     print!("{markdown}");
-    for s in &finalized.skipped {
-        eprintln!("warning: left out: {s}");
-    }
-    for w in &finalized.warnings {
-        eprintln!("warning: figure not drawn: {w}");
-    }
-    for f in &finalized.files {
-        eprintln!("wrote {}", f.display());
-    }
-    if kept > 0 {
-        // The ranking above mixes recomputed and old measures: say so in the exit status.
-        bail!("--recompute kept the old measures of {kept} run(s) (the warnings above say why)");
-    }
-    Ok(())
+    report_written(&finalized, kept)
 }
