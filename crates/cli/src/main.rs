@@ -67,6 +67,9 @@ enum Command {
         /// default a recompute resumes, leaving those as they are).
         #[arg(long, requires = "recompute")]
         force: bool,
+        /// With --recompute: runs recomputed at once, one per thread.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256), requires = "recompute")]
+        jobs: u16,
         /// Rank the measures by their sign-error over environments of runs that differ in one
         /// hyperparameter (Dziugaite et al. 2020), over all the folders: writes robust.md,
         /// robust.csv and robust.png.
@@ -110,18 +113,26 @@ fn main() {
             dirs,
             recompute,
             force,
+            jobs,
             robust,
             out,
             data,
-        } => match robust {
-            true => inspect::robust_measures(&dirs, (recompute, force), out.as_deref(), &data),
-            false => match &dirs[..] {
-                [dir] => inspect::measures(dir, (recompute, force), &data),
-                _ => Err(anyhow::anyhow!(
-                    "measures takes one folder, or several with --robust"
-                )),
-            },
-        },
+        } => {
+            let recompute = inspect::Recompute {
+                on: recompute,
+                force,
+                jobs: jobs as usize,
+            };
+            match robust {
+                true => inspect::robust_measures(&dirs, recompute, out.as_deref(), &data),
+                false => match &dirs[..] {
+                    [dir] => inspect::measures(dir, recompute, &data),
+                    _ => Err(anyhow::anyhow!(
+                        "measures takes one folder, or several with --robust"
+                    )),
+                },
+            }
+        }
         Command::Slurm(args) => slurm::command(args),
         Command::Status { dir } => status::command(&dir),
         Command::Bench(args) => bench::command(args),

@@ -615,7 +615,10 @@ fn recomputed_measures_restore_tampered_ones_and_name_runs_without_networks() {
         progress: Arc::new(realbias_experiments::progress::Quiet),
         force: false,
     };
-    let done = Sweep::new(config.clone()).recompute_measures(&ctx).unwrap();
+    // On two threads: each run's values are still those it had at the end of training.
+    let done = Sweep::new(config.clone())
+        .recompute_measures(&ctx, 2)
+        .unwrap();
     assert_eq!(done.rewritten, plan.len() - 1);
     assert_eq!(done.kept.len(), 1, "{:?}", done.kept);
     assert!(
@@ -652,13 +655,15 @@ fn recomputed_measures_restore_tampered_ones_and_name_runs_without_networks() {
     // A second recompute resumes: what already carries the flatness measures is left as it is;
     // with force it is done again.
     let before: Vec<serde_json::Value> = plan.iter().map(|r| read(&r.dir)).collect();
-    let again = Sweep::new(config.clone()).recompute_measures(&ctx).unwrap();
+    let again = Sweep::new(config.clone())
+        .recompute_measures(&ctx, 1)
+        .unwrap();
     assert_eq!((again.rewritten, again.already), (0, plan.len() - 1));
     let after: Vec<serde_json::Value> = plan.iter().map(|r| read(&r.dir)).collect();
     assert_eq!(before, after);
     let forced = Context { force: true, ..ctx };
     let redone = Sweep::new(config.clone())
-        .recompute_measures(&forced)
+        .recompute_measures(&forced, 2)
         .unwrap();
     assert_eq!((redone.rewritten, redone.already), (plan.len() - 1, 0));
 }

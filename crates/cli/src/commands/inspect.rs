@@ -11,6 +11,16 @@ use realbias_train::backend;
 
 use super::data::{DataDir, with_fetch};
 
+/// What `measures --recompute` was asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Recompute {
+    pub on: bool,
+    /// Also the runs that already carry the flatness measures.
+    pub force: bool,
+    /// Runs recomputed at once.
+    pub jobs: usize,
+}
+
 /// Prints a long job's notes (one line a run), so a recompute is never silent.
 struct Notes;
 
@@ -22,16 +32,22 @@ impl realbias_experiments::progress::ExperimentProgress for Notes {
 
 /// `--recompute`: every finished run's measures from its saved networks; how many runs kept
 /// their old measures.
-fn recompute_measures(sweep: &mut Sweep, dir: &Path, force: bool, data: &DataDir) -> Result<usize> {
+fn recompute_measures(
+    sweep: &mut Sweep,
+    dir: &Path,
+    recompute: Recompute,
+    data: &DataDir,
+) -> Result<usize> {
     let device = backend::device()?;
     let ctx = Context {
         dir: dir.to_path_buf(),
         device: &device,
         data_dir: data.data_dir.as_deref(),
         progress: std::sync::Arc::new(Notes),
-        force,
+        force: recompute.force,
     };
-    let done = with_fetch(data, || Ok(sweep.recompute_measures(&ctx)?))?;
+    let jobs = recompute.jobs;
+    let done = with_fetch(data, || Ok(sweep.recompute_measures(&ctx, jobs)?))?;
     eprintln!(
         "recomputed the measures of {} runs from their saved networks",
         done.rewritten
@@ -107,7 +123,7 @@ fn refuse_partial(dir: &Path, missing: &Missing, partial: bool) -> Result<()> {
 /// `measures DIR... --robust`: the sign-error evaluation over every folder's runs.
 pub fn robust_measures(
     dirs: &[std::path::PathBuf],
-    (recompute, force): (bool, bool),
+    recompute: Recompute,
     out: Option<&Path>,
     data: &DataDir,
 ) -> Result<()> {
@@ -120,8 +136,8 @@ pub fn robust_measures(
     let mut kept = 0;
     for dir in dirs {
         let mut sweep = registry::load_sweep(dir)?;
-        if recompute {
-            kept += recompute_measures(&mut sweep, dir, force, data)?;
+        if recompute.on {
+            kept += recompute_measures(&mut sweep, dir, recompute, data)?;
         }
         let (found, broken) = sweep.robust_runs(dir);
         for b in broken {
@@ -165,10 +181,10 @@ fn report_written(finalized: &experiment::Finalized, kept: usize) -> Result<()> 
     Ok(())
 }
 
-pub fn measures(dir: &Path, (recompute, force): (bool, bool), data: &DataDir) -> Result<()> {
+pub fn measures(dir: &Path, recompute: Recompute, data: &DataDir) -> Result<()> {
     let mut sweep = registry::load_sweep(dir)?;
-    let kept = match recompute {
-        true => recompute_measures(&mut sweep, dir, force, data)?,
+    let kept = match recompute.on {
+        true => recompute_measures(&mut sweep, dir, recompute, data)?,
         false => 0,
     };
     let Some((markdown, finalized)) = sweep.measures(dir)? else {
