@@ -11,6 +11,7 @@
 mod censor;
 mod config;
 mod cost;
+mod design;
 mod estimate;
 mod figures;
 mod measures;
@@ -18,6 +19,7 @@ mod paired;
 mod plan;
 mod recompute;
 pub mod robust;
+mod settings;
 mod summary;
 mod vary;
 

@@ -11,7 +11,6 @@
 //! `sweep.vary_design = "one-at-a-time"` makes an ablation instead of the product: the first
 //! value of every axis is the baseline, and each other value is tried alone.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use realbias_train::config::{ConfigError, TrainConfig, set_dotted};
@@ -19,10 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use realbias_train::optim::Method;
 
-use super::config::{SweepConfig, first_repeat};
+use super::settings::{SweepConfig, first_repeat};
 
-/// The axes: dotted key -> values, in key order.
-pub type Axes = BTreeMap<String, Vec<toml::Value>>;
+pub use super::design::{Axes, Design};
 
 /// Keys that define the grid of every variant, so they cannot vary themselves.
 const FIXED: [&str; 6] = [
@@ -141,80 +139,6 @@ pub fn axis_problems(axes: &Axes) -> Vec<String> {
         ));
     }
     p
-}
-
-/// How the axes' values combine into points.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Design {
-    /// Every combination (the product).
-    #[default]
-    Grid,
-    /// An ablation: the first value of every axis is the baseline; the points are the
-    /// baseline and, for each axis, each later value with every other axis at its first.
-    OneAtATime,
-}
-
-impl Design {
-    pub fn is_grid(&self) -> bool {
-        *self == Design::Grid
-    }
-
-    /// Which of a point's values name it: all in a grid; in an ablation those that differ
-    /// from the `baseline` point.
-    pub fn named(
-        self,
-        values: &[(String, toml::Value)],
-        baseline: &[(String, toml::Value)],
-    ) -> Vec<bool> {
-        match self {
-            Design::Grid => vec![true; values.len()],
-            Design::OneAtATime => values.iter().zip(baseline).map(|(a, b)| a != b).collect(),
-        }
-    }
-
-    /// The points of `axes` under this design.
-    pub fn points(self, axes: &Axes) -> Vec<Vec<(String, toml::Value)>> {
-        match self {
-            Design::Grid => grid(axes),
-            Design::OneAtATime => one_at_a_time(axes),
-        }
-    }
-}
-
-/// The baseline (every axis at its first value), then each later value of each axis alone.
-fn one_at_a_time(axes: &Axes) -> Vec<Vec<(String, toml::Value)>> {
-    let baseline: Vec<(String, toml::Value)> = axes
-        .iter()
-        .filter_map(|(k, vs)| Some((k.clone(), vs.first()?.clone())))
-        .collect();
-    let mut points = vec![baseline.clone()];
-    for (i, (_, values)) in axes.iter().enumerate() {
-        for v in values.iter().skip(1) {
-            let mut point = baseline.clone();
-            point[i].1 = v.clone();
-            points.push(point);
-        }
-    }
-    points
-}
-
-/// Every combination of the axes' values, the first axis varying slowest.
-pub fn grid(axes: &Axes) -> Vec<Vec<(String, toml::Value)>> {
-    let mut points: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
-    for (key, values) in axes {
-        points = points
-            .into_iter()
-            .flat_map(|point| {
-                values.iter().map(move |v| {
-                    let mut next = point.clone();
-                    next.push((key.clone(), v.clone()));
-                    next
-                })
-            })
-            .collect();
-    }
-    points
 }
 
 /// The `[optim]` keys of the methods an `optim.method` axis lists (none without one): the
