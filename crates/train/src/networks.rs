@@ -5,8 +5,9 @@
 //! Six f32 tensors: `initial.u`, `final.u`, `early_stop.u` (`[d, H]`) and `initial.v`,
 //! `final.v`, `early_stop.v` (`[H, k]`), with `y = V^T [U^T x]_+` for an input `x` of the run's
 //! normalized features. Metadata: the seed, dataset, H, the epochs of the final and
-//! early-stopped networks and the digest of the run's config, which with the seed, dataset and
-//! H bind the file to its run; and the file's integrity digest (`tensor_file`).
+//! early-stopped networks and the digest of the run's config, which with the seed and H bind
+//! the file to its run (the config digest covers the dataset); and the file's integrity digest
+//! (`tensor_file`).
 //!
 //! Format 1 files, written before the integrity digest, are read with a warning
 //! ([`SavedNetworks::digest_checked`] is false): they are a finished run's only copy of its
@@ -22,7 +23,7 @@ use crate::TrainError;
 use crate::config::TrainConfig;
 use crate::record::TrainedRun;
 use crate::state::{Weights, config_json};
-use crate::tensor_file::{NamedMatrix, TensorFile, file_error, write};
+use crate::tensor_file::{NamedMatrix, Sealing, TensorFile, file_error, write};
 
 pub const NETWORK_FILE: &str = "network.safetensors";
 
@@ -114,17 +115,9 @@ pub fn read_networks(
 /// Whether `file` is sealed (format 2) or of the format before seals (format 1, read with a
 /// warning); an error for any other format, or a format 2 file without its digest.
 fn check_format(file: &TensorFile) -> Result<bool, TrainError> {
-    match file.metadata_value("format")?.as_str() {
-        FORMAT if file.is_sealed() => Ok(true),
-        FORMAT => Err(file_error(
-            file.path(),
-            format!("it has no integrity digest, which every {FORMAT:?} file carries"),
-        )),
-        UNSEALED_FORMAT => Ok(false),
-        other => Err(file_error(
-            file.path(),
-            format!("its format is {other:?}, not {FORMAT:?}"),
-        )),
+    match file.sealing(FORMAT, UNSEALED_FORMAT)? {
+        Ok(sealing) => Ok(sealing == Sealing::Sealed),
+        Err(why) => Err(file_error(file.path(), why)),
     }
 }
 
@@ -190,20 +183,10 @@ impl SavedNetworks {
     ) -> Result<crate::flatness::Flatness, TrainError> {
         let dims = (data.dim(), config.model.hidden, data.classes);
         let relu = config.model.activation == realbias_model::Activation::Relu;
-        let (net, init) = (&self.final_, &self.initial);
+        use crate::flatness::Weights as View;
         crate::flatness::flatness(
-            &crate::flatness::Weights {
-                u: &net.u,
-                v: &net.v,
-                dims,
-                relu,
-            },
-            &crate::flatness::Weights {
-                u: &init.u,
-                v: &init.v,
-                dims,
-                relu,
-            },
+            &View::of(&self.final_, dims, relu),
+            &View::of(&self.initial, dims, relu),
             &data.train,
             config.train.seed,
             device,

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::TrainError;
 use crate::config::TrainConfig;
 use crate::record::EpochRecord;
-use crate::tensor_file::{NamedMatrix, TensorFile, file_error, write_with_bytes};
+use crate::tensor_file::{NamedMatrix, Sealing, TensorFile, file_error, write_with_bytes};
 
 /// A run's checkpoint, in its folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -29,6 +29,7 @@ pub const TRAINING_CODE_VERSION: u32 = 1;
 
 /// Format 2 is sealed by an integrity digest (`tensor_file`); format 1 was not.
 const FORMAT: &str = "realbias-checkpoint-2";
+const UNSEALED_FORMAT: &str = "realbias-checkpoint-1";
 
 /// A network's weights on the host: `u` is `d x H`, `v` is `H x k`, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -376,18 +377,13 @@ fn check_format(file: &TensorFile) -> Result<(), TrainError> {
         path: file.path().to_path_buf(),
         why,
     };
-    match file.metadata_value("format")?.as_str() {
-        FORMAT if file.is_sealed() => Ok(()),
-        FORMAT => Err(mismatch(format!(
-            "it has no integrity digest (metadata \"{}\"), which every {FORMAT:?} file carries",
-            crate::tensor_file::DIGEST_KEY
-        ))),
-        "realbias-checkpoint-1" => Err(mismatch(
+    match file.sealing(FORMAT, UNSEALED_FORMAT)? {
+        Ok(Sealing::Sealed) => Ok(()),
+        Ok(Sealing::Unsealed) => Err(mismatch(format!(
             "it was written before checkpoints carried an integrity digest (format \
-             \"realbias-checkpoint-1\"), so it cannot be trusted"
-                .into(),
-        )),
-        other => Err(mismatch(format!("its format is {other:?}, not {FORMAT:?}"))),
+             {UNSEALED_FORMAT:?}), so it cannot be trusted"
+        ))),
+        Err(why) => Err(mismatch(why)),
     }
 }
 

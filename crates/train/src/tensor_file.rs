@@ -102,6 +102,15 @@ fn content_digest<'a, V: safetensors::View + 'a>(
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A file's format against its reader's ([`TensorFile::sealing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealing {
+    /// The reader's own format, its digest checked.
+    Sealed,
+    /// The format before digests: nothing to check the content against.
+    Unsealed,
+}
+
 /// A safetensors file read into memory, its digest checked.
 pub struct TensorFile {
     path: PathBuf,
@@ -161,6 +170,28 @@ impl TensorFile {
     /// written before digests (checkpoint format 1, network format 1) lack one.
     pub fn is_sealed(&self) -> bool {
         self.sealed
+    }
+
+    /// How the file stands against the format its reader writes (`current`, always sealed)
+    /// and the one before digests (`unsealed`); why it is neither (the reader words the
+    /// error). Each reader decides what an unsealed file means.
+    pub fn sealing(
+        &self,
+        current: &str,
+        unsealed: &str,
+    ) -> Result<Result<Sealing, String>, TrainError> {
+        let format = self.metadata_value("format")?;
+        Ok(if format == current && self.sealed {
+            Ok(Sealing::Sealed)
+        } else if format == current {
+            Err(format!(
+                "it has no integrity digest (metadata \"{DIGEST_KEY}\"), which every {current:?} file carries"
+            ))
+        } else if format == unsealed {
+            Ok(Sealing::Unsealed)
+        } else {
+            Err(format!("its format is {format:?}, not {current:?}"))
+        })
     }
 
     fn parsed(&self) -> Result<SafeTensors<'_>, TrainError> {

@@ -46,7 +46,7 @@ use crate::eval::{predicted_class, read_logits};
 pub const TARGET_DROP: f64 = 0.1;
 /// How close to [`TARGET_DROP`] the search stops (the reference code's 1e-2).
 pub const TOLERANCE: f64 = 0.01;
-/// Bisection steps at most (the reference code's 15).
+/// Bisection steps at most (the reference code's 15), for σ and for the box's α.
 pub const SEARCH_DEPTH: usize = 15;
 /// Noisy copies whose mean accuracy is taken at each trial `σ` (the reference code's 10; 8
 /// fit one batched pass of the widest zoo network in a few tens of MB).
@@ -94,34 +94,42 @@ pub struct Flatness {
     pub seconds: f64,
 }
 
+/// Bisection for the `x` in `bounds` whose `effect(x)` (growing with `x`) is within
+/// `tolerance` of `target`, in at most [`SEARCH_DEPTH`] steps, each trying `midpoint` of the
+/// interval: `(x, effect(x), steps)` of the last point tried. One search for both flatness
+/// families: σ on a linear scale, the box's α on a log scale.
+pub(crate) fn bisect(
+    (mut lower, mut upper): (f64, f64),
+    midpoint: fn(f64, f64) -> f64,
+    (target, tolerance): (f64, f64),
+    mut effect: impl FnMut(f64) -> Result<f64, TrainError>,
+) -> Result<(f64, f64, usize), TrainError> {
+    let mut found = (midpoint(lower, upper), f64::NAN, 0);
+    for step in 1..=SEARCH_DEPTH {
+        let x = midpoint(lower, upper);
+        let value = effect(x)?;
+        found = (x, value, step);
+        if (value - target).abs() < tolerance {
+            break;
+        }
+        match value > target {
+            true => upper = x,
+            false => lower = x,
+        }
+    }
+    Ok(found)
+}
+
 /// Bisection for the `σ` at which `accuracy_at(σ)` is [`TARGET_DROP`] below `accuracy`.
 pub fn search_sigma(
     accuracy: f64,
     mut accuracy_at: impl FnMut(f64) -> Result<f64, TrainError>,
 ) -> Result<SigmaSearch, TrainError> {
-    let (mut lower, mut upper) = (0.0, SIGMA_MAX);
-    let mut found = SigmaSearch {
-        sigma: SIGMA_MAX / 2.0,
-        drop: 0.0,
-        steps: 0,
-    };
-    for step in 1..=SEARCH_DEPTH {
-        let sigma = (lower + upper) / 2.0;
-        let drop = (accuracy - accuracy_at(sigma)?).abs();
-        found = SigmaSearch {
-            sigma,
-            drop,
-            steps: step,
-        };
-        if (drop - TARGET_DROP).abs() < TOLERANCE {
-            break;
-        }
-        match drop > TARGET_DROP {
-            true => upper = sigma,
-            false => lower = sigma,
-        }
-    }
-    Ok(found)
+    let halfway = |a: f64, b: f64| (a + b) / 2.0;
+    let drop_at = |sigma| Ok((accuracy - accuracy_at(sigma)?).abs());
+    let (sigma, drop, steps) =
+        bisect((0.0, SIGMA_MAX), halfway, (TARGET_DROP, TOLERANCE), drop_at)?;
+    Ok(SigmaSearch { sigma, drop, steps })
 }
 
 /// A network on the host: `u` is `d x H`, `v` is `H x k`, row-major; `relu` off for the
@@ -131,6 +139,18 @@ pub struct Weights<'a> {
     pub v: &'a [f32],
     pub dims: (usize, usize, usize),
     pub relu: bool,
+}
+
+impl<'a> Weights<'a> {
+    /// A view of a saved network's weights (`crate::state::Weights`) of shape `dims`.
+    pub fn of(w: &'a crate::state::Weights, dims: (usize, usize, usize), relu: bool) -> Self {
+        Weights {
+            u: &w.u,
+            v: &w.v,
+            dims,
+            relu,
+        }
+    }
 }
 
 /// The training split on the device, in chunks of `[1, rows, d]`, and the activation.

@@ -9,7 +9,7 @@
 //! projected back onto the box; the rise is the largest loss seen. The gradient of the mean
 //! cross-entropy of `Vᵀ[Uᵀx]_+` is written out (`G = softmax − onehot`, `∂V = Hᵀ G / n`,
 //! `∂U = Xᵀ((G Vᵀ) ⊙ 1[XU > 0]) / n`), so no autodiff graph is kept. `α` is bisected on a log
-//! scale over [`ALPHA_RANGE`], as the boxes of trained networks span orders of magnitude.
+//! scale over [`ALPHA_RANGE`], in at most [`super::SEARCH_DEPTH`] steps, as the boxes of trained networks span orders of magnitude.
 
 use burn::tensor::activation::{log_softmax, relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -26,8 +26,6 @@ pub const LOSS_RISE: f64 = 0.1;
 pub const RISE_TOLERANCE: f64 = 0.01;
 /// Projected gradient ascent steps per trial box.
 pub const ASCENT_STEPS: usize = 5;
-/// Bisection steps at most.
-pub const SEARCH_DEPTH: usize = 15;
 /// `α` is searched in `[1e-5, 1]`, on a log scale.
 pub const ALPHA_RANGE: (f64, f64) = (1e-5, 1.0);
 /// Random stream of the ascent's starting points (PAC-Bayes flatness uses 21).
@@ -46,31 +44,12 @@ pub struct BoxSearch {
 
 /// Log-scale bisection for the `α` at which `rise_at(α)` is [`LOSS_RISE`].
 pub fn search_alpha(
-    mut rise_at: impl FnMut(f64) -> Result<f64, TrainError>,
+    rise_at: impl FnMut(f64) -> Result<f64, TrainError>,
 ) -> Result<BoxSearch, TrainError> {
-    let (mut lower, mut upper) = (ALPHA_RANGE.0.ln(), ALPHA_RANGE.1.ln());
-    let mut found = BoxSearch {
-        alpha: ALPHA_RANGE.1,
-        rise: f64::NAN,
-        steps: 0,
-    };
-    for step in 1..=SEARCH_DEPTH {
-        let alpha = ((lower + upper) / 2.0).exp();
-        let rise = rise_at(alpha)?;
-        found = BoxSearch {
-            alpha,
-            rise,
-            steps: step,
-        };
-        if (rise - LOSS_RISE).abs() < RISE_TOLERANCE {
-            break;
-        }
-        match rise > LOSS_RISE {
-            true => upper = alpha.ln(),
-            false => lower = alpha.ln(),
-        }
-    }
-    Ok(found)
+    let geometric = |a: f64, b: f64| ((a.ln() + b.ln()) / 2.0).exp();
+    let target = (LOSS_RISE, RISE_TOLERANCE);
+    let (alpha, rise, steps) = super::bisect(ALPHA_RANGE, geometric, target, rise_at)?;
+    Ok(BoxSearch { alpha, rise, steps })
 }
 
 /// The training split on the device with one-hot labels, for the loss and its gradient.
