@@ -924,17 +924,8 @@ fn another_hosts_lock_is_respected_while_fresh_and_taken_over_once_its_lease_ran
     // A shard on node-b claimed two units, then its node died: one lock is older than the
     // lease (30 s here), the other was refreshed a moment ago.
     let lock = |unit: &str| runs.join(format!("tiny/plain/{unit}/result.lock"));
-    for unit in ["h2/rep0", "h4/rep0"] {
-        std::fs::create_dir_all(lock(unit).parent().unwrap()).unwrap();
-        std::fs::write(lock(unit), "node-b 4242 99\n").unwrap();
-    }
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(45);
-    std::fs::File::options()
-        .write(true)
-        .open(lock("h2/rep0"))
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    foreign_lock(&lock("h2/rep0"), 45);
+    foreign_lock(&lock("h4/rep0"), 0);
     succeed(run_into(&config, &runs).arg("--prepare-only"));
     let status = succeed(
         realbias()

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::config;
+use common::{config, rewrite_unsealed};
 use proptest::prelude::*;
 use realbias_train::CheckpointSlot;
 use realbias_train::networks::{config_digest, read_networks};
@@ -177,21 +177,12 @@ fn networks_of_another_run_are_refused() {
 fn networks_from_before_digests_are_read_unchecked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("network.safetensors");
-    network_file(&path, RUN, &[], 0.5);
-    let bytes = std::fs::read(&path).unwrap();
-    let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let unsealed = |format: &str| {
-        let mut metadata = header.metadata().clone().unwrap();
-        metadata.remove(realbias_train::tensor_file::DIGEST_KEY);
-        metadata.insert("format".into(), format.into());
-        safetensors::serialize(parsed.tensors(), Some(metadata)).unwrap()
-    };
     let c = config(RUN);
-    std::fs::write(&path, unsealed("realbias-networks-1")).unwrap();
+    network_file(&path, RUN, &[], 0.5);
+    rewrite_unsealed(&path, "realbias-networks-1");
     let read = read_networks(&path, &c, (6, 8, 3)).unwrap();
     assert!(!read.digest_checked);
-    std::fs::write(&path, unsealed("realbias-networks-2")).unwrap();
+    rewrite_unsealed(&path, "realbias-networks-2");
     let e = read_networks(&path, &c, (6, 8, 3)).err().unwrap();
     assert!(e.to_string().contains("no integrity digest"), "{e}");
 }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{config, device, relabelled, teacher_data, timeless};
+use common::{config, device, relabelled, rewrite_unsealed, teacher_data, timeless};
 use realbias_data::Dataset;
 use realbias_train::config::TrainConfig;
 use realbias_train::ensemble::train_ensemble_with;
@@ -252,26 +252,11 @@ fn a_checkpoint_missing_its_method_state_is_refused_and_force_clears_it() {
         })
         .collect();
     write(&path, &matrices, file.metadata().unwrap()).unwrap();
-    let device = device();
-    let refused = Trainer::new(&c, &data, &device)
-        .with_checkpoint(slot(dir.path()))
-        .run(Quiet);
-    let e = refused
-        .err()
-        .expect("a checkpoint without its velocity resumed");
-    let text = e.to_string();
+    let text = refused_then_restarted_by_force(&c, &data, dir.path());
     assert!(
         text.contains("holds no velocity") && text.contains("--force"),
         "{text}"
     );
-    let mut discard = slot(dir.path());
-    discard.discard_mismatched = true;
-    let restarted = Trainer::new(&c, &data, &device)
-        .with_checkpoint(discard)
-        .run(Quiet)
-        .unwrap();
-    let whole = Trainer::new(&c, &data, &device).run(Quiet).unwrap();
-    assert_same(&restarted, &whole, "restarted after --force");
 }
 
 fn mixed_members() -> Vec<(TrainConfig, Dataset)> {
@@ -575,25 +560,32 @@ fn a_checkpoint_with_one_flipped_bit_is_refused_and_force_clears_it() {
     let at = tensor_offset(&bytes, "weights.u") + 2;
     bytes[at] ^= 0x40; // an exponent bit of the first weight
     std::fs::write(&path, &bytes).unwrap();
-    let device = device();
-    let e = Trainer::new(&c, &data, &device)
-        .with_checkpoint(slot(dir.path()))
-        .run(Quiet)
-        .err()
-        .expect("a corrupt checkpoint resumed");
-    let text = e.to_string();
+    let text = refused_then_restarted_by_force(&c, &data, dir.path());
     assert!(
         text.contains("sha256") && text.contains(CHECKPOINT_FILE) && text.contains("--force"),
         "{text}"
     );
-    let mut discard = slot(dir.path());
+}
+
+/// Runs `c` on `data` with the checkpoint in `dir`: it must be refused (the error's text is
+/// returned for the caller to check), and under `--force` discarded, the run then ending as
+/// the uninterrupted one.
+fn refused_then_restarted_by_force(c: &TrainConfig, data: &Dataset, dir: &Path) -> String {
+    let device = device();
+    let refused = Trainer::new(c, data, &device)
+        .with_checkpoint(slot(dir))
+        .run(Quiet)
+        .err()
+        .expect("a checkpoint that cannot resume the run was used");
+    let mut discard = slot(dir);
     discard.discard_mismatched = true;
-    let restarted = Trainer::new(&c, &data, &device)
+    let restarted = Trainer::new(c, data, &device)
         .with_checkpoint(discard)
         .run(Quiet)
         .unwrap();
-    let whole = Trainer::new(&c, &data, &device).run(Quiet).unwrap();
+    let whole = Trainer::new(c, data, &device).run(Quiet).unwrap();
     assert_same(&restarted, &whole, "restarted after --force");
+    refused.to_string()
 }
 
 /// A checkpoint of format 1 (before integrity digests) is refused with that reason, not
@@ -608,33 +600,10 @@ fn a_checkpoint_from_before_digests_is_refused_with_its_format() {
     let file = TensorFile::read(&path, 1 << 30).unwrap().unwrap();
     assert!(file.is_sealed());
     // Rewritten as the old writer wrote it: format 1, no digest.
-    let mut metadata = file.metadata().unwrap();
-    metadata.insert("format".into(), "realbias-checkpoint-1".into());
-    metadata.remove(realbias_train::tensor_file::DIGEST_KEY);
-    let old = safetensors::SafeTensors::deserialize(&std::fs::read(&path).unwrap())
-        .unwrap()
-        .tensors()
-        .into_iter()
-        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
-        .collect::<Vec<_>>();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = old
-        .iter()
-        .map(|(n, dtype, shape, data)| {
-            let view = safetensors::tensor::TensorView::new(*dtype, shape.clone(), data);
-            (n.clone(), view.unwrap())
-        })
-        .collect();
-    let encoded = safetensors::serialize(views, Some(metadata)).unwrap();
-    std::fs::write(&path, encoded).unwrap();
-    let device = device();
-    let e = Trainer::new(&c, &data, &device)
-        .with_checkpoint(slot(dir.path()))
-        .run(Quiet)
-        .err()
-        .expect("a format 1 checkpoint resumed");
+    rewrite_unsealed(&path, "realbias-checkpoint-1");
+    let e = refused_then_restarted_by_force(&c, &data, dir.path());
     assert!(
-        e.to_string()
-            .contains("before checkpoints carried an integrity digest"),
+        e.contains("before checkpoints carried an integrity digest"),
         "{e}"
     );
 }

@@ -103,3 +103,16 @@ pub fn timeless(run: &TrainedRun) -> (TrainingResult, Vec<EpochRecord>) {
         .collect();
     (result, history)
 }
+
+/// Rewrites the tensor file at `path` as a writer before integrity digests did: the same
+/// tensors, metadata `format` = `format`, no digest.
+pub fn rewrite_unsealed(path: &Path, format: &str) {
+    let bytes = std::fs::read(path).unwrap();
+    let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata = header.metadata().clone().unwrap_or_default();
+    metadata.remove(realbias_train::tensor_file::DIGEST_KEY);
+    metadata.insert("format".into(), format.into());
+    let encoded = safetensors::serialize(parsed.tensors(), Some(metadata)).unwrap();
+    std::fs::write(path, encoded).unwrap();
+}
