@@ -153,9 +153,6 @@ pub struct Outcome {
     pub elsewhere: usize,
     /// In other shards of the plan.
     pub other_shards: usize,
-    /// Could not run (an unreadable checkpoint, a corrupt file): recorded in the unit's
-    /// `failed.txt`, named in [`ExperimentReport::failures`]; the other units still ran.
-    pub failed: usize,
 }
 
 /// What a finished (or interrupted) run leaves.
@@ -167,7 +164,8 @@ pub struct ExperimentReport {
     pub finalized: Option<Finalized>,
     /// Every unit of the plan has a result.
     pub complete: bool,
-    /// `label: why` of each unit that failed on its own (`Outcome::failed`).
+    /// `label: why` of each unit that could not run (an unreadable checkpoint, a corrupt
+    /// file): recorded in the unit's `failed.txt`; the other units still ran.
     pub failures: Vec<String>,
     /// Of the units without a result when the run ended: held by a live process (another
     /// shard, another run on the folder), and held by none (left for a later run).
@@ -515,7 +513,6 @@ impl<'a> Queue<'a> {
             }
             Ok(UnitOutcome::Interrupted) => outcome.unfinished += 1,
             Err(e) if is_unit_failure(&e) => {
-                outcome.failed += 1;
                 drop(outcome);
                 let why = e.to_string();
                 // Best effort: the run's exit status and message name it in any case.

@@ -170,13 +170,13 @@ pub fn litter(dir: &Path) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&folder) else {
             continue;
         };
+        let in_sessions = folder.file_name().is_some_and(|n| n == SESSIONS);
         for entry in entries.flatten() {
             let path = entry.path();
             let Ok(kind) = entry.file_type() else {
                 continue;
             };
             let name = entry.file_name().to_string_lossy().into_owned();
-            let in_sessions = folder.file_name().is_some_and(|n| n == SESSIONS);
             if kind.is_dir() && !kind.is_symlink() {
                 pending.push(path);
             } else if (kind.is_file() && is_old_tmp(&path, &name))
@@ -190,12 +190,14 @@ pub fn litter(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Whether `name` (at `path`) is an atomic write's temporary file older than [`TMP_AGE`]; only
+/// such names are looked up on disk.
 fn is_old_tmp(path: &Path, name: &str) -> bool {
-    let age = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok());
-    name.starts_with('.') && name.ends_with(".tmp") && age.is_some_and(|a| a > TMP_AGE)
+    let age = || {
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+        modified.elapsed().ok()
+    };
+    name.starts_with('.') && name.ends_with(".tmp") && age().is_some_and(|a| a > TMP_AGE)
 }
 
 /// Removes [`litter`]; how many files it removed (best effort: one that cannot be removed is
