@@ -9,6 +9,7 @@ use realbias_experiments::experiment::{FAILURE_FILE, lock_path};
 use realbias_experiments::lock;
 use realbias_experiments::registry;
 use realbias_experiments::store::read_result;
+use realbias_experiments::text::MAX_TEXT_BYTES;
 use realbias_train::state::CHECKPOINT_FILE;
 
 /// A unit's state.
@@ -37,7 +38,8 @@ fn state(finished: bool, unit_result: &Path, lock: &Path) -> State {
         return State::Failed(format!("{why}; remove it to train the unit again"));
     }
     // A unit that failed on its own says why (`failed.txt`), until a run finishes it.
-    if let Ok(why) = std::fs::read_to_string(unit_result.with_file_name(FAILURE_FILE)) {
+    let failure = unit_result.with_file_name(FAILURE_FILE);
+    if let Ok(Some(why)) = realbias_experiments::text::read_text(&failure, MAX_TEXT_BYTES) {
         return State::Failed(why.trim().to_string());
     }
     match lock::inspect(lock) {
