@@ -359,15 +359,20 @@ impl TrainConfig {
     /// Parses TOML `text` (`path` names it in errors), applies overrides and validates.
     pub fn parse(text: &str, path: &Path, sets: &[String]) -> Result<Self, ConfigError> {
         let parse_err = |e: toml::de::Error| ConfigError::parse(path, e);
-        // Without overrides, parse the text itself so errors carry line and column.
-        let mut config: TrainConfig = if sets.is_empty() {
-            toml::from_str(text).map_err(parse_err)?
+        // Without overrides, parse the text itself so errors carry line and column. The table
+        // as written (overrides applied) is kept for the keys it names.
+        let (mut config, table): (TrainConfig, toml::Table) = if sets.is_empty() {
+            (
+                toml::from_str(text).map_err(parse_err)?,
+                parse_table(text, path, &[])?,
+            )
         } else {
-            toml::Value::Table(parse_table(text, path, sets)?)
+            let table = parse_table(text, path, sets)?;
+            let config = toml::Value::Table(table.clone())
                 .try_into()
-                .map_err(parse_err)?
+                .map_err(parse_err)?;
+            (config, table)
         };
-        let table = parse_table(text, path, sets)?;
         let written = table.get("optim").and_then(|o| o.as_table());
         let mut problems = config.problems();
         for p in written.map_or(Vec::new(), |o| config.optim.foreign_keys_written(o, &[])) {
