@@ -169,6 +169,31 @@ impl<'a> Evaluator<'a> {
         Ok(eval)
     }
 
+    /// `measures` with the flatness measures of the final network `last` added, when the
+    /// config asks for them (`train.flatness`): the values a recompute from the saved
+    /// networks gives.
+    fn with_flatness(
+        &self,
+        measures: Option<RunMeasures>,
+        last: &TwoLayerNet,
+    ) -> Result<Option<RunMeasures>, TrainError> {
+        let Some(mut measures) = measures else {
+            return Ok(None);
+        };
+        if !self.config.train.flatness {
+            return Ok(Some(measures));
+        }
+        let (u, v) = last.weights()?;
+        let dims = last.dims();
+        let relu = self.config.model.activation == realbias_model::Activation::Relu;
+        let view = |u, v| crate::flatness::Weights { u, v, dims, relu };
+        let (net, init) = (view(&u, &v), view(&self.initial.u, &self.initial.v));
+        let seed = self.config.train.seed;
+        let flatness = crate::flatness::flatness(&net, &init, &self.data.train, seed, self.device)?;
+        measures.at_convergence.flatness = Some(flatness);
+        Ok(Some(measures))
+    }
+
     fn upload<'s>(&self, cell: &'s OnceCell<DeviceSplit>, split: &Split) -> &'s DeviceSplit {
         cell.get_or_init(|| DeviceSplit::new(split, self.config.train.eval_batch, self.device))
     }
@@ -500,6 +525,7 @@ impl<'a> Ledger<'a> {
             message: "no epoch was recorded".into(),
         })?;
         let norms = last.norms()?;
+        let measures = self.eval.with_flatness(ends.measures, &last)?;
         let epochs = last_record.epoch;
         let train_seconds: f64 = history.iter().map(|r| r.train_seconds).sum();
         let result = TrainingResult {
@@ -539,7 +565,7 @@ impl<'a> Ledger<'a> {
             group_norm: norms.group_norm,
             parameters: norms.parameters,
             config: config.clone(),
-            measures: ends.measures,
+            measures,
             true_labels: None,
             ensemble_members: None,
             gradient_evaluations: None,

@@ -28,7 +28,11 @@
 //! (`[DRAWS, d, H]` weights, as an ensemble's stacked evaluation).
 //!
 //! Sharpness with a searched box, the other half of Jiang et al.'s flatness family, is in
-//! [`sharpness`].
+//! [`sharpness`] (eqs. 54 and 62).
+//!
+//! Computed post hoc by `realbias measures DIR --recompute` from saved networks, and at the
+//! end of every run whose config sets `train.flatness = true` (`ledger`), with the same
+//! values: both take the final network, its initial one, the training split and the seed.
 
 pub mod sharpness;
 

@@ -1,8 +1,16 @@
 //! Sharpness with the box searched (Keskar et al. 2017's box, Jiang et al. 2020's search): the
 //! largest `α` such that a few steps of projected gradient ascent on the training loss, inside
 //! the box `|uᵢ| ≤ α(|wᵢ| + 1)`, raise the loss by at most [`LOSS_RISE`]; and its
-//! magnitude-aware form, the box `|uᵢ| ≤ α'|wᵢ| + ε`. Measures: `sharpness.flatness = 1/α²`,
-//! `sharpness.mag.flatness = 1/α'²`.
+//! magnitude-aware form, the box `|uᵢ| ≤ α'|wᵢ| + ε`. Measures: `sharpness.flatness = 1/α²`
+//! (Jiang et al. eq. 54) and `sharpness.mag.flatness = 1/α'²` (eq. 62).
+//!
+//! Those two numbers are placed, not read: the public reference code numbers only the
+//! PAC-Bayes measures (48, 49 and 53; 56, 57 and 61), and in the paper each sharpness measure
+//! follows its PAC-Bayes twin (Table 2: the flatness pair is 53/54, the magnitude-aware pair
+//! 61/62). The paper itself could not be consulted offline. Jiang et al.'s sharpness *bound*
+//! terms (`sharpness.init`/`.orig`, eqs. 50-51 and 58-59 by the same placement) are not
+//! computed: the reference code has none to follow, and the issue asks only for the
+//! PAC-Bayes ones.
 //!
 //! The ascent starts at a seeded uniform point of the box (stream [`STREAM_BOX`]) and takes
 //! [`ASCENT_STEPS`] signed-gradient steps of `2/ASCENT_STEPS` of the box's half-width, each
