@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use realbias_experiments::{lock, registry, store};
-use realbias_train::TrainingResult;
+use realbias_train::RunResult;
 
 fn mkfifo(path: &Path) {
     let made = std::process::Command::new("mkfifo").arg(path).status();
@@ -19,7 +19,7 @@ fn mkfifo(path: &Path) {
 
 /// Reads the three kinds of file in `dir`, whatever they hold.
 fn read_all(dir: &Path) {
-    let _ = store::read_result::<TrainingResult>(&dir.join("result.json"));
+    let _ = store::read_result::<RunResult>(&dir.join("result.json"));
     let _ = registry::load_folder(dir);
     let _ = lock::inspect(&dir.join("result.lock"));
     let _ = lock::live_owner(&dir.join("result.lock"));
@@ -32,7 +32,7 @@ fn fifos_in_place_of_the_folders_files_are_not_waited_on() {
         mkfifo(&dir.path().join(name));
     }
     let started = Instant::now();
-    let e = store::read_result::<TrainingResult>(&dir.path().join("result.json")).unwrap_err();
+    let e = store::read_result::<RunResult>(&dir.path().join("result.json")).unwrap_err();
     assert!(e.contains("not a regular file"), "{e}");
     let e = registry::load_folder(dir.path()).err().unwrap().to_string();
     assert!(e.contains("not a regular file"), "{e}");
@@ -50,7 +50,7 @@ fn a_huge_sparse_result_is_refused_unread() {
         .set_len(3 << 30)
         .unwrap();
     let started = Instant::now();
-    let e = store::read_result::<TrainingResult>(&path).unwrap_err();
+    let e = store::read_result::<RunResult>(&path).unwrap_err();
     assert!(e.contains("refused unread"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }

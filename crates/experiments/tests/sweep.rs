@@ -13,14 +13,14 @@ use realbias_experiments::store::cached;
 use realbias_experiments::sweep::{Condition, ExperimentConfig, Sweep, censor, summarize};
 use realbias_train::data::load_full;
 use realbias_train::eval::DeviceSplit;
-use realbias_train::{Quiet, TrainingResult};
+use realbias_train::{Quiet, RunResult};
 
 fn device() -> burn::tensor::Device {
     realbias_train::backend::device().unwrap()
 }
 
 /// A finished run's result, if its folder holds a valid `result.json`.
-fn finished(dir: &Path) -> Option<TrainingResult> {
+fn finished(dir: &Path) -> Option<RunResult> {
     cached(&dir.join("result.json"))
 }
 
@@ -335,7 +335,7 @@ fn weight_decay_selection_picks_the_validation_best_lambda_per_h() {
             0.25
         }
     };
-    let results: Vec<Option<TrainingResult>> = plan
+    let results: Vec<Option<RunResult>> = plan
         .iter()
         .map(|r| {
             let mut res = template.clone();

@@ -130,7 +130,7 @@ pub struct BenchRow {
 /// The median time to write the checkpoint of `run` (its history padded to a full run's 500
 /// epochs) into `dir`, and its size.
 fn checkpoint_cost(
-    run: &crate::TrainedRun,
+    run: &crate::FinishedRun,
     dir: &std::path::Path,
 ) -> Result<(u64, f64), BenchError> {
     let weights = crate::state::Weights::of(&run.final_net)?;
@@ -138,12 +138,12 @@ fn checkpoint_cost(
     while let Some(last) = history.last().cloned().filter(|_| history.len() <= 500) {
         history.push(last);
     }
-    let state = crate::TrainingState {
+    let state = crate::RunCheckpoint {
         velocity: Some(weights.clone()),
         optimizer: None,
         best: weights.clone(),
         weights,
-        bookkeeping: crate::state::Bookkeeping {
+        ledger: crate::state::SavedLedger {
             best_epoch: 0,
             best_validation_error: 0.0,
             streak: 0,

@@ -240,7 +240,7 @@ impl ModelConfig {
 /// `[train]`: seed, stopping and evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct LoopSettings {
+pub struct TrainSettings {
     /// Seeds the subset draw, label noise, initialization and batch order (separate streams).
     pub seed: u64,
     /// Hard cap on epochs.
@@ -294,9 +294,9 @@ fn is_false(v: &bool) -> bool {
     !*v
 }
 
-impl Default for LoopSettings {
+impl Default for TrainSettings {
     fn default() -> Self {
-        LoopSettings {
+        TrainSettings {
             seed: 0,
             max_epochs: 500,
             converge_loss: 0.02,
@@ -323,7 +323,7 @@ pub struct TrainConfig {
     #[serde(default)]
     pub optim: OptimConfig,
     #[serde(default)]
-    pub train: LoopSettings,
+    pub train: TrainSettings,
 }
 
 /// Sets `key` (dotted path) to `value` (a TOML value; a bare word is taken as a string).

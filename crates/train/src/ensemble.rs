@@ -35,14 +35,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::batches::{BatchOrder, batch_ranges};
 use crate::classifier::TrainingSet;
-use crate::config::{LoopSettings, ModelConfig, TrainConfig};
+use crate::config::{ModelConfig, TrainConfig, TrainSettings};
 use crate::engine::{Stepped, Stepper, run_epochs};
 use crate::ledger::{Ledger, Reader};
 use crate::optim::{Method, OptimConfig, heavy_ball};
-use crate::record::{StopReason, TrainedRun};
+use crate::record::{FinishedRun, StopReason};
 use crate::shards;
 use crate::stacked_eval::{Ending, StackedEvaluation, stacked};
-use crate::state::{CheckpointSlot, TrainingState, Weights};
+use crate::state::{CheckpointSlot, RunCheckpoint, Weights};
 use crate::{Progress, Quiet, TrainError};
 
 /// Whether a sweep trains runs of one width together: `auto` where the backend gains from it
@@ -95,7 +95,7 @@ impl<'a> Member<'a> {
 /// What the members of one ensemble must share: the config without its seed, its weight
 /// decay and its name (the data section only shapes the member's own dataset; the splits'
 /// sizes are checked separately).
-pub fn shared_settings(config: &TrainConfig) -> (ModelConfig, OptimConfig, LoopSettings) {
+pub fn shared_settings(config: &TrainConfig) -> (ModelConfig, OptimConfig, TrainSettings) {
     let mut optim = config.optim.clone();
     optim.weight_decay = 0.0;
     let mut run = config.train.clone();
@@ -143,8 +143,8 @@ pub fn train_ensemble(
     members: &[Member],
     device: &Device,
     progress: &mut dyn Progress,
-) -> Result<Vec<TrainedRun>, TrainError> {
-    let mut outputs: Vec<Option<TrainedRun>> = members.iter().map(|_| None).collect();
+) -> Result<Vec<FinishedRun>, TrainError> {
+    let mut outputs: Vec<Option<FinishedRun>> = members.iter().map(|_| None).collect();
     train_ensemble_with(members, device, progress, &mut |i, out| {
         outputs[i] = Some(out)
     })?;
@@ -161,7 +161,7 @@ pub fn train_ensemble_with(
     members: &[Member],
     device: &Device,
     progress: &mut dyn Progress,
-    finished: &mut dyn FnMut(usize, TrainedRun),
+    finished: &mut dyn FnMut(usize, FinishedRun),
 ) -> Result<(), TrainError> {
     if let Some(why) = incompatibility(members) {
         return Err(TrainError::Ensemble(why));
@@ -173,12 +173,12 @@ pub fn train_ensemble_with(
     let origins = Origins::load(members, device)?;
     for (done, group) in origins.stacks() {
         if let Some(state) = group.first().and_then(|&i| origins.saved[i].as_ref()) {
-            progress.resumed(&state.bookkeeping.history);
+            progress.resumed(&state.ledger.history);
         }
         let shards = shards::split(&group, crate::backend::ensemble_threads());
         let train_shard = |shard: &[usize],
                            shown: &mut dyn Progress,
-                           handed: &mut dyn FnMut(usize, TrainedRun)| {
+                           handed: &mut dyn FnMut(usize, FinishedRun)| {
             origins.train(shard, done, shown, handed)
         };
         match shards.as_slice() {
@@ -195,7 +195,7 @@ struct Origins<'a> {
     members: &'a [Member<'a>],
     device: &'a Device,
     initial: Vec<TwoLayerNet>,
-    saved: Vec<Option<TrainingState>>,
+    saved: Vec<Option<RunCheckpoint>>,
 }
 
 impl<'a> Origins<'a> {
@@ -246,7 +246,7 @@ impl<'a> Origins<'a> {
         group: &[usize],
         done: usize,
         progress: &mut dyn Progress,
-        finished: &mut dyn FnMut(usize, TrainedRun),
+        finished: &mut dyn FnMut(usize, FinishedRun),
     ) -> Result<(), TrainError> {
         let (members, device) = (self.members, self.device);
         let stack = Ensemble::new(members, group, (&self.initial, &self.saved), device);
@@ -314,7 +314,7 @@ impl<'a> Ensemble<'a> {
     fn new(
         members: &'a [Member<'a>],
         group: &[usize],
-        (initial, saved): (&[TwoLayerNet], &[Option<TrainingState>]),
+        (initial, saved): (&[TwoLayerNet], &[Option<RunCheckpoint>]),
         device: &'a Device,
     ) -> Self {
         let first = &members[group[0]];
@@ -334,7 +334,7 @@ impl<'a> Ensemble<'a> {
             .any(|&l| l != 0.0)
             .then(|| (filled(d * h, [r, d, h]), filled(h * k, [r, h, k])));
         // The members of a group have all done the same epochs: all fresh, or all resumed.
-        let states: Option<Vec<&TrainingState>> =
+        let states: Option<Vec<&RunCheckpoint>> =
             group.iter().map(|&i| saved[i].as_ref()).collect();
         let stack_pair = |ws: Vec<&Weights>| {
             (
@@ -417,7 +417,7 @@ impl<'a> Ensemble<'a> {
         done: usize,
         ledgers: &mut [Option<Ledger>],
         progress: &mut dyn Progress,
-        finished: &mut dyn FnMut(usize, TrainedRun),
+        finished: &mut dyn FnMut(usize, FinishedRun),
     ) -> Result<(), TrainError> {
         let train = &self.config().train.clone();
         let device = self.device;
@@ -454,7 +454,7 @@ impl<'a> Ensemble<'a> {
         (epoch, seconds): (usize, f64),
         ledgers: &mut [Option<Ledger>],
         progress: &mut dyn Progress,
-        finished: &mut dyn FnMut(usize, TrainedRun),
+        finished: &mut dyn FnMut(usize, FinishedRun),
     ) -> Result<Option<StopReason>, TrainError> {
         // Each member's share of the epoch's time.
         let seconds = seconds / self.stack.len() as f64;
@@ -488,7 +488,7 @@ impl<'a> Ensemble<'a> {
         &self,
         ledgers: &mut [Option<Ledger>],
         stopped: Vec<Stopped>,
-        finished: &mut dyn FnMut(usize, TrainedRun),
+        finished: &mut dyn FnMut(usize, FinishedRun),
     ) -> Result<(), TrainError> {
         let count = ledgers.len();
         let taken: Vec<_> = stopped
@@ -662,7 +662,7 @@ impl<'a> Ensemble<'a> {
 struct EnsembleStepper<'e, 'a, 'l, 'f> {
     stack: &'e mut Ensemble<'a>,
     ledgers: &'e mut [Option<Ledger<'l>>],
-    finished: &'e mut (dyn FnMut(usize, TrainedRun) + 'f),
+    finished: &'e mut (dyn FnMut(usize, FinishedRun) + 'f),
 }
 
 impl Stepper for EnsembleStepper<'_, '_, '_, '_> {

@@ -18,8 +18,8 @@ use crate::config::TrainConfig;
 use crate::engine::{Stepped, Stepper, run_epochs};
 use crate::ledger::{Ledger, Reader};
 use crate::optim::{LbfgsSettings, Method};
-use crate::record::{StopReason, TrainedRun};
-use crate::state::{CheckpointSlot, OptimizerState, TrainingState, Weights};
+use crate::record::{FinishedRun, StopReason};
+use crate::state::{CheckpointSlot, OptimizerState, RunCheckpoint, Weights};
 use crate::{Progress, TrainError};
 
 /// One full-batch run: what [`crate::Trainer`] hands over.
@@ -152,7 +152,7 @@ impl Objective for NetworkObjective {
 }
 
 /// A full-batch method's state between iterations.
-enum FullBatch {
+enum FullBatchState {
     Cg(CgState),
     Lbfgs(LbfgsState),
 }
@@ -181,7 +181,7 @@ fn lbfgs_of(s: &LbfgsSettings) -> LBFGS {
         .init()
 }
 
-impl FullBatch {
+impl FullBatchState {
     fn start(
         config: &TrainConfig,
         objective: &mut NetworkObjective,
@@ -189,14 +189,14 @@ impl FullBatch {
     ) -> Result<Self, TrainError> {
         let (u, v) = (net.u.val(), net.v.val());
         Ok(match config.optim.method {
-            Method::Lbfgs => FullBatch::Lbfgs(LbfgsState {
+            Method::Lbfgs => FullBatchState::Lbfgs(LbfgsState {
                 optimizer: lbfgs_of(&config.optim.lbfgs_settings()),
                 net: tracked(u, v, objective.activation),
                 last_loss: f64::INFINITY,
             }),
             _ => {
                 let settings = config.optim.cg_settings();
-                FullBatch::Cg(CgState::start(objective, flatten(u, v), &settings)?)
+                FullBatchState::Cg(CgState::start(objective, flatten(u, v), &settings)?)
             }
         })
     }
@@ -205,7 +205,7 @@ impl FullBatch {
     fn restore(
         config: &TrainConfig,
         objective: &NetworkObjective,
-        saved: &TrainingState,
+        saved: &RunCheckpoint,
         device: &Device,
     ) -> Result<Self, TrainError> {
         let o = saved
@@ -231,13 +231,13 @@ impl FullBatch {
                     .map_err(|e| TrainError::CorruptCheckpoint {
                         why: format!("the L-BFGS record: {e}"),
                     })?;
-                FullBatch::Lbfgs(LbfgsState {
+                FullBatchState::Lbfgs(LbfgsState {
                     optimizer,
                     net: tracked(u, v, objective.activation),
                     last_loss: o.scalar("last_loss")?,
                 })
             }
-            _ => FullBatch::Cg(CgState {
+            _ => FullBatchState::Cg(CgState {
                 x: flatten(u, v),
                 value: o.scalar("value")?,
                 gradient: flat(o.pair("gradient")?),
@@ -258,7 +258,7 @@ impl FullBatch {
         config: &TrainConfig,
     ) -> Result<Step, TrainError> {
         match self {
-            FullBatch::Cg(state) => {
+            FullBatchState::Cg(state) => {
                 let it = state.iterate(objective, &config.optim.cg_settings())?;
                 Ok(Step {
                     length: it.step,
@@ -266,15 +266,17 @@ impl FullBatch {
                     stalled: it.stalled,
                 })
             }
-            FullBatch::Lbfgs(state) => state.iterate(objective, config.optim.lbfgs_settings().lr),
+            FullBatchState::Lbfgs(state) => {
+                state.iterate(objective, config.optim.lbfgs_settings().lr)
+            }
         }
     }
 
     /// The network as it stands (without autodiff).
     fn net(&self, objective: &NetworkObjective) -> TwoLayerNet {
         let (u, v) = match self {
-            FullBatch::Cg(state) => objective.unflatten(&state.x),
-            FullBatch::Lbfgs(state) => (state.net.u.val().inner(), state.net.v.val().inner()),
+            FullBatchState::Cg(state) => objective.unflatten(&state.x),
+            FullBatchState::Lbfgs(state) => (state.net.u.val().inner(), state.net.v.val().inner()),
         };
         network(u, v, objective.activation)
     }
@@ -287,7 +289,7 @@ impl FullBatch {
             Weights::from_device(&u, &v)
         };
         Ok(match self {
-            FullBatch::Cg(s) => OptimizerState {
+            FullBatchState::Cg(s) => OptimizerState {
                 tensors: vec![
                     ("gradient".into(), pair(&s.gradient)?),
                     ("direction".into(), pair(&s.direction)?),
@@ -300,7 +302,7 @@ impl FullBatch {
                 ]
                 .into(),
             },
-            FullBatch::Lbfgs(s) => {
+            FullBatchState::Lbfgs(s) => {
                 let bytes = s.optimizer.into_bytes().map_err(|e| TrainError::Encode {
                     what: "the L-BFGS state".into(),
                     message: e.to_string(),
@@ -364,13 +366,13 @@ impl FullBatchRun<'_> {
     pub fn run(
         &self,
         initial: TwoLayerNet,
-        saved: Option<TrainingState>,
+        saved: Option<RunCheckpoint>,
         progress: &mut dyn Progress,
-    ) -> Result<TrainedRun, TrainError> {
+    ) -> Result<FinishedRun, TrainError> {
         let (config, data, device) = (self.config, self.data, self.device);
         let mut objective = NetworkObjective::new(self, &initial);
         let restored = match saved {
-            Some(saved) => match FullBatch::restore(config, &objective, &saved, device) {
+            Some(saved) => match FullBatchState::restore(config, &objective, &saved, device) {
                 Ok(state) => Some((saved, state)),
                 // An L-BFGS record that does not decode is found only here: --force discards
                 // it as it does a checkpoint that fails its checks.
@@ -386,14 +388,14 @@ impl FullBatchRun<'_> {
         };
         let (mut ledger, mut state) = match restored {
             Some((saved, state)) => {
-                progress.resumed(&saved.bookkeeping.history);
+                progress.resumed(&saved.ledger.history);
                 (
                     Ledger::resume((config, data), device, initial, &saved, Reader::Own)?,
                     state,
                 )
             }
             None => {
-                let state = FullBatch::start(config, &mut objective, &initial)?;
+                let state = FullBatchState::start(config, &mut objective, &initial)?;
                 (
                     Ledger::start(config, data, device, initial, progress)?,
                     state,
@@ -411,7 +413,7 @@ impl FullBatchRun<'_> {
     fn iterations(
         &self,
         ledger: &mut Ledger,
-        state: &mut FullBatch,
+        state: &mut FullBatchState,
         objective: &mut NetworkObjective,
         progress: &mut dyn Progress,
     ) -> Result<StopReason, TrainError> {
@@ -432,7 +434,7 @@ impl FullBatchRun<'_> {
 struct FullBatchStepper<'s, 'a, 'l> {
     run: &'s FullBatchRun<'a>,
     ledger: &'s mut Ledger<'l>,
-    state: &'s mut FullBatch,
+    state: &'s mut FullBatchState,
     objective: &'s mut NetworkObjective,
     /// The last iteration's step, for its record.
     step: Option<Step>,

@@ -1,6 +1,6 @@
 //! One run's bookkeeping, whichever loop steps its weights: evaluation after every epoch, the
 //! history, the best-validation network, the stop rule, the result at the end, and the run's
-//! [`TrainingState`] for a checkpoint.
+//! [`RunCheckpoint`] for a checkpoint.
 
 use std::cell::OnceCell;
 use std::time::Instant;
@@ -9,11 +9,11 @@ use burn::tensor::{Bool, Device, Tensor};
 use realbias_data::{Dataset, Split};
 use realbias_model::{TwoLayerNet, norm_measures};
 
-use crate::config::{LoopSettings, TrainConfig};
+use crate::config::{TrainConfig, TrainSettings};
 use crate::eval::{DeviceSplit, Evaluation, TrainingEvaluation};
 use crate::measures::{MeasureInputs, frobenius, measure, pattern_fractions, percentile};
-use crate::record::{EpochRecord, RunMeasures, StopReason, TrainedRun, TrainingResult};
-use crate::state::{Bookkeeping, TrainingState, Weights};
+use crate::record::{EpochRecord, FinishedRun, RunMeasures, RunResult, StopReason};
+use crate::state::{RunCheckpoint, SavedLedger, Weights};
 use crate::{Progress, TrainError};
 
 /// When a run stops: divergence, "convergence" (zero training error and a training loss below
@@ -27,7 +27,7 @@ pub(crate) struct StopRule {
 }
 
 impl StopRule {
-    pub fn new(config: &LoopSettings) -> Self {
+    pub fn new(config: &TrainSettings) -> Self {
         StopRule {
             max_epochs: config.max_epochs,
             converge_loss: config.converge_loss,
@@ -374,11 +374,11 @@ impl<'a> Ledger<'a> {
         (config, data): (&'a TrainConfig, &'a Dataset),
         device: &'a Device,
         initial: TwoLayerNet,
-        state: &TrainingState,
+        state: &RunCheckpoint,
         reader: Reader,
     ) -> Result<Self, TrainError> {
         let mut eval = Evaluator::new((config, data), device, &initial, reader)?;
-        let kept = &state.bookkeeping;
+        let kept = &state.ledger;
         let elapsed = std::time::Duration::from_secs_f64(kept.elapsed_seconds.max(0.0));
         eval.start = Instant::now().checked_sub(elapsed).unwrap_or(eval.start);
         let (d, _, k) = initial.dims();
@@ -405,13 +405,13 @@ impl<'a> Ledger<'a> {
         &self,
         weights: Weights,
         velocity: Option<Weights>,
-    ) -> Result<TrainingState, TrainError> {
-        Ok(TrainingState {
+    ) -> Result<RunCheckpoint, TrainError> {
+        Ok(RunCheckpoint {
             weights,
             velocity,
             optimizer: None,
             best: Weights::of(&self.best.net)?,
-            bookkeeping: Bookkeeping {
+            ledger: SavedLedger {
                 best_epoch: self.best.epoch,
                 best_validation_error: self.best.validation_error,
                 streak: self.rule.streak,
@@ -496,7 +496,7 @@ impl<'a> Ledger<'a> {
     }
 
     /// The run's result from its history, its last network `last` and the best one.
-    pub fn finish(self, last: TwoLayerNet, stop: StopReason) -> Result<TrainedRun, TrainError> {
+    pub fn finish(self, last: TwoLayerNet, stop: StopReason) -> Result<FinishedRun, TrainError> {
         let test = self.eval.test();
         let ends = FinalReadings {
             test_error: test.evaluate(&last)?.error,
@@ -516,7 +516,7 @@ impl<'a> Ledger<'a> {
         last: TwoLayerNet,
         stop: StopReason,
         ends: FinalReadings,
-    ) -> Result<TrainedRun, TrainError> {
+    ) -> Result<FinishedRun, TrainError> {
         let (eval, best) = (&self.eval, self.best);
         let (config, data) = (eval.config, eval.data);
         let history = self.history;
@@ -528,7 +528,7 @@ impl<'a> Ledger<'a> {
         let measures = self.eval.with_flatness(ends.measures, &last)?;
         let epochs = last_record.epoch;
         let train_seconds: f64 = history.iter().map(|r| r.train_seconds).sum();
-        let result = TrainingResult {
+        let result = RunResult {
             train_error: last_record.train_error,
             train_loss: last_record.train_loss,
             validation_error: last_record.validation_error,
@@ -570,7 +570,7 @@ impl<'a> Ledger<'a> {
             ensemble_members: None,
             gradient_evaluations: None,
         };
-        Ok(TrainedRun {
+        Ok(FinishedRun {
             result,
             history,
             final_net: last,
@@ -603,11 +603,11 @@ mod tests {
     use super::*;
 
     fn rule(max_epochs: usize) -> StopRule {
-        StopRule::new(&LoopSettings {
+        StopRule::new(&TrainSettings {
             max_epochs,
             converge_loss: 0.02,
             converge_epochs: 3,
-            ..LoopSettings::default()
+            ..TrainSettings::default()
         })
     }
 

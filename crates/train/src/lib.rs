@@ -43,6 +43,6 @@ mod trainer;
 pub use ensemble::{Member, train_ensemble};
 pub use error::TrainError;
 pub use progress::{Progress, Quiet};
-pub use record::{EpochRecord, StopReason, TrainedRun, TrainingResult, TrueLabels};
-pub use state::{CheckpointSlot, TrainingState};
+pub use record::{EpochRecord, FinishedRun, RunResult, StopReason, TrueLabels};
+pub use state::{CheckpointSlot, RunCheckpoint};
 pub use trainer::{RunData, Trainer, train};

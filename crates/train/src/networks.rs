@@ -21,7 +21,7 @@ use realbias_model::TwoLayerNet;
 
 use crate::TrainError;
 use crate::config::TrainConfig;
-use crate::record::TrainedRun;
+use crate::record::FinishedRun;
 use crate::state::{Weights, config_json};
 use crate::tensor_file::{NamedMatrix, Sealing, TensorFile, file_error, write};
 
@@ -49,7 +49,7 @@ pub fn config_digest(config: &TrainConfig) -> Result<String, TrainError> {
 }
 
 /// Writes `run`'s networks to `dir/network.safetensors`.
-pub fn write_networks(dir: &Path, run: &TrainedRun) -> Result<(), TrainError> {
+pub fn write_networks(dir: &Path, run: &FinishedRun) -> Result<(), TrainError> {
     let nets = [
         ("initial", Weights::of(&run.initial_net)?),
         ("final", Weights::of(&run.final_net)?),

@@ -96,7 +96,7 @@ pub enum StopReason {
 
 /// Everything a figure needs from one run (`result.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainingResult {
+pub struct RunResult {
     pub train_error: f64,
     pub train_loss: f64,
     pub validation_error: f64,
@@ -196,8 +196,8 @@ pub struct RunMeasures {
 }
 
 /// A trained run: its result, its per-epoch history and its networks.
-pub struct TrainedRun {
-    pub result: TrainingResult,
+pub struct FinishedRun {
+    pub result: RunResult,
     pub history: Vec<EpochRecord>,
     pub final_net: TwoLayerNet,
     pub initial_net: TwoLayerNet,
@@ -241,7 +241,7 @@ pub fn history_csv(history: &[EpochRecord]) -> String {
 }
 
 /// Writes (or rewrites) `result.json` in `dir`, atomically.
-pub fn write_result(dir: &Path, result: &TrainingResult) -> Result<(), TrainError> {
+pub fn write_result(dir: &Path, result: &RunResult) -> Result<(), TrainError> {
     let path = dir.join("result.json");
     let json = serde_json::to_string_pretty(result).map_err(|e| TrainError::Encode {
         what: path.display().to_string(),

@@ -6,12 +6,12 @@
 use std::path::Path;
 
 use crate::TrainError;
-use crate::record::TrainedRun;
+use crate::record::FinishedRun;
 
 /// Writes `history.csv` and the networks (`network.safetensors`, unless
 /// `train.save_networks` is off), then `result.json` last: a folder with a `result.json`
 /// holds a finished run. Its checkpoint is then removed.
-pub fn write_run(dir: &Path, run: &TrainedRun) -> Result<(), TrainError> {
+pub fn write_run(dir: &Path, run: &FinishedRun) -> Result<(), TrainError> {
     crate::files::write_atomic(
         &dir.join("history.csv"),
         crate::record::history_csv(&run.history).as_bytes(),

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-use crate::record::{EpochRecord, TrainedRun};
+use crate::record::{EpochRecord, FinishedRun};
 use crate::{Progress, TrainError};
 
 /// How often the calling thread asks its [`Progress`] whether to stop while no shard reports.
@@ -33,7 +33,7 @@ pub(crate) fn split(group: &[usize], threads: usize) -> Vec<Vec<usize>> {
 }
 
 /// Trains one shard (its members' indices) with the progress and output callbacks given.
-pub(crate) type TrainShard<'s> = dyn Fn(&[usize], &mut dyn Progress, &mut dyn FnMut(usize, TrainedRun)) -> Result<(), TrainError>
+pub(crate) type TrainShard<'s> = dyn Fn(&[usize], &mut dyn Progress, &mut dyn FnMut(usize, FinishedRun)) -> Result<(), TrainError>
     + Sync
     + 's;
 
@@ -51,7 +51,7 @@ enum Event {
     },
     Finished {
         member: usize,
-        run: Box<TrainedRun>,
+        run: Box<FinishedRun>,
     },
     Done {
         shard: usize,
@@ -65,7 +65,7 @@ pub(crate) fn train(
     shards: &[Vec<usize>],
     train_shard: &TrainShard,
     progress: &mut dyn Progress,
-    finished: &mut dyn FnMut(usize, TrainedRun),
+    finished: &mut dyn FnMut(usize, FinishedRun),
 ) -> Result<(), TrainError> {
     let stop = AtomicBool::new(false);
     let per_shard = (rayon::current_num_threads() / shards.len()).max(1);
@@ -111,7 +111,7 @@ pub(crate) fn train(
 fn hand_on(
     received: &mpsc::Receiver<Event>,
     stop: &AtomicBool,
-    (progress, finished): (&mut dyn Progress, &mut dyn FnMut(usize, TrainedRun)),
+    (progress, finished): (&mut dyn Progress, &mut dyn FnMut(usize, FinishedRun)),
     shards: usize,
 ) {
     let mut running: Vec<bool> = vec![true; shards];
@@ -154,7 +154,7 @@ impl ShardWork<'_> {
         train_shard: &TrainShard,
     ) -> Result<(), TrainError> {
         let outputs = self.events.clone();
-        let mut finished = |member: usize, run: TrainedRun| {
+        let mut finished = |member: usize, run: FinishedRun| {
             // The receiver lives until every shard's thread has ended.
             let run = Box::new(run);
             let _ = outputs.send(Event::Finished { member, run });

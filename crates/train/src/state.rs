@@ -130,26 +130,26 @@ struct OptimizerMetadata {
 
 /// Everything the next epoch of a run depends on (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
-pub struct TrainingState {
+pub struct RunCheckpoint {
     pub weights: Weights,
     /// The momentum buffers (none before the first step).
     pub velocity: Option<Weights>,
     /// The state of another optimizer than SGD (none for SGD).
     pub optimizer: Option<OptimizerState>,
     pub best: Weights,
-    pub bookkeeping: Bookkeeping,
+    pub ledger: SavedLedger,
 }
 
-impl TrainingState {
+impl RunCheckpoint {
     /// Epochs done (the last one in the history): the next one is `epoch() + 1`.
     pub fn epoch(&self) -> usize {
-        self.bookkeeping.history.last().map_or(0, |r| r.epoch)
+        self.ledger.history.last().map_or(0, |r| r.epoch)
     }
 }
 
 /// The scalar part of the state, stored as the checkpoint's JSON metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Bookkeeping {
+pub struct SavedLedger {
     pub best_epoch: usize,
     pub best_validation_error: f64,
     /// Consecutive converged epochs so far (the stop rule's streak).
@@ -172,7 +172,7 @@ pub struct CheckpointSlot {
 /// measures are added at its end (`train.flatness`: a recompute adds the same values later).
 pub fn outcome_settings(config: &TrainConfig) -> TrainConfig {
     let mut c = config.clone();
-    let defaults = crate::config::LoopSettings::default();
+    let defaults = crate::config::TrainSettings::default();
     c.train.checkpoint_seconds = defaults.checkpoint_seconds;
     c.train.save_networks = defaults.save_networks;
     c.train.flatness = defaults.flatness;
@@ -194,7 +194,7 @@ impl CheckpointSlot {
     }
 
     /// Writes `state` of the run `config` (atomically: a kill mid-write keeps the last one).
-    pub fn save(&self, config: &TrainConfig, state: &TrainingState) -> Result<(), TrainError> {
+    pub fn save(&self, config: &TrainConfig, state: &RunCheckpoint) -> Result<(), TrainError> {
         let path = self.path();
         let (d, h, k) = dims(config, state);
         let names: Vec<(String, String)> = optimizer_names(state);
@@ -216,7 +216,7 @@ impl CheckpointSlot {
             what: path.display().to_string(),
             message,
         };
-        let bookkeeping = exact_json(&state.bookkeeping).map_err(encode)?;
+        let bookkeeping = exact_json(&state.ledger).map_err(encode)?;
         let mut metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("training_code".into(), TRAINING_CODE_VERSION.to_string()),
@@ -251,7 +251,7 @@ impl CheckpointSlot {
         &self,
         config: &TrainConfig,
         dims: (usize, usize, usize),
-    ) -> Result<Option<TrainingState>, TrainError> {
+    ) -> Result<Option<RunCheckpoint>, TrainError> {
         Ok(self.load_reporting(config, dims)?.0)
     }
 
@@ -261,7 +261,7 @@ impl CheckpointSlot {
         &self,
         config: &TrainConfig,
         (d, h, k): (usize, usize, usize),
-    ) -> Result<(Option<TrainingState>, Option<String>), TrainError> {
+    ) -> Result<(Option<RunCheckpoint>, Option<String>), TrainError> {
         let path = self.path();
         let limit = checkpoint_limit(config, (d, h, k));
         let read = TensorFile::read(&path, limit).and_then(|file| match file {
@@ -317,13 +317,13 @@ fn checkpoint_limit(config: &TrainConfig, (d, h, k): (usize, usize, usize)) -> u
 const OPTIMIZER_RECORD: &str = "optimizer.record";
 
 /// The file names of the optimizer's tensor pairs: `optimizer.{name}.u` and `.v`.
-fn optimizer_names(state: &TrainingState) -> Vec<(String, String)> {
+fn optimizer_names(state: &RunCheckpoint) -> Vec<(String, String)> {
     optimizer_pairs(state)
         .map(|(n, _)| (format!("optimizer.{n}.u"), format!("optimizer.{n}.v")))
         .collect()
 }
 
-fn optimizer_pairs(state: &TrainingState) -> impl Iterator<Item = &(String, Weights)> {
+fn optimizer_pairs(state: &RunCheckpoint) -> impl Iterator<Item = &(String, Weights)> {
     state.optimizer.iter().flat_map(|o| o.tensors.iter())
 }
 
@@ -366,7 +366,7 @@ fn matrix<'a>(name: &'a str, shape: [usize; 2], values: &'a [f32]) -> NamedMatri
     }
 }
 
-fn dims(config: &TrainConfig, state: &TrainingState) -> (usize, usize, usize) {
+fn dims(config: &TrainConfig, state: &RunCheckpoint) -> (usize, usize, usize) {
     let h = config.model.hidden.max(1);
     (state.weights.u.len() / h, h, state.weights.v.len() / h)
 }
@@ -394,7 +394,7 @@ fn parse(
     file: &TensorFile,
     config: &TrainConfig,
     (d, h, k): (usize, usize, usize),
-) -> Result<TrainingState, TrainError> {
+) -> Result<RunCheckpoint, TrainError> {
     let path = file.path();
     let mismatch = |why: String| TrainError::CheckpointMismatch {
         path: path.to_path_buf(),
@@ -415,7 +415,7 @@ fn parse(
             config_difference(&stored, &current)
         )));
     }
-    let bookkeeping: Bookkeeping = from_exact_json(&file.metadata_value("bookkeeping")?)
+    let bookkeeping: SavedLedger = from_exact_json(&file.metadata_value("bookkeeping")?)
         .map_err(|e| file_error(path, format!("metadata \"bookkeeping\": {e}")))?;
     if bookkeeping.history.is_empty() {
         return Err(file_error(path, "its history is empty".into()));
@@ -425,12 +425,12 @@ fn parse(
         true => Some(Weights::read(file, "velocity", dims)?),
         false => None,
     };
-    let state = TrainingState {
+    let state = RunCheckpoint {
         weights: Weights::read(file, "weights", dims)?,
         velocity,
         optimizer: read_optimizer(file, dims)?,
         best: Weights::read(file, "best", dims)?,
-        bookkeeping,
+        ledger: bookkeeping,
     };
     match missing_method_state(&state, config.optim.method) {
         Some(what) => Err(mismatch(format!(
@@ -445,7 +445,7 @@ fn parse(
 /// What of its method's state a checkpoint after at least one epoch lacks, if anything: an
 /// SGD checkpoint without its velocity resumed silently without momentum, an L-BFGS one
 /// without its record could not be cleared by `--force`.
-fn missing_method_state(state: &TrainingState, method: crate::optim::Method) -> Option<String> {
+fn missing_method_state(state: &RunCheckpoint, method: crate::optim::Method) -> Option<String> {
     use crate::optim::Method;
     if state.epoch() == 0 {
         return None; // stopped before the first step: no optimizer state yet
@@ -564,7 +564,7 @@ pub(crate) struct CheckpointTimer {
 }
 
 impl CheckpointTimer {
-    pub fn new(settings: &crate::config::LoopSettings) -> Self {
+    pub fn new(settings: &crate::config::TrainSettings) -> Self {
         CheckpointTimer {
             every: std::time::Duration::from_secs_f64(settings.checkpoint_seconds.max(0.0)),
             last: std::time::Instant::now(),

@@ -3,11 +3,11 @@
 //! ([`crate::engine::learner`]); a full-batch run (conjugate gradient, L-BFGS) steps its
 //! line-searched iterations itself ([`crate::full_batch`]). Both go through the one epoch
 //! loop ([`crate::engine::run_epochs`]), keep their bookkeeping in the run's [`Ledger`], and
-//! save the whole [`TrainingState`] as a checkpoint every `train.checkpoint_seconds` and when
+//! save the whole [`RunCheckpoint`] as a checkpoint every `train.checkpoint_seconds` and when
 //! a stop is requested.
 //!
 //! [`Ledger`]: crate::ledger::Ledger
-//! [`TrainingState`]: crate::state::TrainingState
+//! [`RunCheckpoint`]: crate::state::RunCheckpoint
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use realbias_data::Dataset;
 use crate::classifier::LossPath;
 use crate::config::TrainConfig;
 use crate::engine::learner::LearnerRun;
-use crate::record::TrainedRun;
+use crate::record::FinishedRun;
 use crate::state::CheckpointSlot;
 use crate::{Progress, TrainError};
 
@@ -30,7 +30,7 @@ pub fn train<P: Progress + Send + 'static>(
     data: &Dataset,
     device: &Device,
     progress: P,
-) -> Result<TrainedRun, TrainError> {
+) -> Result<FinishedRun, TrainError> {
     Trainer::new(config, data, device).run(progress)
 }
 
@@ -122,7 +122,7 @@ impl<'a> Trainer<'a> {
 
     /// Trains until the stop rule (or `progress`) says stop; resumes from the checkpoint
     /// when there is one.
-    pub fn run<P: Progress + Send + 'static>(self, progress: P) -> Result<TrainedRun, TrainError> {
+    pub fn run<P: Progress + Send + 'static>(self, progress: P) -> Result<FinishedRun, TrainError> {
         self.run_with(progress).0
     }
 
@@ -130,7 +130,7 @@ impl<'a> Trainer<'a> {
     pub fn run_with<P: Progress + Send + 'static>(
         self,
         mut progress: P,
-    ) -> (Result<TrainedRun, TrainError>, P) {
+    ) -> (Result<FinishedRun, TrainError>, P) {
         let (config, data) = (self.config, &*self.data);
         let prepared = crate::memory::check(data.dim(), config.model.hidden, data.classes, config)
             .and_then(|()| {

@@ -10,7 +10,7 @@ use realbias_train::config::TrainConfig;
 use realbias_train::flatness::Flatness;
 use realbias_train::networks::{NETWORK_FILE, config_digest, read_networks};
 use realbias_train::run_files::write_run;
-use realbias_train::{Member, Quiet, TrainedRun, train, train_ensemble};
+use realbias_train::{FinishedRun, Member, Quiet, train, train_ensemble};
 
 fn run_config(method: &str, seed: u64, flatness: bool) -> TrainConfig {
     config(&format!(
@@ -20,7 +20,7 @@ fn run_config(method: &str, seed: u64, flatness: bool) -> TrainConfig {
 }
 
 /// The flatness measures `run` carries, against those recomputed from its saved networks.
-fn carries_the_recomputed_flatness(run: &TrainedRun, label: &str) -> Flatness {
+fn carries_the_recomputed_flatness(run: &FinishedRun, label: &str) -> Flatness {
     let c = &run.result.config;
     let data = teacher_data(5);
     let dir = tempfile::tempdir().unwrap();

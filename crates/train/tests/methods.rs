@@ -11,7 +11,7 @@ use realbias_train::config::TrainConfig;
 use realbias_train::optim::Method;
 use realbias_train::run_files::write_run;
 use realbias_train::{
-    CheckpointSlot, EpochRecord, Progress, Quiet, StopReason, TrainedRun, Trainer, TrainingResult,
+    CheckpointSlot, EpochRecord, FinishedRun, Progress, Quiet, RunResult, StopReason, Trainer,
     train,
 };
 
@@ -89,7 +89,7 @@ impl Progress for StopAt {
     }
 }
 
-fn run_in(c: &TrainConfig, dir: &Path, stop: &mut StopAt) -> TrainedRun {
+fn run_in(c: &TrainConfig, dir: &Path, stop: &mut StopAt) -> FinishedRun {
     let data = teacher_data(3);
     let slot = CheckpointSlot {
         dir: dir.to_path_buf(),
@@ -166,7 +166,7 @@ fn the_method_and_its_settings_round_trip_through_result_json() {
         let dir = tempfile::tempdir().unwrap();
         write_run(dir.path(), &out).unwrap();
         let text = std::fs::read_to_string(dir.path().join("result.json")).unwrap();
-        let read: TrainingResult = serde_json::from_str(&text).unwrap();
+        let read: RunResult = serde_json::from_str(&text).unwrap();
         assert_eq!(read.config, c, "{method}");
         assert_eq!(read.config.optim.method.name(), method);
         // The method's own table is recorded with the values used, the others' are not.

@@ -15,7 +15,7 @@ use realbias_train::run_files::write_run;
 use realbias_train::state::CHECKPOINT_FILE;
 use realbias_train::tensor_file::{NamedMatrix, TensorFile, write};
 use realbias_train::{
-    CheckpointSlot, EpochRecord, Member, Progress, Quiet, StopReason, TrainError, TrainedRun,
+    CheckpointSlot, EpochRecord, FinishedRun, Member, Progress, Quiet, StopReason, TrainError,
     Trainer,
 };
 
@@ -80,7 +80,7 @@ impl Progress for StopAt {
 }
 
 /// Asserts two runs' numbers are equal, naming the fields that differ.
-fn assert_same(a: &TrainedRun, b: &TrainedRun, what: &str) {
+fn assert_same(a: &FinishedRun, b: &FinishedRun, what: &str) {
     let (x, y) = (timeless(a), timeless(b));
     if x == y {
         return;
@@ -132,7 +132,7 @@ fn slot(dir: &Path) -> CheckpointSlot {
     }
 }
 
-fn single(c: &TrainConfig, data: &Dataset, dir: &Path, stop: &mut StopAt) -> TrainedRun {
+fn single(c: &TrainConfig, data: &Dataset, dir: &Path, stop: &mut StopAt) -> FinishedRun {
     let device = device();
     let trainer = Trainer::new(c, data, &device).with_checkpoint(slot(dir));
     handed(stop, |stop| trainer.run_with(stop)).unwrap()
@@ -282,7 +282,7 @@ fn ensemble(
     which: &[usize],
     slots: &[CheckpointSlot],
     progress: &mut dyn Progress,
-) -> HashMap<usize, TrainedRun> {
+) -> HashMap<usize, FinishedRun> {
     let batch: Vec<Member> = which
         .iter()
         .map(|&i| Member {

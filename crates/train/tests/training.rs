@@ -9,7 +9,7 @@ use realbias_data::{Dataset, Split};
 use realbias_train::config::TrainConfig;
 use realbias_train::data::prepare_data;
 use realbias_train::ensemble::train_ensemble_with;
-use realbias_train::{Member, Quiet, StopReason, TrainedRun, train, train_ensemble};
+use realbias_train::{FinishedRun, Member, Quiet, StopReason, train, train_ensemble};
 
 const SYNTHETIC: &str = r#"
 [data]
@@ -366,7 +366,7 @@ converge_epochs = 2
     // two, each on its own thread (round-robin: members 0 and 2, 1 and 3).
     for threads in [1, 2] {
         let pool = common::pool(threads);
-        let mut handed: Vec<(usize, TrainedRun)> = Vec::new();
+        let mut handed: Vec<(usize, FinishedRun)> = Vec::new();
         pool.install(|| {
             train_ensemble_with(&batch, &device, &mut Quiet, &mut |i, out| {
                 handed.push((i, out))
@@ -381,10 +381,10 @@ converge_epochs = 2
         handed.sort_by_key(|(i, _)| *i);
         let indices: Vec<usize> = handed.iter().map(|(i, _)| *i).collect();
         assert_eq!(indices, [0, 1, 2, 3], "{threads} threads: each member once");
-        let together: Vec<TrainedRun> = handed.into_iter().map(|(_, o)| o).collect();
+        let together: Vec<FinishedRun> = handed.into_iter().map(|(_, o)| o).collect();
         if realbias_train::backend::backend_name() == "flex" {
             // Each shard trained on one thread of its own.
-            let used = |o: &TrainedRun| o.result.machine.as_ref().map(|m| m.threads);
+            let used = |o: &FinishedRun| o.result.machine.as_ref().map(|m| m.threads);
             assert!(
                 together.iter().all(|o| used(o) == Some(1)),
                 "{threads} threads"
@@ -396,7 +396,7 @@ converge_epochs = 2
 
 /// Each member of an ensemble of 4 against its run alone: the same stop, and the same
 /// records within tolerances (on flex, the same bits).
-fn members_match_alone(alone: &[TrainedRun], together: &[TrainedRun]) {
+fn members_match_alone(alone: &[FinishedRun], together: &[FinishedRun]) {
     let stops: Vec<usize> = alone.iter().map(|o| o.result.epochs).collect();
     assert!(
         stops.iter().any(|&e| e < 80) && stops.contains(&80),
@@ -452,7 +452,7 @@ fn members_match_alone(alone: &[TrainedRun], together: &[TrainedRun]) {
 
 /// On the CPU backend a member's batched evaluation reduces the same logits in the same order
 /// as the run alone: every record, test error and measure has the same bits.
-fn same_bits_as_alone(i: usize, alone: &TrainedRun, member: &TrainedRun) {
+fn same_bits_as_alone(i: usize, alone: &FinishedRun, member: &FinishedRun) {
     for (x, y) in alone.history.iter().zip(&member.history) {
         let bits = |r: &realbias_train::record::EpochRecord| {
             let flips = r.pattern_flip_fraction.map(f64::to_bits);

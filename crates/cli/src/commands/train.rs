@@ -10,7 +10,7 @@ use realbias_train::data::prepare_data;
 use realbias_train::networks::NETWORK_FILE;
 use realbias_train::run_files::write_run;
 use realbias_train::state::CHECKPOINT_FILE;
-use realbias_train::{CheckpointSlot, StopReason, Trainer, TrainingResult, backend};
+use realbias_train::{CheckpointSlot, RunResult, StopReason, Trainer, backend};
 
 use super::data::{DataDir, with_fetch};
 use crate::views::run::RunView;
@@ -160,7 +160,7 @@ pub fn command(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_result(r: &TrainingResult) {
+fn print_result(r: &RunResult) {
     // The final network is "at convergence" only where the stop rule fired.
     let when = match r.stop_reason {
         StopReason::Converged => "at convergence",

@@ -2,14 +2,14 @@
 //! passes over the training split and wall time to the stop, per method and condition, as a
 //! section of `report.md`.
 
-use realbias_train::TrainingResult;
+use realbias_train::RunResult;
 use realbias_train::optim::Method;
 
 use super::plan::PlannedRun;
 
 /// Full-training-set gradient passes of a run: its function-and-gradient evaluations for a
 /// full-batch method, its epochs for a mini-batch one (one pass per epoch).
-fn passes(r: &TrainingResult) -> f64 {
+fn passes(r: &RunResult) -> f64 {
     r.gradient_evaluations.map_or(r.epochs as f64, |n| n as f64)
 }
 
@@ -18,11 +18,11 @@ fn mean(values: &[f64]) -> f64 {
 }
 
 /// The report's cost section, if any run of the plan trains by another method than SGD.
-pub fn section(runs: &[PlannedRun], results: &[Option<TrainingResult>]) -> Option<String> {
+pub fn section(runs: &[PlannedRun], results: &[Option<RunResult>]) -> Option<String> {
     if runs.iter().all(|r| r.config.optim.method == Method::Sgd) {
         return None;
     }
-    let mut groups: Vec<(String, Vec<&TrainingResult>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<&RunResult>)> = Vec::new();
     for (run, result) in runs.iter().zip(results) {
         let Some(result) = result else { continue };
         let key = format!(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use realbias_train::measures::Measures;
-use realbias_train::{StopReason, TrainingResult};
+use realbias_train::{RunResult, StopReason};
 
 use super::config::Condition;
 use super::plan::PlannedRun;
@@ -71,7 +71,7 @@ impl Network {
     }
 
     /// The network's measures, test error and training error in a run.
-    fn of(self, r: &TrainingResult) -> Option<(&Measures, f64, f64)> {
+    fn of(self, r: &RunResult) -> Option<(&Measures, f64, f64)> {
         let m = r.measures.as_ref()?;
         match self {
             Network::AtConvergence => Some((&m.at_convergence, r.test_error, r.train_error)),
@@ -140,7 +140,7 @@ pub(super) fn representative(plan: &[PlannedRun], summary: &Summary) -> Vec<bool
 fn row(
     network: Network,
     (measure, get): (&'static str, Getter),
-    runs: &[(&PlannedRun, &TrainingResult)],
+    runs: &[(&PlannedRun, &RunResult)],
     conditions: &[Condition],
 ) -> MeasureRow {
     // (condition, measure, test error, gap, axes)
@@ -210,10 +210,10 @@ pub struct Ranking {
 /// Every measure's row for both networks, over the finished runs that carry measures and did
 /// not diverge (no rows when no run does; a measure undefined for every run keeps its row,
 /// with no τ).
-pub fn rank(plan: &[PlannedRun], results: &[Option<TrainingResult>], summary: &Summary) -> Ranking {
+pub fn rank(plan: &[PlannedRun], results: &[Option<RunResult>], summary: &Summary) -> Ranking {
     let keep = representative(plan, summary);
     let mut diverged = Vec::new();
-    let mut runs: Vec<(&PlannedRun, &TrainingResult)> = Vec::new();
+    let mut runs: Vec<(&PlannedRun, &RunResult)> = Vec::new();
     for ((p, r), k) in plan.iter().zip(results).zip(keep) {
         match r.as_ref().filter(|r| k && r.measures.is_some()) {
             Some(r) if r.stop_reason == StopReason::Diverged => diverged.push(p.label()),
@@ -411,7 +411,7 @@ fn table(rows: &[&MeasureRow]) -> String {
 pub fn figure(
     name: &str,
     plan: &[PlannedRun],
-    results: &[Option<TrainingResult>],
+    results: &[Option<RunResult>],
     summary: &Summary,
 ) -> Figure {
     let keep = representative(plan, summary);
@@ -445,7 +445,7 @@ fn measure_panel(
     (measure, get): (&'static str, Getter),
     curves: &[(usize, Condition, String)],
     plan: &[PlannedRun],
-    results: &[Option<TrainingResult>],
+    results: &[Option<RunResult>],
     keep: &[bool],
 ) -> Option<Panel> {
     let series: Vec<Series> = curves

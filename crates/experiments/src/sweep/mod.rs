@@ -38,7 +38,7 @@ use realbias_train::optim::Method;
 use realbias_train::run_files::write_run;
 use realbias_train::state::outcome_settings;
 use realbias_train::{
-    CheckpointSlot, EpochRecord, Member, Progress, StopReason, TrainedRun, Trainer, TrainingResult,
+    CheckpointSlot, EpochRecord, FinishedRun, Member, Progress, RunResult, StopReason, Trainer,
     TrueLabels,
 };
 
@@ -88,7 +88,7 @@ impl Sweep {
     fn collect(&self, dir: &Path) -> Collected {
         let runs = self.config.plan(dir);
         let paths: Vec<PathBuf> = runs.iter().map(|r| r.dir.join("result.json")).collect();
-        let (results, broken) = read_results::<TrainingResult>(&paths);
+        let (results, broken) = read_results::<RunResult>(&paths);
         let summary = summarize(&runs, &results);
         Collected {
             runs,
@@ -238,7 +238,7 @@ impl Sweep {
     fn save(
         &self,
         run: &PlannedRun,
-        mut out: TrainedRun,
+        mut out: FinishedRun,
         data: &Dataset,
         ctx: &Context,
     ) -> Result<UnitOutcome, ExperimentError> {
@@ -322,7 +322,7 @@ impl Sweep {
     /// How a censored run's final network does on the true test labels.
     fn true_labels(
         &self,
-        out: &TrainedRun,
+        out: &FinishedRun,
         data: &Dataset,
         ctx: &Context,
     ) -> Result<TrueLabels, ExperimentError> {
@@ -408,13 +408,13 @@ impl Sweep {
 /// What a sweep folder holds, read once.
 struct Collected {
     runs: Vec<PlannedRun>,
-    results: Vec<Option<TrainingResult>>,
+    results: Vec<Option<RunResult>>,
     broken: Vec<String>,
     summary: Summary,
 }
 
 /// One line of a finished run.
-fn outcome(r: &TrainingResult) -> String {
+fn outcome(r: &RunResult) -> String {
     let measures = r.measures.as_ref().map_or(String::new(), |m| {
         let seconds = m.at_convergence.seconds + m.early_stop.seconds;
         format!(" (measures {seconds:.1}s)")
@@ -520,7 +520,7 @@ impl Experiment for Sweep {
     }
 
     fn finished(&self, unit: &Unit) -> Option<String> {
-        read_result::<TrainingResult>(&unit.result)
+        read_result::<RunResult>(&unit.result)
             .ok()
             .flatten()
             .map(|r| outcome(&r))
@@ -528,7 +528,7 @@ impl Experiment for Sweep {
 
     fn stale(&self, unit: &Unit, _config_changed: bool) -> bool {
         // A run's result records its own config: stale exactly when that differs.
-        let result = read_result::<TrainingResult>(&unit.result).ok().flatten();
+        let result = read_result::<RunResult>(&unit.result).ok().flatten();
         match (result, self.runs.get(unit.index)) {
             (Some(r), Some(run)) => outcome_settings(&r.config) != outcome_settings(&run.config),
             _ => false,

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use realbias_train::TrainingResult;
+use realbias_train::RunResult;
 
 use super::config::Condition;
 use super::measures::representative;
@@ -70,7 +70,7 @@ type BySeed = BTreeMap<usize, BTreeMap<usize, (f64, f64)>>;
 /// Every comparison with at least two seeds, in plan order.
 pub fn compare(
     plan: &[PlannedRun],
-    results: &[Option<TrainingResult>],
+    results: &[Option<RunResult>],
     summary: &Summary,
 ) -> Vec<PairedRow> {
     let keep = representative(plan, summary);

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use realbias_train::TrainingResult;
+use realbias_train::RunResult;
 use realbias_train::data::derive_data;
 use realbias_train::networks::{NETWORK_FILE, read_networks};
 use realbias_train::record::write_result;
@@ -73,7 +73,7 @@ impl Sweep {
             .unwrap_or(&run.dir)
             .display()
             .to_string();
-        let result = match read_result::<TrainingResult>(&run.dir.join("result.json")) {
+        let result = match read_result::<RunResult>(&run.dir.join("result.json")) {
             Ok(Some(result)) if !ctx.force && has_flatness(&result) => return Entry::Already,
             Ok(Some(result)) => result,
             Ok(None) => return Entry::Unfinished,
@@ -98,7 +98,7 @@ impl Sweep {
     fn recompute_one(
         &self,
         run: &super::plan::PlannedRun,
-        mut result: TrainingResult,
+        mut result: RunResult,
         ctx: &Context,
     ) -> Result<bool, ExperimentError> {
         let data = derive_data(
@@ -119,7 +119,7 @@ impl Sweep {
 }
 
 /// Whether `result` already carries the flatness measures a recompute adds.
-fn has_flatness(result: &TrainingResult) -> bool {
+fn has_flatness(result: &RunResult) -> bool {
     result
         .measures
         .as_ref()

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use realbias_train::TrainingResult;
+use realbias_train::RunResult;
 use realbias_train::measures::Measures;
 
 use super::config::Condition;
@@ -116,7 +116,7 @@ pub struct RobustRun {
 }
 
 /// The run `p`'s result `r` for the robust evaluation (`None` without measures).
-pub fn robust_run(p: &PlannedRun, r: &TrainingResult) -> Option<RobustRun> {
+pub fn robust_run(p: &PlannedRun, r: &RunResult) -> Option<RobustRun> {
     let m = r.measures.as_ref()?;
     let labels = match p.condition {
         Condition::Plain | Condition::WeightDecay => "original",

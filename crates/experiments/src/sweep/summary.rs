@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::config::Condition;
 use super::plan::PlannedRun;
 use realbias_train::measures::Measures;
-use realbias_train::{TrainingResult, TrueLabels};
+use realbias_train::{RunResult, TrueLabels};
 
 /// Mean and (sample) standard deviation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -97,13 +97,13 @@ pub struct Summary {
 }
 
 /// Mean and deviation of a value some results have (NaN when none has it).
-fn optional_stat(results: &[&TrainingResult], f: impl Fn(&TrainingResult) -> Option<f64>) -> Stat {
+fn optional_stat(results: &[&RunResult], f: impl Fn(&RunResult) -> Option<f64>) -> Stat {
     Stat::of(&results.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
 }
 
-fn row(run: &PlannedRun, weight_decay: Option<f64>, results: &[&TrainingResult]) -> SummaryRow {
+fn row(run: &PlannedRun, weight_decay: Option<f64>, results: &[&RunResult]) -> SummaryRow {
     let stat =
-        |f: fn(&TrainingResult) -> f64| Stat::of(&results.iter().map(|r| f(r)).collect::<Vec<_>>());
+        |f: fn(&RunResult) -> f64| Stat::of(&results.iter().map(|r| f(r)).collect::<Vec<_>>());
     let measured = |f: fn(&Measures) -> f64| {
         optional_stat(results, |r| {
             r.measures.as_ref().map(|m| f(&m.at_convergence))
@@ -144,12 +144,11 @@ fn row(run: &PlannedRun, weight_decay: Option<f64>, results: &[&TrainingResult])
 /// weight-decay condition, λ is chosen per H as the grid value with the lowest mean best
 /// validation error over repetitions (ties: the smaller λ), and the row reports the runs
 /// with that λ.
-pub fn summarize(plan: &[PlannedRun], results: &[Option<TrainingResult>]) -> Summary {
+pub fn summarize(plan: &[PlannedRun], results: &[Option<RunResult>]) -> Summary {
     // (variant, condition, H) -> λ bits -> (a planned run, its finished results), in plan
     // order.
     type Key = (usize, Condition, usize);
-    let mut groups: BTreeMap<Key, BTreeMap<u64, (&PlannedRun, Vec<&TrainingResult>)>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<Key, BTreeMap<u64, (&PlannedRun, Vec<&RunResult>)>> = BTreeMap::new();
     for (run, result) in plan.iter().zip(results) {
         let lambda = run.weight_decay.map_or(0, f64::to_bits);
         let entry = groups
@@ -164,7 +163,7 @@ pub fn summarize(plan: &[PlannedRun], results: &[Option<TrainingResult>]) -> Sum
     let mut rows = Vec::new();
     let mut grid = Vec::new();
     for ((_, condition, _), lambdas) in groups {
-        let mut lambdas: Vec<(f64, &PlannedRun, Vec<&TrainingResult>)> = lambdas
+        let mut lambdas: Vec<(f64, &PlannedRun, Vec<&RunResult>)> = lambdas
             .into_iter()
             .map(|(bits, (run, rs))| (f64::from_bits(bits), run, rs))
             .collect();
@@ -184,11 +183,11 @@ pub fn summarize(plan: &[PlannedRun], results: &[Option<TrainingResult>]) -> Sum
 /// The weight-decay condition at one H: every λ's grid row, and the summary row of the λ with
 /// the lowest mean best validation error (ties: the smaller λ).
 fn select_lambda(
-    lambdas: &[(f64, &PlannedRun, Vec<&TrainingResult>)],
+    lambdas: &[(f64, &PlannedRun, Vec<&RunResult>)],
     rows: &mut Vec<SummaryRow>,
     grid: &mut Vec<GridRow>,
 ) {
-    let criterion = |rs: &[&TrainingResult]| {
+    let criterion = |rs: &[&RunResult]| {
         Stat::of(
             &rs.iter()
                 .map(|r| r.early_stop_validation_error)
@@ -206,7 +205,7 @@ fn select_lambda(
             continue;
         }
         let stat =
-            |f: fn(&TrainingResult) -> f64| Stat::of(&rs.iter().map(|r| f(r)).collect::<Vec<_>>());
+            |f: fn(&RunResult) -> f64| Stat::of(&rs.iter().map(|r| f(r)).collect::<Vec<_>>());
         grid.push(GridRow {
             axes: run.axes.clone(),
             hidden: run.hidden,

@@ -46,8 +46,8 @@ use crate::classifier::{Batch, Classifier, LossPath, TrainingSet, network};
 use crate::config::TrainConfig;
 use crate::ledger::{Ledger, Reader};
 use crate::optim::Method;
-use crate::record::{EpochRecord, StopReason, TrainedRun};
-use crate::state::{CheckpointSlot, TrainingState, Weights};
+use crate::record::{EpochRecord, FinishedRun, StopReason};
+use crate::state::{CheckpointSlot, RunCheckpoint, Weights};
 use crate::{Progress, TrainError};
 
 mod dashboard;
@@ -317,7 +317,7 @@ struct RunInputs<P> {
     data: Arc<Dataset>,
     device: Device,
     checkpoint: Option<CheckpointSlot>,
-    saved: Option<TrainingState>,
+    saved: Option<RunCheckpoint>,
     batches: EpochBatches,
     progress: P,
 }
@@ -327,7 +327,7 @@ struct RunInputs<P> {
 /// outcome, with the caller's progress, for the caller.
 pub(crate) struct RunStrategy<P> {
     inputs: Mutex<Option<RunInputs<P>>>,
-    outcome: Mutex<Option<(Result<TrainedRun, TrainError>, P)>>,
+    outcome: Mutex<Option<(Result<FinishedRun, TrainError>, P)>>,
     /// Per-batch events for a dashboard (none without one: nothing crosses threads per step).
     live: bool,
 }
@@ -342,7 +342,7 @@ pub(crate) struct LearnerRun<'a, P> {
     pub device: &'a Device,
     pub loss: LossPath,
     pub checkpoint: Option<CheckpointSlot>,
-    pub saved: Option<TrainingState>,
+    pub saved: Option<RunCheckpoint>,
     pub dashboard: Option<(Box<dyn MetricsRenderer>, Interrupter)>,
     pub progress: P,
 }
@@ -350,7 +350,7 @@ pub(crate) struct LearnerRun<'a, P> {
 impl<P: Progress + Send + 'static> LearnerRun<'_, P> {
     /// Trains the run to its end through `SupervisedTraining::launch`; returns its output and
     /// the progress handed in.
-    pub fn launch(self) -> (Result<TrainedRun, TrainError>, P) {
+    pub fn launch(self) -> (Result<FinishedRun, TrainError>, P) {
         let (config, data, device) = (self.config, self.data, self.device);
         let batch = config.optim.batch_size.min(data.train.len()).max(1);
         let training = TrainingSet::new(&[&data.train], data.classes, &device.clone().autodiff());
@@ -429,7 +429,7 @@ fn validation_chunks(data: &Dataset, chunk: usize, device: &Device) -> Vec<Tenso
 fn learner_of(
     config: &TrainConfig,
     initial: &TwoLayerNet,
-    saved: Option<&TrainingState>,
+    saved: Option<&RunCheckpoint>,
     (loss, batches, device): (LossPath, usize, &Device),
 ) -> Result<Learner<PaperModel>, TrainError> {
     let done = saved.map_or(0, |s| s.epoch());
@@ -464,7 +464,7 @@ fn learner_of(
 }
 
 impl<P> RunStrategy<P> {
-    fn outcome(&self) -> (Result<TrainedRun, TrainError>, P) {
+    fn outcome(&self) -> (Result<FinishedRun, TrainError>, P) {
         let taken = self
             .outcome
             .lock()
@@ -553,7 +553,7 @@ impl LearnerParts {
 fn train_run<P: Progress>(
     parts: &mut LearnerParts,
     inputs: &mut RunInputs<P>,
-) -> Result<TrainedRun, TrainError> {
+) -> Result<FinishedRun, TrainError> {
     let RunInputs {
         config,
         initial,
@@ -573,7 +573,7 @@ fn train_run<P: Progress>(
     };
     let mut ledger = match saved.take() {
         Some(saved) => {
-            progress.resumed(&saved.bookkeeping.history);
+            progress.resumed(&saved.ledger.history);
             Ledger::resume((config, data), device, initial, &saved, Reader::Own)?
         }
         None => Ledger::start(config, data, device, initial, &mut progress)?,

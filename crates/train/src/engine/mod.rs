@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use crate::config::LoopSettings;
+use crate::config::TrainSettings;
 use crate::record::StopReason;
 use crate::state::CheckpointTimer;
 use crate::{Progress, TrainError};
@@ -71,7 +71,7 @@ pub(crate) trait Stepper {
 pub(crate) fn run_epochs(
     stepper: &mut dyn Stepper,
     epochs: std::ops::RangeInclusive<usize>,
-    (settings, device): (&LoopSettings, &Device),
+    (settings, device): (&TrainSettings, &Device),
     progress: &mut dyn Progress,
 ) -> Result<StopReason, TrainError> {
     let mut timer = CheckpointTimer::new(settings);

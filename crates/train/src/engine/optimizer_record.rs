@@ -18,7 +18,7 @@ use burn_pack::{DType, Reader, Scalar, Writer};
 
 use crate::TrainError;
 use crate::optim::Method;
-use crate::state::{OptimizerState, TrainingState, Weights};
+use crate::state::{OptimizerState, RunCheckpoint, Weights};
 
 /// The parameter id of the network's first layer `U` in a `Learner`'s model.
 pub(crate) const U_PARAM: u64 = 1;
@@ -125,7 +125,7 @@ pub(crate) fn from_record(
 /// The optimizer record of a saved `state` of a `method` run with `batches` mini-batches an
 /// epoch and weights `d x h`, `h x k`; `None` when it has no optimizer state yet.
 pub(crate) fn to_record(
-    state: &TrainingState,
+    state: &RunCheckpoint,
     method: Method,
     batches: usize,
     (d, h, k): (usize, usize, usize),

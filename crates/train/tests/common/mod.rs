@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use realbias_data::{Dataset, Split};
 use realbias_train::config::TrainConfig;
-use realbias_train::{EpochRecord, TrainedRun, TrainingResult};
+use realbias_train::{EpochRecord, FinishedRun, RunResult};
 
 pub fn device() -> Device {
     realbias_train::backend::device().unwrap()
@@ -84,7 +84,7 @@ pub fn relabelled(data: &Dataset, seed: u64) -> Dataset {
 
 /// The run's numbers without its wall-clock times and the machine it ran on (a resumed run
 /// may run on other threads: an ensemble's shard gets a share of them).
-pub fn timeless(run: &TrainedRun) -> (TrainingResult, Vec<EpochRecord>) {
+pub fn timeless(run: &FinishedRun) -> (RunResult, Vec<EpochRecord>) {
     let mut result = run.result.clone();
     (result.wall_seconds, result.seconds_per_epoch) = (0.0, 0.0);
     result.machine = None;
