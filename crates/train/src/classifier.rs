@@ -31,7 +31,7 @@ pub(crate) fn weight_gradients(
     grads: &Gradients,
 ) -> Result<(Tensor<2>, Tensor<2>), TrainError> {
     let gradient = |w: &Param<Tensor<2>>| {
-        w.val().grad(grads).ok_or(TrainError::ReadBack {
+        w.val().grad(grads).ok_or(TrainError::Internal {
             what: "gradient",
             message: "the loss gave no gradient for the weights".into(),
         })

@@ -36,6 +36,11 @@ pub fn derive_data(full: &Dataset, config: &DataConfig, seed: u64) -> Result<Dat
         Some(s) => full.subset(s.train, s.validation, seed)?,
         None => full.clone(),
     };
+    if data.train.is_empty() {
+        return Err(TrainError::EmptyTraining {
+            dataset: data.name.clone(),
+        });
+    }
     if data.validation.is_empty() {
         return Err(TrainError::EmptyValidation {
             dataset: data.name.clone(),

@@ -266,7 +266,7 @@ impl<'a> Origins<'a> {
                 (Some(state), _) => Ledger::resume(run, device, net, state, Reader::Ensemble)?,
                 (None, Some(reading)) => Ledger::start_member(run, device, net, reading, shown)?,
                 (None, None) => {
-                    return Err(TrainError::ReadBack {
+                    return Err(TrainError::Internal {
                         what: "ensemble evaluation",
                         message: format!("no reading of member {i}'s initial network"),
                     });

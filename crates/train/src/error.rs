@@ -25,10 +25,17 @@ pub enum TrainError {
     /// Reading results back from the device failed (or returned the wrong amount of data).
     #[error("reading {what} back from the device failed: {message}")]
     ReadBack { what: &'static str, message: String },
+    /// An invariant of the code itself failed: a bug, not bad input.
+    #[error("internal error in {what}: {message} (this is a bug in realbias; please report it)")]
+    Internal { what: &'static str, message: String },
     #[error(
         "{dataset}: the validation split is empty; early stopping selects on it, so give it at least one example (data.validation or data.subset.validation)"
     )]
     EmptyValidation { dataset: String },
+    #[error(
+        "{dataset}: the training split is empty: data.validation takes every example of the training file; give it fewer"
+    )]
+    EmptyTraining { dataset: String },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error(

@@ -17,7 +17,7 @@ use crate::classifier::{
 use crate::config::TrainConfig;
 use crate::engine::{Stepped, Stepper, run_epochs};
 use crate::ledger::{Ledger, Reader};
-use crate::optim::{LbfgsSettings, Method};
+use crate::optim::{FullBatchMethod, LbfgsSettings};
 use crate::record::{FinishedRun, StopReason};
 use crate::state::{CheckpointSlot, OptimizerState, RunCheckpoint, Weights};
 use crate::{Progress, TrainError};
@@ -119,7 +119,7 @@ impl NetworkObjective {
                 Some((f, u, v)) => (f + value, u.add(gu), v.add(gv)),
             });
         }
-        total.ok_or(TrainError::ReadBack {
+        total.ok_or(TrainError::Internal {
             what: "gradient",
             message: "the training split is empty".into(),
         })
@@ -181,6 +181,15 @@ fn lbfgs_of(s: &LbfgsSettings) -> LBFGS {
         .init()
 }
 
+/// The run's method, which this loop must step.
+fn full_batch_method(config: &TrainConfig) -> Result<FullBatchMethod, TrainError> {
+    let method = config.optim.method;
+    method.full_batch().ok_or(TrainError::MethodLoop {
+        method: method.name(),
+        engine: "full-batch",
+    })
+}
+
 impl FullBatchState {
     fn start(
         config: &TrainConfig,
@@ -188,13 +197,13 @@ impl FullBatchState {
         net: &TwoLayerNet,
     ) -> Result<Self, TrainError> {
         let (u, v) = (net.u.val(), net.v.val());
-        Ok(match config.optim.method {
-            Method::Lbfgs => FullBatchState::Lbfgs(LbfgsState {
+        Ok(match full_batch_method(config)? {
+            FullBatchMethod::Lbfgs => FullBatchState::Lbfgs(LbfgsState {
                 optimizer: lbfgs_of(&config.optim.lbfgs_settings()),
                 net: tracked(u, v, objective.activation),
                 last_loss: f64::INFINITY,
             }),
-            _ => {
+            FullBatchMethod::Cg => {
                 let settings = config.optim.cg_settings();
                 FullBatchState::Cg(CgState::start(objective, flatten(u, v), &settings)?)
             }
@@ -221,8 +230,8 @@ impl FullBatchState {
             let (a, b) = w.upload(dims, device);
             flatten(a, b)
         };
-        let state = match config.optim.method {
-            Method::Lbfgs => {
+        let state = match full_batch_method(config)? {
+            FullBatchMethod::Lbfgs => {
                 let record = o.record.clone().ok_or(TrainError::CorruptCheckpoint {
                     why: "an L-BFGS checkpoint without the optimizer's record".into(),
                 })?;
@@ -237,7 +246,7 @@ impl FullBatchState {
                     last_loss: o.scalar("last_loss")?,
                 })
             }
-            _ => FullBatchState::Cg(CgState {
+            FullBatchMethod::Cg => FullBatchState::Cg(CgState {
                 x: flatten(u, v),
                 value: o.scalar("value")?,
                 gradient: flat(o.pair("gradient")?),

@@ -520,7 +520,7 @@ impl<'a> Ledger<'a> {
         let (eval, best) = (&self.eval, self.best);
         let (config, data) = (eval.config, eval.data);
         let history = self.history;
-        let last_record = history.last().cloned().ok_or(TrainError::ReadBack {
+        let last_record = history.last().cloned().ok_or(TrainError::Internal {
             what: "history",
             message: "no epoch was recorded".into(),
         })?;

@@ -301,15 +301,11 @@ fn discard_reason(e: TrainError) -> String {
 }
 
 /// The most bytes a checkpoint of the run `config` (a `d x h x k` network) can hold: its
-/// weight-shaped tensors (the weights, the best network and the method's state; L-BFGS's
-/// record keeps two vectors of the weights' size for each pair of its history) and its header.
+/// weight-shaped tensors (the weights, the best network and the method's state) and its header.
 fn checkpoint_limit(config: &TrainConfig, (d, h, k): (usize, usize, usize)) -> u64 {
     let weights = 4 * (d * h + h * k) as u64;
-    let copies = match config.optim.method {
-        crate::optim::Method::Sgd => 3,
-        crate::optim::Method::Adam | crate::optim::Method::Cg => 4,
-        crate::optim::Method::Lbfgs => 4 + 2 * config.optim.lbfgs_settings().history_size as u64,
-    };
+    let history = config.optim.lbfgs_settings().history_size;
+    let copies = 2 + config.optim.method.saved_state().weight_copies(history);
     copies * weights + crate::tensor_file::header_budget(config.train.max_epochs)
 }
 
@@ -446,29 +442,22 @@ fn parse(
 /// SGD checkpoint without its velocity resumed silently without momentum, an L-BFGS one
 /// without its record could not be cleared by `--force`.
 fn missing_method_state(state: &RunCheckpoint, method: crate::optim::Method) -> Option<String> {
-    use crate::optim::Method;
     if state.epoch() == 0 {
         return None; // stopped before the first step: no optimizer state yet
     }
-    let (tensors, scalars, record): (&[&str], &[&str], bool) = match method {
-        Method::Sgd => return state.velocity.is_none().then(|| "velocity".into()),
-        Method::Adam => (&["moment_1", "moment_2"], &["time"], false),
-        Method::Cg => (
-            &["gradient", "direction"],
-            &["value", "next_step", "evaluations"],
-            false,
-        ),
-        Method::Lbfgs => (&[], &["last_loss", "evaluations"], true),
-    };
+    let layout = method.saved_state();
+    if layout.velocity {
+        return state.velocity.is_none().then(|| "velocity".into());
+    }
     let Some(o) = &state.optimizer else {
         return Some("optimizer state".into());
     };
-    let tensor = tensors.iter().find(|n| o.pair(n).is_err());
-    let scalar = scalars.iter().find(|n| o.scalar(n).is_err());
+    let tensor = layout.tensors.iter().find(|n| o.pair(n).is_err());
+    let scalar = layout.scalars.iter().find(|n| o.scalar(n).is_err());
     match (tensor, scalar) {
         (Some(n), _) => Some(format!("optimizer tensor {n:?}")),
         (None, Some(n)) => Some(format!("optimizer scalar {n:?}")),
-        (None, None) if record && o.record.is_none() => Some("optimizer record".into()),
+        (None, None) if layout.record && o.record.is_none() => Some("optimizer record".into()),
         (None, None) => None,
     }
 }

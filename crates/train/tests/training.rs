@@ -9,7 +9,7 @@ use realbias_data::{Dataset, Split};
 use realbias_train::config::TrainConfig;
 use realbias_train::data::prepare_data;
 use realbias_train::ensemble::train_ensemble_with;
-use realbias_train::{FinishedRun, Member, Quiet, StopReason, train, train_ensemble};
+use realbias_train::{FinishedRun, Member, Quiet, StopReason, TrainError, train, train_ensemble};
 
 const SYNTHETIC: &str = r#"
 [data]
@@ -319,6 +319,23 @@ fn normalization_statistics_come_from_the_training_split_or_every_example() {
     for m in mean(&derived.train) {
         assert!((m + 5.0 / 9.0).abs() < 0.1, "{m}");
     }
+}
+
+/// A run without training or validation examples is refused by name, before any step.
+#[test]
+fn derived_data_without_training_or_validation_examples_is_an_error() {
+    let own = config(SYNTHETIC).data;
+    let mut no_training = teacher_data(3);
+    no_training.train.labels.clear();
+    no_training.train.features.clear();
+    let e = realbias_train::data::derive_data(&no_training, &own, 0).unwrap_err();
+    assert!(matches!(e, TrainError::EmptyTraining { .. }), "{e}");
+    assert!(e.to_string().contains("training split is empty"), "{e}");
+    let mut no_validation = teacher_data(3);
+    no_validation.validation.labels.clear();
+    no_validation.validation.features.clear();
+    let e = realbias_train::data::derive_data(&no_validation, &own, 0).unwrap_err();
+    assert!(matches!(e, TrainError::EmptyValidation { .. }), "{e}");
 }
 
 /// Every label of `data` replaced by the teacher of `seed`'s labels (a stand-in for censoring:

@@ -45,7 +45,7 @@ use crate::batches::{BatchOrder, batch_ranges};
 use crate::classifier::{Batch, Classifier, LossPath, TrainingSet, network};
 use crate::config::TrainConfig;
 use crate::ledger::{Ledger, Reader};
-use crate::optim::Method;
+use crate::optim::MiniBatchMethod;
 use crate::record::{EpochRecord, FinishedRun, StopReason};
 use crate::state::{CheckpointSlot, RunCheckpoint, Weights};
 use crate::{Progress, TrainError};
@@ -300,7 +300,7 @@ impl LearnerRecords {
         store: &EventStoreClient,
     ) -> Result<OptimizerRecord, TrainError> {
         self.checkpointer.checkpoint(learner, epoch, store);
-        let lost = |what: &str| TrainError::ReadBack {
+        let lost = |what: &str| TrainError::Internal {
             what: "the Learner's records",
             message: format!("its checkpointer handed back no {what} record"),
         };
@@ -444,19 +444,19 @@ fn learner_of(
         method: optim.method.name(),
         engine: "Learner",
     };
-    let optimizer: ModuleOptimizer = match optim.method {
-        Method::Sgd => optim.paper_sgd(batches).into(),
-        Method::Adam => crate::optim::CoupledDecay {
+    let method = optim.method.mini_batch().ok_or_else(not_here)?;
+    let optimizer: ModuleOptimizer = match method {
+        MiniBatchMethod::Sgd => optim.paper_sgd(batches).into(),
+        MiniBatchMethod::Adam => crate::optim::CoupledDecay {
             inner: crate::optim::adam_of(&optim.adam_settings()),
             weight_decay: optim.weight_decay,
         }
         .into(),
-        Method::Cg | Method::Lbfgs => return Err(not_here()),
     };
     let scheduler = optim.lr_scheduler(batches, done).ok_or_else(not_here)?;
     let mut learner = Learner::new(model, optimizer, scheduler);
     if let Some(s) = saved
-        && let Some(record) = to_record(s, optim.method, batches, dims)?
+        && let Some(record) = to_record(s, method, batches, dims)?
     {
         learner.load_optim(record);
     }
@@ -474,7 +474,7 @@ impl<P> RunStrategy<P> {
             return outcome;
         }
         let inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let never = TrainError::ReadBack {
+        let never = TrainError::Internal {
             what: "the Learner's run",
             message: "the training strategy never ran".into(),
         };
@@ -663,7 +663,7 @@ impl Stepper for LearnerStepper<'_, '_> {
                 parts.learner = at_start;
                 return Ok(Stepped::Stopped);
             }
-            let batch = item.map_err(|e| TrainError::ReadBack {
+            let batch = item.map_err(|e| TrainError::Internal {
                 what: "the epoch's batches",
                 message: e.to_string(),
             })?;
@@ -718,7 +718,16 @@ impl Stepper for LearnerStepper<'_, '_> {
             .records
             .optimizer_of(&parts.learner, epoch, &parts.store)?;
         let net = parts.net(self.activation);
-        let (velocity, optimizer) = from_record(record, self.config.optim.method, net.dims())?;
+        let method = self
+            .config
+            .optim
+            .method
+            .mini_batch()
+            .ok_or(TrainError::MethodLoop {
+                method: self.config.optim.method.name(),
+                engine: "Learner",
+            })?;
+        let (velocity, optimizer) = from_record(record, method, net.dims())?;
         let mut state = self.ledger.state(Weights::of(&net)?, velocity)?;
         state.optimizer = optimizer;
         slot.save(self.config, &state)

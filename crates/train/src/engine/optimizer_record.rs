@@ -17,7 +17,7 @@ use burn::tensor::Bytes;
 use burn_pack::{DType, Reader, Scalar, Writer};
 
 use crate::TrainError;
-use crate::optim::Method;
+use crate::optim::MiniBatchMethod;
 use crate::state::{OptimizerState, RunCheckpoint, Weights};
 
 /// The parameter id of the network's first layer `U` in a `Learner`'s model.
@@ -35,25 +35,25 @@ struct Leaves {
 }
 
 /// The state leaves of `method`'s optimizer (the mini-batch methods: the `Learner`'s).
-fn leaves(method: Method) -> Option<Leaves> {
+fn leaves(method: MiniBatchMethod) -> Leaves {
     match method {
-        Method::Sgd => Some(Leaves {
+        MiniBatchMethod::Sgd => Leaves {
             tensors: &[("velocity", "velocity")],
             scalars: &[],
-        }),
-        Method::Adam => Some(Leaves {
+        },
+        MiniBatchMethod::Adam => Leaves {
             tensors: &[
                 ("momentum.moment_1", "moment_1"),
                 ("momentum.moment_2", "moment_2"),
             ],
             scalars: &[("momentum.time", "time")],
-        }),
-        Method::Cg | Method::Lbfgs => None,
+        },
     }
 }
 
+/// The record Burn hands over (or this module builds) is not the layout it should have.
 fn corrupt(message: String) -> TrainError {
-    TrainError::ReadBack {
+    TrainError::Internal {
         what: "the optimizer's record",
         message,
     }
@@ -63,13 +63,10 @@ fn corrupt(message: String) -> TrainError {
 /// velocity, or another method's state (none before the first step).
 pub(crate) fn from_record(
     record: OptimizerRecord,
-    method: Method,
+    method: MiniBatchMethod,
     (d, h, k): (usize, usize, usize),
 ) -> Result<(Option<Weights>, Option<OptimizerState>), TrainError> {
-    let leaves = leaves(method).ok_or(TrainError::MethodLoop {
-        method: method.name(),
-        engine: "Learner",
-    })?;
+    let leaves = leaves(method);
     let bytes = record
         .into_bytes()
         .map_err(|e| corrupt(format!("cannot encode it: {e}")))?;
@@ -104,7 +101,7 @@ pub(crate) fn from_record(
             v: take(V_PARAM, h * k)?,
         })
     };
-    if method == Method::Sgd {
+    if method == MiniBatchMethod::Sgd {
         return Ok((Some(pair("velocity")?), None));
     }
     let mut state = OptimizerState::default();
@@ -126,14 +123,11 @@ pub(crate) fn from_record(
 /// epoch and weights `d x h`, `h x k`; `None` when it has no optimizer state yet.
 pub(crate) fn to_record(
     state: &RunCheckpoint,
-    method: Method,
+    method: MiniBatchMethod,
     batches: usize,
     (d, h, k): (usize, usize, usize),
 ) -> Result<Option<OptimizerRecord>, TrainError> {
-    let leaves = leaves(method).ok_or(TrainError::MethodLoop {
-        method: method.name(),
-        engine: "Learner",
-    })?;
+    let leaves = leaves(method);
     let mut tensors = Vec::new();
     let mut scalars: Vec<(String, Scalar)> = Vec::new();
     let mut push = |leaf: &str, w: &Weights| {
@@ -149,14 +143,14 @@ pub(crate) fn to_record(
         }
     };
     match (method, &state.velocity, &state.optimizer) {
-        (Method::Sgd, Some(velocity), _) => {
+        (MiniBatchMethod::Sgd, Some(velocity), _) => {
             push("velocity", velocity);
             let steps = state.epoch() * batches;
             for id in [U_PARAM, V_PARAM] {
                 scalars.push((format!("{id}.steps"), Scalar::from(steps)));
             }
         }
-        (Method::Adam, _, Some(o)) => {
+        (MiniBatchMethod::Adam, _, Some(o)) => {
             for (leaf, name) in leaves.tensors {
                 push(leaf, o.pair(name)?);
             }
@@ -168,7 +162,8 @@ pub(crate) fn to_record(
                 }
             }
         }
-        _ => return Ok(None),
+        // Stopped before the first step: no optimizer state yet.
+        (MiniBatchMethod::Sgd, None, _) | (MiniBatchMethod::Adam, _, None) => return Ok(None),
     }
     let mut writer = Writer::new(tensors);
     for id in [U_PARAM, V_PARAM] {

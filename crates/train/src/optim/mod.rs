@@ -46,10 +46,68 @@ impl Method {
         }
     }
 
+    /// Which loop steps the method's weights: the one place a method picks its engine.
+    /// Every loop matches the narrower enum it is handed, so a new method must be placed
+    /// here and in each of its loop's matches before it builds.
+    pub fn stepper(self) -> Stepper {
+        match self {
+            Method::Sgd => Stepper::MiniBatch(MiniBatchMethod::Sgd),
+            Method::Adam => Stepper::MiniBatch(MiniBatchMethod::Adam),
+            Method::Cg => Stepper::FullBatch(FullBatchMethod::Cg),
+            Method::Lbfgs => Stepper::FullBatch(FullBatchMethod::Lbfgs),
+        }
+    }
+
+    /// The method as one the `Learner` steps, if it is one.
+    pub fn mini_batch(self) -> Option<MiniBatchMethod> {
+        match self.stepper() {
+            Stepper::MiniBatch(m) => Some(m),
+            Stepper::FullBatch(_) => None,
+        }
+    }
+
+    /// The method as one the full-batch loop steps, if it is one.
+    pub fn full_batch(self) -> Option<FullBatchMethod> {
+        match self.stepper() {
+            Stepper::FullBatch(m) => Some(m),
+            Stepper::MiniBatch(_) => None,
+        }
+    }
+
     /// Whether the method steps on the whole training split at once (one iteration per
     /// "epoch" of the history) rather than on mini-batches.
     pub fn is_full_batch(self) -> bool {
-        matches!(self, Method::Cg | Method::Lbfgs)
+        matches!(self.stepper(), Stepper::FullBatch(_))
+    }
+
+    /// What a checkpoint of this method holds of its optimizer's state.
+    pub fn saved_state(self) -> SavedStateLayout {
+        match self {
+            Method::Sgd => SavedStateLayout {
+                velocity: true,
+                tensors: &[],
+                scalars: &[],
+                record: false,
+            },
+            Method::Adam => SavedStateLayout {
+                velocity: false,
+                tensors: &["moment_1", "moment_2"],
+                scalars: &["time"],
+                record: false,
+            },
+            Method::Cg => SavedStateLayout {
+                velocity: false,
+                tensors: &["gradient", "direction"],
+                scalars: &["value", "next_step", "evaluations"],
+                record: false,
+            },
+            Method::Lbfgs => SavedStateLayout {
+                velocity: false,
+                tensors: &[],
+                scalars: &["last_loss", "evaluations"],
+                record: true,
+            },
+        }
     }
 
     /// The keys of `[optim]` this method reads besides `weight_decay` (which every method
@@ -68,6 +126,51 @@ impl Method {
             Method::Cg => &["cg"],
             Method::Lbfgs => &["lbfgs"],
         }
+    }
+}
+
+/// The loop a method trains in ([`Method::stepper`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stepper {
+    /// On Burn's `Learner` over mini-batches (or, for SGD, the batched ensemble).
+    MiniBatch(MiniBatchMethod),
+    /// On the whole training split at once, one iteration per history row.
+    FullBatch(FullBatchMethod),
+}
+
+/// The methods that step on mini-batches through Burn's `Learner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MiniBatchMethod {
+    Sgd,
+    Adam,
+}
+
+/// The methods that step on the whole training split (they need a loss closure, which
+/// Burn's `Learner` does not take).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullBatchMethod {
+    Cg,
+    Lbfgs,
+}
+
+/// The names of a method's optimizer state in a checkpoint: SGD's velocity (`velocity.u` /
+/// `.v`, shared with the ensemble), other weight-shaped tensor pairs (`optimizer.{name}.u` /
+/// `.v`), scalars, and whether it keeps an opaque record (L-BFGS's).
+#[derive(Debug, Clone, Copy)]
+pub struct SavedStateLayout {
+    pub velocity: bool,
+    pub tensors: &'static [&'static str],
+    pub scalars: &'static [&'static str],
+    pub record: bool,
+}
+
+impl SavedStateLayout {
+    /// Weight-shaped tensors a checkpoint of this layout holds besides the weights and the
+    /// best network. L-BFGS's record keeps two vectors of the weights' size, and two more for
+    /// each of its `history_size` pairs.
+    pub fn weight_copies(&self, history_size: usize) -> u64 {
+        let record = if self.record { 2 + 2 * history_size } else { 0 };
+        (usize::from(self.velocity) + self.tensors.len() + record) as u64
     }
 }
 
