@@ -133,7 +133,7 @@ fn checkpoint_cost(
     run: &crate::FinishedRun,
     dir: &std::path::Path,
 ) -> Result<(u64, f64), BenchError> {
-    let weights = crate::state::Weights::of(&run.final_net)?;
+    let weights = crate::weights::Weights::of(&run.final_net)?;
     let mut history = run.history.clone();
     while let Some(last) = history.last().cloned().filter(|_| history.len() <= 500) {
         history.push(last);

@@ -42,7 +42,8 @@ use crate::optim::{Method, OptimConfig, heavy_ball};
 use crate::record::{FinishedRun, StopReason};
 use crate::shards;
 use crate::stacked_eval::{Ending, StackedEvaluation, stacked};
-use crate::state::{CheckpointSlot, RunCheckpoint, Weights};
+use crate::state::{CheckpointSlot, RunCheckpoint};
+use crate::weights::Weights;
 use crate::{Progress, Quiet, TrainError};
 
 /// Whether a sweep trains runs of one width together: `auto` where the backend gains from it

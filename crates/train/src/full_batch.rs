@@ -19,7 +19,8 @@ use crate::engine::{Stepped, Stepper, run_epochs};
 use crate::ledger::{Ledger, Reader};
 use crate::optim::{FullBatchMethod, LbfgsSettings};
 use crate::record::{FinishedRun, StopReason};
-use crate::state::{CheckpointSlot, OptimizerState, RunCheckpoint, Weights};
+use crate::state::{CheckpointSlot, OptimizerState, RunCheckpoint};
+use crate::weights::Weights;
 use crate::{Progress, TrainError};
 
 /// One full-batch run: what [`crate::Trainer`] hands over.

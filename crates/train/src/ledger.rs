@@ -13,7 +13,8 @@ use crate::config::{TrainConfig, TrainSettings};
 use crate::eval::{DeviceSplit, Evaluation, TrainingEvaluation};
 use crate::measures::{MeasureInputs, frobenius, measure, pattern_fractions, percentile};
 use crate::record::{EpochRecord, FinishedRun, RunMeasures, RunResult, StopReason};
-use crate::state::{RunCheckpoint, SavedLedger, Weights};
+use crate::state::{RunCheckpoint, SavedLedger};
+use crate::weights::Weights;
 use crate::{Progress, TrainError};
 
 /// When a run stops: divergence, "convergence" (zero training error and a training loss below

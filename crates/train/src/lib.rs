@@ -38,6 +38,7 @@ mod shards;
 mod stacked_eval;
 pub mod state;
 pub mod tensor_file;
+pub mod weights;
 mod trainer;
 
 pub use ensemble::{Member, train_ensemble};

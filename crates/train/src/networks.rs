@@ -22,7 +22,8 @@ use realbias_model::TwoLayerNet;
 use crate::TrainError;
 use crate::config::TrainConfig;
 use crate::record::FinishedRun;
-use crate::state::{Weights, config_json};
+use crate::state::config_json;
+use crate::weights::Weights;
 use crate::tensor_file::{NamedMatrix, Sealing, TensorFile, file_error, write};
 
 pub const NETWORK_FILE: &str = "network.safetensors";

@@ -47,7 +47,8 @@ use crate::config::TrainConfig;
 use crate::ledger::{Ledger, Reader};
 use crate::optim::MiniBatchMethod;
 use crate::record::{EpochRecord, FinishedRun, StopReason};
-use crate::state::{CheckpointSlot, RunCheckpoint, Weights};
+use crate::state::{CheckpointSlot, RunCheckpoint};
+use crate::weights::Weights;
 use crate::{Progress, TrainError};
 
 mod dashboard;

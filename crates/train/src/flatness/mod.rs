@@ -146,8 +146,8 @@ pub struct Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
-    /// A view of a saved network's weights (`crate::state::Weights`) of shape `dims`.
-    pub fn of(w: &'a crate::state::Weights, dims: (usize, usize, usize), relu: bool) -> Self {
+    /// A view of a saved network's weights (`crate::weights::Weights`) of shape `dims`.
+    pub fn of(w: &'a crate::weights::Weights, dims: (usize, usize, usize), relu: bool) -> Self {
         Weights {
             u: &w.u,
             v: &w.v,

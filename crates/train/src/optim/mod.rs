@@ -49,35 +49,35 @@ impl Method {
     /// Which loop steps the method's weights: the one place a method picks its engine.
     /// Every loop matches the narrower enum it is handed, so a new method must be placed
     /// here and in each of its loop's matches before it builds.
-    pub fn stepper(self) -> Stepper {
+    pub fn loop_kind(self) -> LoopKind {
         match self {
-            Method::Sgd => Stepper::MiniBatch(MiniBatchMethod::Sgd),
-            Method::Adam => Stepper::MiniBatch(MiniBatchMethod::Adam),
-            Method::Cg => Stepper::FullBatch(FullBatchMethod::Cg),
-            Method::Lbfgs => Stepper::FullBatch(FullBatchMethod::Lbfgs),
+            Method::Sgd => LoopKind::MiniBatch(MiniBatchMethod::Sgd),
+            Method::Adam => LoopKind::MiniBatch(MiniBatchMethod::Adam),
+            Method::Cg => LoopKind::FullBatch(FullBatchMethod::Cg),
+            Method::Lbfgs => LoopKind::FullBatch(FullBatchMethod::Lbfgs),
         }
     }
 
     /// The method as one the `Learner` steps, if it is one.
     pub fn mini_batch(self) -> Option<MiniBatchMethod> {
-        match self.stepper() {
-            Stepper::MiniBatch(m) => Some(m),
-            Stepper::FullBatch(_) => None,
+        match self.loop_kind() {
+            LoopKind::MiniBatch(m) => Some(m),
+            LoopKind::FullBatch(_) => None,
         }
     }
 
     /// The method as one the full-batch loop steps, if it is one.
     pub fn full_batch(self) -> Option<FullBatchMethod> {
-        match self.stepper() {
-            Stepper::FullBatch(m) => Some(m),
-            Stepper::MiniBatch(_) => None,
+        match self.loop_kind() {
+            LoopKind::FullBatch(m) => Some(m),
+            LoopKind::MiniBatch(_) => None,
         }
     }
 
     /// Whether the method steps on the whole training split at once (one iteration per
     /// "epoch" of the history) rather than on mini-batches.
     pub fn is_full_batch(self) -> bool {
-        matches!(self.stepper(), Stepper::FullBatch(_))
+        matches!(self.loop_kind(), LoopKind::FullBatch(_))
     }
 
     /// What a checkpoint of this method holds of its optimizer's state.
@@ -129,9 +129,9 @@ impl Method {
     }
 }
 
-/// The loop a method trains in ([`Method::stepper`]).
+/// The loop a method trains in ([`Method::loop_kind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stepper {
+pub enum LoopKind {
     /// On Burn's `Learner` over mini-batches (or, for SGD, the batched ensemble).
     MiniBatch(MiniBatchMethod),
     /// On the whole training split at once, one iteration per history row.
