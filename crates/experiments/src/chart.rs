@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
-use realbias_train::files::write_atomic;
+use realbias_train::run_files::files::write_atomic;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Device;
-use realbias_train::files::{remove, write_atomic};
+use realbias_train::run_files::files::{remove, write_atomic};
 
 pub use crate::unit::{Unit, UnitGroup, UnitOutcome};
 

@@ -283,12 +283,12 @@ fn clear_stale(path: &Path, judged: &std::fs::Metadata) -> Result<(), TrainError
         // A fresh lock replaced the stale one: put it back unless yet another appeared.
         let _ = std::fs::hard_link(&aside, path);
     }
-    realbias_train::files::remove(&aside)
+    realbias_train::run_files::files::remove(&aside)
 }
 
 #[cfg(not(unix))]
 fn clear_stale(path: &Path, _judged: &std::fs::Metadata) -> Result<(), TrainError> {
-    realbias_train::files::remove(path)
+    realbias_train::run_files::files::remove(path)
 }
 
 /// Takes the lock at `path`, or says who holds it. A stale lock is cleared and taken.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use realbias_train::files::write_atomic;
+use realbias_train::run_files::files::write_atomic;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -129,7 +129,7 @@ fn clear_other_kind(dir: &Path, config_text: &str) -> Result<(), ExperimentError
     })?;
     for entry in entries.flatten() {
         if entry.file_name() != SESSIONS {
-            realbias_train::files::remove(&entry.path())?;
+            realbias_train::run_files::files::remove(&entry.path())?;
         }
     }
     Ok(())
@@ -145,7 +145,7 @@ pub fn join(dir: &Path) -> Result<Lock, ExperimentError> {
         Ok(lock) => Ok(lock),
         // Our own pid's marker from an earlier run in this process: it is ours.
         Err(_) => {
-            realbias_train::files::remove(&path)?;
+            realbias_train::run_files::files::remove(&path)?;
             Ok(
                 lock::try_lock(&path)?.map_err(|o| ExperimentError::FolderInUse {
                     dir: dir.to_path_buf(),

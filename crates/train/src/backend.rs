@@ -45,7 +45,7 @@ pub fn ensembles_help(hidden: usize) -> bool {
     cfg!(feature = "wgpu") || hidden <= CPU_ENSEMBLE_MAX_HIDDEN
 }
 
-/// How many threads an ensemble's members are split over ([`crate::shards`]): on the CPU
+/// How many threads an ensemble's members are split over (`crate::engine::shards`): on the CPU
 /// every thread of the run trains its own share of the members, since flex runs a batched
 /// product's members in parallel but the rest of a step (the batch gather, the masks, the
 /// host's reduction of the logits) on one thread; on a GPU one stack, whose step is one

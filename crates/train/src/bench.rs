@@ -15,10 +15,10 @@ use rand_distr::{Distribution, StandardNormal};
 use realbias_data::{Dataset, Split};
 use serde::Serialize;
 
-use crate::classifier::LossPath;
 use crate::config::{ConfigError, TrainConfig};
-use crate::ensemble::{Member, train_ensemble};
-use crate::record::EpochRecord;
+use crate::engine::classifier::LossPath;
+use crate::engine::ensemble::{Member, train_ensemble};
+use crate::run_files::record::EpochRecord;
 use crate::{Quiet, TrainError, Trainer};
 
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +143,7 @@ fn checkpoint_cost(
         optimizer: None,
         best: weights.clone(),
         weights,
-        ledger: crate::state::SavedLedger {
+        ledger: crate::run_files::state::SavedLedger {
             best_epoch: 0,
             best_validation_error: 0.0,
             streak: 0,

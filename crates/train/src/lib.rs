@@ -1,49 +1,38 @@
 //! One training run of the paper's protocol (Neyshabur, Tomioka & Srebro 2015) on Burn.
 //!
-//! The pieces, in the order a run uses them: a validated [`config::TrainConfig`]; the data it
-//! names ([`data`]); the compute device ([`backend`], the one place a backend is chosen); the
-//! network as a Burn learner model ([`classifier`], with the loss as one fused autodiff node,
-//! [`fused`]); the paper's SGD and schedule ([`optim`]); the loop itself ([`trainer::Trainer`],
-//! with its [`trainer::StopRule`]), full-split evaluation after every epoch ([`eval`]); and the
-//! run's record ([`record`]: `result.json` and `history.csv`, written atomically). [`ensemble`]
-//! trains many runs of one width as one batched model, each member the run it would be alone;
-//! [`bench`] times both on synthetic data.
+//! The parts, in the order a run uses them:
+//!
+//! - [`config`]: the validated `TrainConfig` (`[data]`, `[model]`, `[optim]`, `[train]`);
+//! - [`data`]: the splits it names; [`backend`]: the device (the one place a backend is
+//!   chosen); [`memory`]: whether the run fits;
+//! - [`optim`]: `optim.method` and each method's settings, the paper's SGD as Burn optimizers,
+//!   conjugate gradient and its line search;
+//! - [`engine`]: the one epoch loop and its steppers (a single run on Burn's `Learner`, the
+//!   batched ensemble, the full-batch methods), the loss as one fused autodiff node, and the
+//!   ledger of evaluation, stop rule and best network;
+//! - [`eval`]: one tally of logits for every evaluation; [`measures`]: the complexity and
+//!   flatness measures of a trained network;
+//! - [`run_files`]: what a run leaves in its folder (`result.json`, `history.csv`,
+//!   `network.safetensors`, the checkpoint) and how it is written atomically;
+//! - [`weights`]: a network's weights on the host; `bench`: timings on synthetic data.
 
 pub mod backend;
-mod batches;
 pub mod bench;
-pub mod cg;
-pub mod classifier;
 pub mod config;
 pub mod data;
-mod engine;
-pub mod ensemble;
+pub mod engine;
 mod error;
 pub mod eval;
-pub mod files;
-pub mod flatness;
-mod full_batch;
-mod fused;
-mod ledger;
-pub mod line_search;
 pub mod measures;
 pub mod memory;
-pub mod networks;
 pub mod optim;
 pub mod progress;
-pub mod provenance;
-pub mod record;
 pub mod run_files;
-mod shards;
-mod stacked_eval;
-pub mod state;
-pub mod tensor_file;
 pub mod weights;
-mod trainer;
 
-pub use ensemble::{Member, train_ensemble};
+pub use engine::ensemble::{Member, train_ensemble};
+pub use engine::trainer::{RunData, Trainer, train};
 pub use error::TrainError;
 pub use progress::{Progress, Quiet};
-pub use record::{EpochRecord, FinishedRun, RunResult, StopReason, TrueLabels};
-pub use state::{CheckpointSlot, RunCheckpoint};
-pub use trainer::{RunData, Trainer, train};
+pub use run_files::record::{EpochRecord, FinishedRun, RunResult, StopReason, TrueLabels};
+pub use run_files::state::{CheckpointSlot, RunCheckpoint};

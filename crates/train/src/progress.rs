@@ -1,6 +1,6 @@
 //! What the caller of a run sees while it goes on, and how it asks the run to stop.
 
-use crate::record::EpochRecord;
+use crate::run_files::record::EpochRecord;
 
 /// Progress of one run. The one way to stop a run early is [`Progress::stop_requested`],
 /// polled between epochs.

@@ -2,7 +2,7 @@
 //! saved networks and the flatness measures read and write.
 
 use crate::TrainError;
-use crate::tensor_file::TensorFile;
+use crate::run_files::tensor_file::TensorFile;
 
 /// A network's weights on the host: `u` is `d x H`, `v` is `H x k`, row-major.
 #[derive(Debug, Clone, PartialEq)]

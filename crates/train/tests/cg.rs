@@ -5,9 +5,9 @@
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use realbias_train::cg::{CgIteration, CgState, Objective};
-use realbias_train::line_search::{Sample, SearchOutcome, WolfeSearch};
 use realbias_train::optim::CgSettings;
+use realbias_train::optim::cg::{CgIteration, CgState, Objective};
+use realbias_train::optim::line_search::{Sample, SearchOutcome, WolfeSearch};
 
 fn vector(values: Vec<f64>, device: &Device) -> Tensor<1> {
     let n = values.len();

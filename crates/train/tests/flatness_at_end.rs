@@ -7,8 +7,8 @@ mod common;
 
 use common::{config, device, teacher_data};
 use realbias_train::config::TrainConfig;
-use realbias_train::flatness::Flatness;
-use realbias_train::networks::{NETWORK_FILE, config_digest, read_networks};
+use realbias_train::measures::flatness::Flatness;
+use realbias_train::run_files::networks::{NETWORK_FILE, config_digest, read_networks};
 use realbias_train::run_files::write_run;
 use realbias_train::{FinishedRun, Member, Quiet, train, train_ensemble};
 

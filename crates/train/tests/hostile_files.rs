@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use common::{config, rewrite_unsealed};
 use proptest::prelude::*;
 use realbias_train::CheckpointSlot;
-use realbias_train::networks::{config_digest, read_networks};
-use realbias_train::state::CHECKPOINT_FILE;
-use realbias_train::tensor_file::{NamedMatrix, TensorFile, write};
+use realbias_train::run_files::networks::{config_digest, read_networks};
+use realbias_train::run_files::state::CHECKPOINT_FILE;
+use realbias_train::run_files::tensor_file::{NamedMatrix, TensorFile, write};
 
 const RUN: &str = "[data]\ndataset = { kind = \"mnist\" }\n[model]\nhidden = 8\n";
 

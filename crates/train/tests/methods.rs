@@ -200,8 +200,8 @@ fn problems(text: &str) -> String {
 /// as corrupt, and `--force` discards it.
 #[test]
 fn force_clears_an_lbfgs_checkpoint_whose_record_is_garbage() {
-    use realbias_train::state::CHECKPOINT_FILE;
-    use realbias_train::tensor_file::{NamedMatrix, TensorFile, write_with_bytes};
+    use realbias_train::run_files::state::CHECKPOINT_FILE;
+    use realbias_train::run_files::tensor_file::{NamedMatrix, TensorFile, write_with_bytes};
     let c = method_config("lbfgs", 12);
     let data = teacher_data(3);
     let dir = tempfile::tempdir().unwrap();

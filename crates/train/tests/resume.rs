@@ -10,10 +10,10 @@ use std::path::Path;
 use common::{config, device, relabelled, rewrite_unsealed, teacher_data, timeless};
 use realbias_data::Dataset;
 use realbias_train::config::TrainConfig;
-use realbias_train::ensemble::train_ensemble_with;
+use realbias_train::engine::ensemble::train_ensemble_with;
+use realbias_train::run_files::state::CHECKPOINT_FILE;
+use realbias_train::run_files::tensor_file::{NamedMatrix, TensorFile, write};
 use realbias_train::run_files::write_run;
-use realbias_train::state::CHECKPOINT_FILE;
-use realbias_train::tensor_file::{NamedMatrix, TensorFile, write};
 use realbias_train::{
     CheckpointSlot, EpochRecord, FinishedRun, Member, Progress, Quiet, StopReason, TrainError,
     Trainer,

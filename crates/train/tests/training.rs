@@ -8,7 +8,7 @@ use common::{config, device, relabelled, teacher_data};
 use realbias_data::{Dataset, Split};
 use realbias_train::config::TrainConfig;
 use realbias_train::data::prepare_data;
-use realbias_train::ensemble::train_ensemble_with;
+use realbias_train::engine::ensemble::train_ensemble_with;
 use realbias_train::{FinishedRun, Member, Quiet, StopReason, TrainError, train, train_ensemble};
 
 const SYNTHETIC: &str = r#"
@@ -166,7 +166,7 @@ fn eval_batch_does_not_change_the_history() {
 #[test]
 fn fused_and_composed_losses_give_the_same_history() {
     use realbias_train::Trainer;
-    use realbias_train::classifier::LossPath;
+    use realbias_train::engine::classifier::LossPath;
     let data = teacher_data(4);
     for activation in ["relu", "linear"] {
         let c = config(&format!(
@@ -471,7 +471,7 @@ fn members_match_alone(alone: &[FinishedRun], together: &[FinishedRun]) {
 /// as the run alone: every record, test error and measure has the same bits.
 fn same_bits_as_alone(i: usize, alone: &FinishedRun, member: &FinishedRun) {
     for (x, y) in alone.history.iter().zip(&member.history) {
-        let bits = |r: &realbias_train::record::EpochRecord| {
+        let bits = |r: &realbias_train::run_files::record::EpochRecord| {
             let flips = r.pattern_flip_fraction.map(f64::to_bits);
             let values = [r.train_loss, r.validation_loss, r.margin_p5, r.u_frobenius];
             (values.map(f64::to_bits), flips, r.group_norm.to_bits())
@@ -484,7 +484,7 @@ fn same_bits_as_alone(i: usize, alone: &FinishedRun, member: &FinishedRun) {
         ra.early_stop_test_error, re.early_stop_test_error,
         "member {i}"
     );
-    let timeless = |m: &realbias_train::record::RunMeasures| {
+    let timeless = |m: &realbias_train::run_files::record::RunMeasures| {
         let mut m = m.clone();
         (m.at_convergence.seconds, m.early_stop.seconds) = (0.0, 0.0);
         m

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use realbias_train::backend;
 use realbias_train::bench::{self, BenchRow, BenchSettings};
-use realbias_train::classifier::LossPath;
+use realbias_train::engine::classifier::LossPath;
 
 #[derive(Args)]
 pub struct BenchArgs {

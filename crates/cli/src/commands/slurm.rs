@@ -11,7 +11,7 @@ use clap::Args;
 use realbias_data::resolve_data_dir;
 use realbias_experiments::registry;
 use realbias_train::config::read_config;
-use realbias_train::files::write_atomic;
+use realbias_train::run_files::files::write_atomic;
 
 #[derive(Args)]
 pub struct SlurmArgs {

@@ -10,7 +10,7 @@ use realbias_experiments::lock;
 use realbias_experiments::registry;
 use realbias_experiments::store::read_result;
 use realbias_experiments::text::MAX_TEXT_BYTES;
-use realbias_train::state::CHECKPOINT_FILE;
+use realbias_train::run_files::state::CHECKPOINT_FILE;
 
 /// A unit's state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

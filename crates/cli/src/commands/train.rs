@@ -7,9 +7,9 @@ use clap::Args;
 use realbias_experiments::lock;
 use realbias_train::config::{TrainConfig, folder_name_problem};
 use realbias_train::data::prepare_data;
-use realbias_train::networks::NETWORK_FILE;
+use realbias_train::run_files::networks::NETWORK_FILE;
+use realbias_train::run_files::state::CHECKPOINT_FILE;
 use realbias_train::run_files::write_run;
-use realbias_train::state::CHECKPOINT_FILE;
 use realbias_train::{CheckpointSlot, RunResult, StopReason, Trainer, backend};
 
 use super::data::{DataDir, with_fetch};

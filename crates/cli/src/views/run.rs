@@ -9,9 +9,9 @@ use burn::train::Interrupter;
 use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use indicatif::{ProgressBar, ProgressStyle};
-use realbias_train::files::write_atomic;
-use realbias_train::record::history_csv;
-use realbias_train::state::CHECKPOINT_FILE;
+use realbias_train::run_files::files::write_atomic;
+use realbias_train::run_files::record::history_csv;
+use realbias_train::run_files::state::CHECKPOINT_FILE;
 use realbias_train::{EpochRecord, Progress};
 
 enum View {

@@ -9,7 +9,7 @@ use realbias_data::{Dataset, Split};
 use realbias_model::TwoLayerNet;
 use realbias_train::config::TrainConfig;
 use realbias_train::eval::DeviceSplit;
-use realbias_train::files::write_atomic;
+use realbias_train::run_files::files::write_atomic;
 use realbias_train::{Progress, StopReason, TrainError, Trainer};
 use serde::{Deserialize, Serialize};
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use realbias_train::bench::{self, BenchSettings};
-use realbias_train::classifier::LossPath;
+use realbias_train::engine::classifier::LossPath;
 
 use super::Sweep;
 use super::censor::{censor_dir, censor_key};

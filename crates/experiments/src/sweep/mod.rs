@@ -32,11 +32,11 @@ use crate::progress::ExperimentProgress;
 use realbias_data::Dataset;
 use realbias_train::config::TrainConfig;
 use realbias_train::data::{derive_data, load_full};
-use realbias_train::ensemble::{EnsembleMode, shared_settings, train_ensemble_with};
+use realbias_train::engine::ensemble::{EnsembleMode, shared_settings, train_ensemble_with};
 use realbias_train::eval::DeviceSplit;
 use realbias_train::optim::Method;
+use realbias_train::run_files::state::outcome_settings;
 use realbias_train::run_files::write_run;
-use realbias_train::state::outcome_settings;
 use realbias_train::{
     CheckpointSlot, EpochRecord, FinishedRun, Member, Progress, RunResult, StopReason, Trainer,
     TrueLabels,

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use realbias_train::RunResult;
 use realbias_train::data::derive_data;
-use realbias_train::networks::{NETWORK_FILE, read_networks};
-use realbias_train::record::write_result;
+use realbias_train::run_files::networks::{NETWORK_FILE, read_networks};
+use realbias_train::run_files::record::write_result;
 
 use super::Sweep;
 use crate::ExperimentError;

@@ -41,7 +41,7 @@ pub const AXES: [&str; 6] = [
     "weight decay",
 ];
 
-type FlatnessGetter = fn(&realbias_train::flatness::Flatness) -> f64;
+type FlatnessGetter = fn(&realbias_train::measures::flatness::Flatness) -> f64;
 
 /// The flatness measures (`flatness.rs`), defined for runs whose measures were recomputed.
 const FLATNESS: [(&str, FlatnessGetter); 8] = [

@@ -2,7 +2,7 @@
 //! weight-decay grid, the censoring network and the `[sweep.vary]` axes. Kept apart from
 //! `config` (the whole experiment) so that `vary` can build points of it without a cycle.
 
-use realbias_train::ensemble::EnsembleMode;
+use realbias_train::engine::ensemble::EnsembleMode;
 use serde::{Deserialize, Serialize};
 
 use super::design::{Axes, Design};

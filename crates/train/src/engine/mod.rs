@@ -1,30 +1,39 @@
 //! The one epoch loop every run goes through, and what it steps.
 //!
-//! [`run_epochs`] owns what every kind of run shares: the stop check before an epoch, the
+//! `run_epochs` owns what every kind of run shares: the stop check before an epoch, the
 //! epoch's timing, the rollback of a stop that lands mid-epoch (the state at the epoch's
 //! start is what gets saved, and the resumed run redoes the epoch), the checkpoint timer,
-//! and the save at a stop. What differs is a [`Stepper`]:
+//! and the save at a stop. What differs is a `Stepper`:
 //!
 //! - a single mini-batch run (the paper's SGD, Adam) steps through Burn's `Learner`, inside
-//!   the training strategy `SupervisedTraining` launches ([`learner`]);
+//!   the training strategy `SupervisedTraining` launches (`learner`);
 //! - an ensemble steps its stacked members with a hand-written batched gradient
-//!   (`crate::ensemble`): members leave the stack as they stop, each with its own weight
+//!   ([`ensemble`]): members leave the stack as they stop, each with its own weight
 //!   decay, which a `Learner` (one model, one optimizer state) cannot express;
-//! - the full-batch methods step one line-searched iteration an epoch (`crate::full_batch`):
+//! - the full-batch methods step one line-searched iteration an epoch (`full_batch`):
 //!   conjugate gradient is this crate's, L-BFGS is Burn's, and both need a closure that
 //!   evaluates the loss at trial points, which the `Learner`'s one-gradient-per-step
 //!   interface does not give.
 
+pub(crate) mod batches;
+pub mod classifier;
+pub mod ensemble;
+pub(crate) mod full_batch;
+pub(crate) mod fused;
 pub(crate) mod learner;
+pub(crate) mod ledger;
 mod optimizer_record;
+pub(crate) mod shards;
+pub(crate) mod stacked_eval;
+pub(crate) mod trainer;
 
 use std::time::Instant;
 
 use burn::tensor::Device;
 
 use crate::config::TrainSettings;
-use crate::record::StopReason;
-use crate::state::CheckpointTimer;
+use crate::run_files::record::StopReason;
+use crate::run_files::state::CheckpointTimer;
 use crate::{Progress, TrainError};
 
 /// How an epoch of steps ended.

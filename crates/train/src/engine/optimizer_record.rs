@@ -18,7 +18,7 @@ use burn_pack::{DType, Reader, Scalar, Writer};
 
 use crate::TrainError;
 use crate::optim::MiniBatchMethod;
-use crate::state::{OptimizerState, RunCheckpoint};
+use crate::run_files::state::{OptimizerState, RunCheckpoint};
 use crate::weights::Weights;
 
 /// The parameter id of the network's first layer `U` in a `Learner`'s model.

@@ -6,12 +6,14 @@
 //! `g ← g + λ·w` (coupled weight decay: the gradient of the penalty `λ/2 Σ w²`),
 //! `b ← m·b + g` (`b` starts at `g`), `w ← w − lr·b`.
 //!
-//! A single run takes this step through Burn's optimizer API ([`burn_optim`]: the step size
+//! A single run takes this step through Burn's optimizer API (`burn_optim`: the step size
 //! from Burn's `StepLrScheduler`, the momentum schedule and the decay in [`PaperSgd`] and
-//! [`CoupledDecay`]); the batched ensemble takes the same [`heavy_ball`] step on its stacked
+//! [`CoupledDecay`]); the batched ensemble takes the same `heavy_ball` step on its stacked
 //! weights, with each member's own λ.
 
 mod burn_optim;
+pub mod cg;
+pub mod line_search;
 
 pub use burn_optim::{CoupledDecay, MomentumSchedule, PaperSgd, PaperSgdState};
 

@@ -111,7 +111,7 @@ pub fn rewrite_unsealed(path: &Path, format: &str) {
     let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let mut metadata = header.metadata().clone().unwrap_or_default();
-    metadata.remove(realbias_train::tensor_file::DIGEST_KEY);
+    metadata.remove(realbias_train::run_files::tensor_file::DIGEST_KEY);
     metadata.insert("format".into(), format.into());
     let encoded = safetensors::serialize(parsed.tensors(), Some(metadata)).unwrap();
     std::fs::write(path, encoded).unwrap();

@@ -24,7 +24,7 @@ use burn::train::{ItemLazy, SupervisedTraining};
 use burn_std::ExecutionError;
 
 use super::PaperModel;
-use crate::record::EpochRecord;
+use crate::run_files::record::EpochRecord;
 
 /// A split's evaluation after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-use crate::record::{EpochRecord, FinishedRun};
+use crate::run_files::record::{EpochRecord, FinishedRun};
 use crate::{Progress, TrainError};
 
 /// How often the calling thread asks its [`Progress`] whether to stop while no shard reports.

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 use crate::config::TrainConfig;
-use crate::files::write_atomic;
 use crate::measures::Measures;
+use crate::run_files::files::write_atomic;
 
 /// One row of `history.csv`. Epoch 0 is the initial network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,12 +119,12 @@ pub struct RunResult {
     pub hidden: usize,
     pub seed: u64,
     pub backend: String,
-    /// The revision the binary was built from ([`crate::provenance::BUILD_REVISION`]).
+    /// The revision the binary was built from ([`crate::run_files::provenance::BUILD_REVISION`]).
     pub git_revision: String,
     /// The CPU, kernels and threads the run used (results from before it was recorded have
     /// none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub machine: Option<crate::provenance::Machine>,
+    pub machine: Option<crate::run_files::provenance::Machine>,
     pub dataset: String,
     pub train_examples: usize,
     pub validation_examples: usize,

@@ -1,13 +1,13 @@
 //! One training run of the paper's protocol. A mini-batch run (the paper's SGD, Adam) trains
 //! on Burn's `Learner`, launched by `SupervisedTraining` with this crate's training strategy
 //! ([`crate::engine::learner`]); a full-batch run (conjugate gradient, L-BFGS) steps its
-//! line-searched iterations itself ([`crate::full_batch`]). Both go through the one epoch
+//! line-searched iterations itself ([`crate::engine::full_batch`]). Both go through the one epoch
 //! loop ([`crate::engine::run_epochs`]), keep their bookkeeping in the run's [`Ledger`], and
 //! save the whole [`RunCheckpoint`] as a checkpoint every `train.checkpoint_seconds` and when
 //! a stop is requested.
 //!
-//! [`Ledger`]: crate::ledger::Ledger
-//! [`RunCheckpoint`]: crate::state::RunCheckpoint
+//! [`Ledger`]: crate::engine::ledger::Ledger
+//! [`RunCheckpoint`]: crate::run_files::state::RunCheckpoint
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -17,11 +17,11 @@ use burn::train::Interrupter;
 use burn::train::renderer::MetricsRenderer;
 use realbias_data::Dataset;
 
-use crate::classifier::LossPath;
 use crate::config::TrainConfig;
+use crate::engine::classifier::LossPath;
 use crate::engine::learner::LearnerRun;
-use crate::record::FinishedRun;
-use crate::state::CheckpointSlot;
+use crate::run_files::record::FinishedRun;
+use crate::run_files::state::CheckpointSlot;
 use crate::{Progress, TrainError};
 
 /// Trains one network on `data` as `config` says, on `device` (its autodiff twin for training).
@@ -152,7 +152,7 @@ impl<'a> Trainer<'a> {
             Err(e) => return (Err(e), progress),
         };
         if config.optim.method.is_full_batch() {
-            let run = crate::full_batch::FullBatchRun {
+            let run = crate::engine::full_batch::FullBatchRun {
                 config,
                 data,
                 device: self.device,

@@ -3,22 +3,29 @@
 //! removed. Kept apart from `record` (the result's format) so that neither `record` nor
 //! `state` depends on the networks file.
 
+pub mod files;
+pub mod networks;
+pub mod provenance;
+pub mod record;
+pub mod state;
+pub mod tensor_file;
+
 use std::path::Path;
 
 use crate::TrainError;
-use crate::record::FinishedRun;
+use crate::run_files::record::FinishedRun;
 
 /// Writes `history.csv` and the networks (`network.safetensors`, unless
 /// `train.save_networks` is off), then `result.json` last: a folder with a `result.json`
 /// holds a finished run. Its checkpoint is then removed.
 pub fn write_run(dir: &Path, run: &FinishedRun) -> Result<(), TrainError> {
-    crate::files::write_atomic(
+    crate::run_files::files::write_atomic(
         &dir.join("history.csv"),
-        crate::record::history_csv(&run.history).as_bytes(),
+        crate::run_files::record::history_csv(&run.history).as_bytes(),
     )?;
     if run.result.config.train.save_networks {
-        crate::networks::write_networks(dir, run)?;
+        crate::run_files::networks::write_networks(dir, run)?;
     }
-    crate::record::write_result(dir, &run.result)?;
-    crate::files::remove(&dir.join(crate::state::CHECKPOINT_FILE))
+    crate::run_files::record::write_result(dir, &run.result)?;
+    crate::run_files::files::remove(&dir.join(crate::run_files::state::CHECKPOINT_FILE))
 }

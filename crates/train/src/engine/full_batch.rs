@@ -10,16 +10,16 @@ use burn::tensor::{Bytes, Device, Tensor};
 use realbias_data::Dataset;
 use realbias_model::TwoLayerNet;
 
-use crate::cg::{CgState, Objective};
-use crate::classifier::{
+use crate::config::TrainConfig;
+use crate::engine::classifier::{
     Batch, Classifier, LossPath, TrainingSet, network, tracked, weight_gradients,
 };
-use crate::config::TrainConfig;
+use crate::engine::ledger::{Ledger, Reader};
 use crate::engine::{Stepped, Stepper, run_epochs};
-use crate::ledger::{Ledger, Reader};
+use crate::optim::cg::{CgState, Objective};
 use crate::optim::{FullBatchMethod, LbfgsSettings};
-use crate::record::{FinishedRun, StopReason};
-use crate::state::{CheckpointSlot, OptimizerState, RunCheckpoint};
+use crate::run_files::record::{FinishedRun, StopReason};
+use crate::run_files::state::{CheckpointSlot, OptimizerState, RunCheckpoint};
 use crate::weights::Weights;
 use crate::{Progress, TrainError};
 

@@ -19,10 +19,10 @@ use realbias_data::{Dataset, Split};
 use realbias_model::TwoLayerNet;
 
 use crate::TrainError;
+use crate::engine::ledger::{EpochReading, FinalReadings, keeps_patterns};
 use crate::eval::{PatternFlips, Tally, read_logits, read_values};
-use crate::ledger::{EpochReading, FinalReadings, keeps_patterns};
 use crate::measures::{HostNet, TrainingForwards, measures_from, sharpness_perturbations};
-use crate::record::RunMeasures;
+use crate::run_files::record::RunMeasures;
 
 /// Each member's examples per hidden unit whose activation sign flipped.
 type FlipsPerMember = Vec<Vec<f64>>;

@@ -12,7 +12,7 @@
 //! computed: the reference code has none to follow, and the issue asks only for the
 //! PAC-Bayes ones.
 //!
-//! The ascent starts at a seeded uniform point of the box (stream [`STREAM_BOX`]) and takes
+//! The ascent starts at a seeded uniform point of the box (stream `STREAM_BOX`) and takes
 //! [`ASCENT_STEPS`] signed-gradient steps of `2/ASCENT_STEPS` of the box's half-width, each
 //! projected back onto the box; the rise is the largest loss seen. The gradient of the mean
 //! cross-entropy of `Vᵀ[Uᵀx]_+` is written out (`G = softmax − onehot`, `∂V = Hᵀ G / n`,

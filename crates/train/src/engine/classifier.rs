@@ -52,7 +52,7 @@ pub(crate) struct Classifier {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LossPath {
-    /// One autodiff node with a hand-written backward pass ([`crate::fused`]): what every run
+    /// One autodiff node with a hand-written backward pass (`crate::engine::fused`): what every run
     /// uses.
     #[default]
     Fused,
@@ -127,7 +127,7 @@ impl TrainingSet {
         device: &Device,
     ) -> Tensor<1, Int> {
         let mut rows = Vec::with_capacity(orders.len() * self.examples);
-        for (start, len) in crate::batches::batch_ranges(self.examples, batch) {
+        for (start, len) in crate::engine::batches::batch_ranges(self.examples, batch) {
             for &(split, order) in orders {
                 let offset = split * self.examples;
                 rows.extend(
@@ -154,7 +154,9 @@ impl Classifier {
     /// The mean loss of a batch, by the configured path.
     pub fn loss(&self, batch: Batch) -> Tensor<1> {
         match self.loss {
-            LossPath::Fused => crate::fused::two_layer_loss(&self.net, batch.x, batch.targets),
+            LossPath::Fused => {
+                crate::engine::fused::two_layer_loss(&self.net, batch.x, batch.targets)
+            }
             LossPath::Composed => {
                 let labels = class_indices(&batch.targets);
                 cross_entropy(self.net.forward(batch.x), labels)

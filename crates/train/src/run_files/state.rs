@@ -16,9 +16,11 @@ use serde_json::Value;
 
 use crate::TrainError;
 use crate::config::TrainConfig;
+use crate::run_files::record::EpochRecord;
+use crate::run_files::tensor_file::{
+    NamedMatrix, Sealing, TensorFile, file_error, write_with_bytes,
+};
 use crate::weights::Weights;
-use crate::record::EpochRecord;
-use crate::tensor_file::{NamedMatrix, Sealing, TensorFile, file_error, write_with_bytes};
 
 /// A run's checkpoint, in its folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -169,7 +171,7 @@ impl CheckpointSlot {
             ("training_code".into(), TRAINING_CODE_VERSION.to_string()),
             (
                 "git_revision".into(),
-                crate::provenance::BUILD_REVISION.into(),
+                crate::run_files::provenance::BUILD_REVISION.into(),
             ),
             ("config".into(), config_json(config)?),
             // For a reader of the file; the state's epoch is its history's last.
@@ -225,7 +227,7 @@ impl CheckpointSlot {
             Err(e @ (TrainError::File { .. } | TrainError::CheckpointMismatch { .. }))
                 if self.discard_mismatched =>
             {
-                crate::files::remove(&path)?;
+                crate::run_files::files::remove(&path)?;
                 Ok((None, Some(discard_reason(e))))
             }
             other => Ok((other?, None)),
@@ -234,7 +236,7 @@ impl CheckpointSlot {
 
     /// Removes the checkpoint (the run's `result.json` is written).
     pub fn remove(&self) -> Result<(), TrainError> {
-        crate::files::remove(&self.path())
+        crate::run_files::files::remove(&self.path())
     }
 }
 
@@ -253,7 +255,7 @@ fn checkpoint_limit(config: &TrainConfig, (d, h, k): (usize, usize, usize)) -> u
     let weights = 4 * (d * h + h * k) as u64;
     let history = config.optim.lbfgs_settings().history_size;
     let copies = 2 + config.optim.method.saved_state().weight_copies(history);
-    copies * weights + crate::tensor_file::header_budget(config.train.max_epochs)
+    copies * weights + crate::run_files::tensor_file::header_budget(config.train.max_epochs)
 }
 
 /// The checkpoint's tensor holding an optimizer's opaque record.

@@ -16,7 +16,7 @@ use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
 use crate::TrainError;
-use crate::files::write_atomic;
+use crate::run_files::files::write_atomic;
 
 /// One matrix to write: its name, `[rows, cols]` and row-major values.
 pub struct NamedMatrix<'a> {
@@ -34,7 +34,7 @@ pub fn write(
     write_with_bytes(path, matrices, &[], metadata)
 }
 
-/// [`write`], with raw byte strings `blobs` (`(name, bytes)`, stored as U8 vectors) beside
+/// `write`, with raw byte strings `blobs` (`(name, bytes)`, stored as U8 vectors) beside
 /// the matrices.
 pub fn write_with_bytes(
     path: &Path,

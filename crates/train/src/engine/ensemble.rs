@@ -14,16 +14,16 @@
 //! and the splits' sizes ([`shared_settings`]). Members resumed from checkpoints of
 //! different epochs train as separate stacks, one per epoch.
 //!
-//! The per-epoch evaluation is batched too (`crate::stacked_eval`): one forward pass and one
+//! The per-epoch evaluation is batched too (`crate::engine::stacked_eval`): one forward pass and one
 //! read-back of every member's logits per chunk of a split, instead of a forward pass and two
 //! or three read-backs per member; members that stop at the same epoch get their test errors
 //! and end-of-run measures from batched forward passes as well. The logits are reduced on the
 //! host exactly as a single run reduces them, so the records are the same.
 //!
-//! On the CPU an ensemble is split over the run's threads (`crate::shards`): each thread
+//! On the CPU an ensemble is split over the run's threads (`crate::engine::shards`): each thread
 //! trains a stack of its share of the members, which changes no member's record.
 //!
-//! The gradient is the fused loss's (`crate::fused`), written out without autodiff:
+//! The gradient is the fused loss's (`crate::engine::fused`), written out without autodiff:
 //! `δ = (softmax(z) − t)/B`, `∂V = hᵀδ`, `∂U = xᵀ(δVᵀ ⊙ [h > 0])`, per member.
 
 use burn::module::Param;
@@ -33,16 +33,16 @@ use realbias_data::Dataset;
 use realbias_model::{Activation, TwoLayerNet};
 use serde::{Deserialize, Serialize};
 
-use crate::batches::{BatchOrder, batch_ranges};
-use crate::classifier::TrainingSet;
 use crate::config::{ModelConfig, TrainConfig, TrainSettings};
+use crate::engine::batches::{BatchOrder, batch_ranges};
+use crate::engine::classifier::TrainingSet;
+use crate::engine::ledger::{Ledger, Reader};
+use crate::engine::shards;
+use crate::engine::stacked_eval::{Ending, StackedEvaluation, stacked};
 use crate::engine::{Stepped, Stepper, run_epochs};
-use crate::ledger::{Ledger, Reader};
 use crate::optim::{Method, OptimConfig, heavy_ball};
-use crate::record::{FinishedRun, StopReason};
-use crate::shards;
-use crate::stacked_eval::{Ending, StackedEvaluation, stacked};
-use crate::state::{CheckpointSlot, RunCheckpoint};
+use crate::run_files::record::{FinishedRun, StopReason};
+use crate::run_files::state::{CheckpointSlot, RunCheckpoint};
 use crate::weights::Weights;
 use crate::{Progress, Quiet, TrainError};
 
@@ -157,7 +157,7 @@ pub fn train_ensemble(
 /// train on. Members with a checkpoint resume from it. `progress` sees the first
 /// still-training member's epochs; an interruption checkpoints and stops every member still
 /// training (`StopReason::Interrupted`). On the CPU the members are split over the run's
-/// threads ([`crate::backend::ensemble_threads`], [`crate::shards`]).
+/// threads ([`crate::backend::ensemble_threads`], `crate::engine::shards`).
 pub fn train_ensemble_with(
     members: &[Member],
     device: &Device,

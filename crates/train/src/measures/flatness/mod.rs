@@ -22,7 +22,7 @@
 //! ranking sees).
 //!
 //! The draws are common random numbers: [`DRAWS`] unit-normal directions `Z` are drawn once
-//! (seeded by the run's seed, stream [`STREAM_FLATNESS`]) and scaled by each trial `σ`, so the
+//! (seeded by the run's seed, stream `STREAM_FLATNESS`) and scaled by each trial `σ`, so the
 //! estimated accuracy falls smoothly as `σ` grows and the same seed gives the same `σ` on
 //! every backend. All draws go through one batched forward pass per chunk of the split
 //! (`[DRAWS, d, H]` weights, as an ensemble's stacked evaluation).

@@ -5,6 +5,8 @@
 //! Weights are stored as in the model crate: `U` is `d x H` (column `h` is unit `h`'s `u_h`),
 //! `V` is `H x k` (row `h` is `v_h`). The network is `f(x) = Vᵀ[Uᵀx]_+`.
 
+pub mod flatness;
+
 use std::time::Instant;
 
 use rand::SeedableRng;
@@ -80,7 +82,7 @@ pub struct Measures {
     /// The PAC-Bayes flatness measures (`flatness`), computed post hoc from saved networks by
     /// `measures --recompute` (hundreds of forward passes: not at the end of every run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flatness: Option<crate::flatness::Flatness>,
+    pub flatness: Option<crate::measures::flatness::Flatness>,
 }
 
 /// A network's weights on the host, with its shape.

@@ -1,14 +1,14 @@
 //! Nonlinear conjugate gradient on Burn tensors (Nocedal & Wright, ch. 5.2): the direction
 //! is Polak-Ribière+, `d₊ = −g₊ + β d` with `β = max(0, g₊ᵀ(g₊ − g) / ‖g‖²)`, restarted with
 //! steepest descent whenever it is not a descent direction; the step satisfies the strong
-//! Wolfe conditions ([`crate::line_search`]). The objective is any function of one flat
+//! Wolfe conditions ([`crate::optim::line_search`]). The objective is any function of one flat
 //! tensor that returns its value and gradient: the network's full-batch loss by autodiff in
 //! training, known functions in the tests.
 
 use burn::tensor::Tensor;
 
-use crate::line_search::{Sample, SearchOutcome, WolfeSearch};
 use crate::optim::CgSettings;
+use crate::optim::line_search::{Sample, SearchOutcome, WolfeSearch};
 
 /// A function of a flat parameter tensor: its value and gradient at `x`.
 pub trait Objective {

@@ -12,8 +12,8 @@ use realbias_model::{TwoLayerNet, norm_measures};
 use crate::config::{TrainConfig, TrainSettings};
 use crate::eval::{DeviceSplit, Evaluation, TrainingEvaluation};
 use crate::measures::{MeasureInputs, frobenius, measure, pattern_fractions, percentile};
-use crate::record::{EpochRecord, FinishedRun, RunMeasures, RunResult, StopReason};
-use crate::state::{RunCheckpoint, SavedLedger};
+use crate::run_files::record::{EpochRecord, FinishedRun, RunMeasures, RunResult, StopReason};
+use crate::run_files::state::{RunCheckpoint, SavedLedger};
 use crate::weights::Weights;
 use crate::{Progress, TrainError};
 
@@ -187,10 +187,11 @@ impl<'a> Evaluator<'a> {
         let (u, v) = last.weights()?;
         let dims = last.dims();
         let relu = self.config.model.activation == realbias_model::Activation::Relu;
-        let view = |u, v| crate::flatness::Weights { u, v, dims, relu };
+        let view = |u, v| crate::measures::flatness::Weights { u, v, dims, relu };
         let (net, init) = (view(&u, &v), view(&self.initial.u, &self.initial.v));
         let seed = self.config.train.seed;
-        let flatness = crate::flatness::flatness(&net, &init, &self.data.train, seed, self.device)?;
+        let flatness =
+            crate::measures::flatness::flatness(&net, &init, &self.data.train, seed, self.device)?;
         measures.at_convergence.flatness = Some(flatness);
         Ok(Some(measures))
     }
@@ -553,8 +554,8 @@ impl<'a> Ledger<'a> {
             hidden: config.model.hidden,
             seed: config.train.seed,
             backend: crate::backend::backend_name().into(),
-            git_revision: crate::provenance::BUILD_REVISION.into(),
-            machine: Some(crate::provenance::Machine::this()),
+            git_revision: crate::run_files::provenance::BUILD_REVISION.into(),
+            machine: Some(crate::run_files::provenance::Machine::this()),
             dataset: data.name.clone(),
             train_examples: data.train.len(),
             validation_examples: data.validation.len(),

@@ -21,10 +21,10 @@ use realbias_model::TwoLayerNet;
 
 use crate::TrainError;
 use crate::config::TrainConfig;
-use crate::record::FinishedRun;
-use crate::state::config_json;
+use crate::run_files::record::FinishedRun;
+use crate::run_files::state::config_json;
+use crate::run_files::tensor_file::{NamedMatrix, Sealing, TensorFile, file_error, write};
 use crate::weights::Weights;
-use crate::tensor_file::{NamedMatrix, Sealing, TensorFile, file_error, write};
 
 pub const NETWORK_FILE: &str = "network.safetensors";
 
@@ -98,7 +98,7 @@ pub fn read_networks(
     (d, h, k): (usize, usize, usize),
 ) -> Result<SavedNetworks, TrainError> {
     // Three networks and a header.
-    let limit = 3 * 4 * (d * h + h * k) as u64 + crate::tensor_file::header_budget(0);
+    let limit = 3 * 4 * (d * h + h * k) as u64 + crate::run_files::tensor_file::header_budget(0);
     let file = TensorFile::read(path, limit)?
         .ok_or_else(|| file_error(path, "there is no such file".into()))?;
     let digest_checked = check_format(&file)?;
@@ -153,7 +153,7 @@ impl SavedNetworks {
         config: &TrainConfig,
         data: &realbias_data::Dataset,
         device: &burn::tensor::Device,
-    ) -> Result<crate::record::RunMeasures, TrainError> {
+    ) -> Result<crate::run_files::record::RunMeasures, TrainError> {
         let shape = config.model.network(data.dim(), data.classes);
         let net = |w: &Weights| TwoLayerNet::from_weights(w.u.clone(), w.v.clone(), &shape, device);
         let init = net(&self.initial);
@@ -168,7 +168,7 @@ impl SavedNetworks {
                 seed: config.train.seed,
             })
         };
-        Ok(crate::record::RunMeasures {
+        Ok(crate::run_files::record::RunMeasures {
             at_convergence: of(&self.final_)?,
             early_stop: of(&self.early_stop)?,
         })
@@ -181,11 +181,11 @@ impl SavedNetworks {
         config: &TrainConfig,
         data: &realbias_data::Dataset,
         device: &burn::tensor::Device,
-    ) -> Result<crate::flatness::Flatness, TrainError> {
+    ) -> Result<crate::measures::flatness::Flatness, TrainError> {
         let dims = (data.dim(), config.model.hidden, data.classes);
         let relu = config.model.activation == realbias_model::Activation::Relu;
-        use crate::flatness::Weights as View;
-        crate::flatness::flatness(
+        use crate::measures::flatness::Weights as View;
+        crate::measures::flatness::flatness(
             &View::of(&self.final_, dims, relu),
             &View::of(&self.initial, dims, relu),
             &data.train,
