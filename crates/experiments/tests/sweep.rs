@@ -319,9 +319,14 @@ fn weight_decay_selection_picks_the_validation_best_lambda_per_h() {
     assert_eq!(plan.len(), 2 * 2 * 3);
     // A real result as a template, with made-up validation and test errors per λ.
     let tiny_data = realbias_train::data::prepare_data(&plan[0].config.data, None, 0).unwrap();
-    let template = realbias_train::train(&plan[0].config, &tiny_data, &device(), Quiet)
-        .unwrap()
-        .result;
+    let template = realbias_train::train(
+        &plan[0].config.clone().check().unwrap(),
+        &tiny_data,
+        &device(),
+        Quiet,
+    )
+    .unwrap()
+    .result;
     let val = |h: usize, lambda: f64, rep: usize| -> f64 {
         // H = 2: λ = 0.01 is best on average; H = 8: λ = 0.1 is best on average though
         // λ = 0.001 wins one repetition.

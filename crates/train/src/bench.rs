@@ -15,7 +15,7 @@ use rand_distr::{Distribution, StandardNormal};
 use realbias_data::{Dataset, Split};
 use serde::Serialize;
 
-use crate::config::{ConfigError, TrainConfig};
+use crate::config::{CheckedConfig, ConfigError, TrainConfig};
 use crate::engine::classifier::LossPath;
 use crate::engine::ensemble::{Member, train_ensemble};
 use crate::run_files::record::EpochRecord;
@@ -269,14 +269,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// The paper's protocol at width `h` with seed `seed`; only the data and the stopping rule are
 /// the bench's.
-fn bench_config(settings: &BenchSettings, h: usize, seed: u64) -> Result<TrainConfig, BenchError> {
+fn bench_config(
+    settings: &BenchSettings,
+    h: usize,
+    seed: u64,
+) -> Result<CheckedConfig, BenchError> {
     let text = format!(
         "name = \"bench\"\n[data]\ndataset = {{ kind = \"mnist\" }}\n[model]\nhidden = {h}\n[optim]\nbatch_size = {}\n[train]\nseed = {seed}\nmax_epochs = {}\nconverge_epochs = {}\nmeasures = false\n",
         settings.batch_size,
         settings.epochs,
         settings.epochs + 1
     );
-    Ok(TrainConfig::parse(&text, Path::new("<bench>"), &[])?)
+    Ok(TrainConfig::parse(&text, Path::new("<bench>"), &[])?.check()?)
 }
 
 /// Trains `settings.epochs` epochs at width `h` through [`Trainer`] (what `train` runs), or

@@ -10,7 +10,7 @@ use realbias_model::{Activation, TwoLayerConfig};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::optim::OptimConfig;
+use crate::optim::{Method, OptimConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -36,6 +36,9 @@ pub enum ConfigError {
         path: PathBuf,
         problems: Vec<String>,
     },
+    /// A config built or changed in code (a sweep's run, a benchmark) that fails its check.
+    #[error("the config of run {name:?} is invalid:\n  - {}", problems.join("\n  - "))]
+    Unchecked { name: String, problems: Vec<String> },
 }
 
 impl ConfigError {
@@ -326,6 +329,27 @@ pub struct TrainConfig {
     pub train: TrainSettings,
 }
 
+/// A [`TrainConfig`] whose values passed [`TrainConfig::check`]: the only config the training
+/// entry points ([`crate::Trainer::new`], [`crate::train`], [`crate::Member`]) accept, after
+/// linfa's `ParamGuard`. It reads as a `TrainConfig` (`Deref`) but cannot be changed: to
+/// change a setting, take the config back ([`CheckedConfig::into_inner`]) and check it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedConfig(TrainConfig);
+
+impl CheckedConfig {
+    /// The config, to change and check again.
+    pub fn into_inner(self) -> TrainConfig {
+        self.0
+    }
+}
+
+impl std::ops::Deref for CheckedConfig {
+    type Target = TrainConfig;
+    fn deref(&self) -> &TrainConfig {
+        &self.0
+    }
+}
+
 /// Sets `key` (dotted path) to `value` (a TOML value; a bare word is taken as a string).
 fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
     let bad = || ConfigError::BadSet(assignment.to_string());
@@ -483,6 +507,24 @@ impl TrainConfig {
             ));
         }
         p
+    }
+
+    /// The config as one a run may train with, or every problem of its values. Settings of
+    /// another method than `optim.method` are not problems here (they are refused where a
+    /// config file is read, and a sweep's shared config holds every method's): no run reads them.
+    pub fn check(self) -> Result<CheckedConfig, ConfigError> {
+        let every_method_key: Vec<&str> = Method::ALL
+            .iter()
+            .flat_map(|m| m.own_keys().iter().copied())
+            .collect();
+        let problems = self.problems_allowing(&every_method_key);
+        if problems.is_empty() {
+            return Ok(CheckedConfig(self));
+        }
+        Err(ConfigError::Unchecked {
+            name: self.name.clone().unwrap_or_else(|| "(unnamed)".into()),
+            problems,
+        })
     }
 
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {

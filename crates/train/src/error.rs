@@ -10,6 +10,8 @@ pub enum TrainError {
     Model(#[from] realbias_model::ModelError),
     #[error(transparent)]
     Backend(#[from] crate::backend::BackendError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("{path}: cannot write: {source}")]
     Write {
         path: PathBuf,

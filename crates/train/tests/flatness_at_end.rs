@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{config, device, teacher_data};
+use common::{checked, config, device, teacher_data};
 use realbias_train::config::TrainConfig;
 use realbias_train::measures::flatness::Flatness;
 use realbias_train::run_files::networks::{NETWORK_FILE, config_digest, read_networks};
@@ -44,10 +44,16 @@ fn carries_the_recomputed_flatness(run: &FinishedRun, label: &str) -> Flatness {
 fn every_kind_of_run_ends_with_the_flatness_a_recompute_gives() {
     let data = teacher_data(5);
     for method in ["sgd", "cg"] {
-        let run = train(&run_config(method, 1, true), &data, &device(), Quiet).unwrap();
+        let run = train(
+            &checked(&run_config(method, 1, true)),
+            &data,
+            &device(),
+            Quiet,
+        )
+        .unwrap();
         carries_the_recomputed_flatness(&run, method);
     }
-    let configs = [run_config("sgd", 2, true), run_config("sgd", 3, true)];
+    let configs = [run_config("sgd", 2, true), run_config("sgd", 3, true)].map(|c| checked(&c));
     let members: Vec<Member> = configs.iter().map(|c| Member::new(c, &data)).collect();
     let runs = train_ensemble(&members, &device(), &mut Quiet).unwrap();
     assert_eq!(runs.len(), 2);
@@ -72,7 +78,7 @@ fn the_flatness_key_is_off_by_default_and_outside_the_config_digest() {
         )
     );
     assert_eq!(config_digest(&on).unwrap(), config_digest(&off).unwrap());
-    let plain = train(&off, &data, &device(), Quiet).unwrap();
+    let plain = train(&checked(&off), &data, &device(), Quiet).unwrap();
     let measures = plain.result.measures.expect("measures are on by default");
     assert!(measures.at_convergence.flatness.is_none());
     // Off, it is not written into the run's config at all (committed results stay as they are).

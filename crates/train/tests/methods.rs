@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{config, device, teacher_data, timeless};
+use common::{checked, config, device, teacher_data, timeless};
 use realbias_train::config::TrainConfig;
 use realbias_train::optim::Method;
 use realbias_train::run_files::write_run;
@@ -43,7 +43,7 @@ fn cg_lbfgs_and_adam_each_fit_a_small_training_set() {
             // Mini-batches of 20: 10 steps an epoch.
             c.optim.batch_size = 20;
         }
-        let out = train(&c, &data, &device(), Quiet).unwrap();
+        let out = train(&checked(&c), &data, &device(), Quiet).unwrap();
         let r = &out.result;
         println!(
             "{method}: zero training error at epoch {:?}, {:?} after {} epochs, {:?} gradient evaluations, test error {:.3}",
@@ -95,8 +95,8 @@ fn run_in(c: &TrainConfig, dir: &Path, stop: &mut StopAt) -> FinishedRun {
         dir: dir.to_path_buf(),
         discard_mismatched: false,
     };
-    let device = device();
-    let trainer = Trainer::new(c, &data, &device).with_checkpoint(slot);
+    let (device, c) = (device(), checked(c));
+    let trainer = Trainer::new(&c, &data, &device).with_checkpoint(slot);
     let placeholder = StopAt {
         at: usize::MAX,
         seen: 0,
@@ -113,8 +113,8 @@ fn each_method_repeats_itself_and_resumes_exactly_from_its_checkpoint() {
         let mut c = method_config(method, 12);
         c.optim.weight_decay = 1e-4;
         let data = teacher_data(3);
-        let a = train(&c, &data, &device(), Quiet).unwrap();
-        let b = train(&c, &data, &device(), Quiet).unwrap();
+        let a = train(&checked(&c), &data, &device(), Quiet).unwrap();
+        let b = train(&checked(&c), &data, &device(), Quiet).unwrap();
         assert!(
             timeless(&a) == timeless(&b),
             "{method}: same seed, other numbers"
@@ -149,7 +149,7 @@ fn each_method_repeats_itself_and_resumes_exactly_from_its_checkpoint() {
         );
         // Another seed is another run.
         c.train.seed = 1;
-        let other = train(&c, &data, &device(), Quiet).unwrap();
+        let other = train(&checked(&c), &data, &device(), Quiet).unwrap();
         assert!(
             timeless(&other) != timeless(&a),
             "{method}: the seed does nothing"
@@ -162,7 +162,7 @@ fn the_method_and_its_settings_round_trip_through_result_json() {
     let data = teacher_data(2);
     for method in METHODS {
         let c = method_config(method, 3);
-        let out = train(&c, &data, &device(), Quiet).unwrap();
+        let out = train(&checked(&c), &data, &device(), Quiet).unwrap();
         let dir = tempfile::tempdir().unwrap();
         write_run(dir.path(), &out).unwrap();
         let text = std::fs::read_to_string(dir.path().join("result.json")).unwrap();
@@ -241,7 +241,7 @@ fn force_clears_an_lbfgs_checkpoint_whose_record_is_garbage() {
         dir: dir.path().to_path_buf(),
         discard_mismatched: discard,
     };
-    let refused = Trainer::new(&c, &data, &device)
+    let refused = Trainer::new(&checked(&c), &data, &device)
         .with_checkpoint(slot(false))
         .run(Quiet);
     let text = refused.err().expect("a garbage record resumed").to_string();
@@ -249,11 +249,11 @@ fn force_clears_an_lbfgs_checkpoint_whose_record_is_garbage() {
         text.contains("corrupt") && text.contains("--force"),
         "{text}"
     );
-    let restarted = Trainer::new(&c, &data, &device)
+    let restarted = Trainer::new(&checked(&c), &data, &device)
         .with_checkpoint(slot(true))
         .run(Quiet)
         .unwrap();
-    let whole = train(&c, &data, &device, Quiet).unwrap();
+    let whole = train(&checked(&c), &data, &device, Quiet).unwrap();
     assert_eq!(timeless(&restarted), timeless(&whole));
 }
 

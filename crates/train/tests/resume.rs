@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{config, device, relabelled, rewrite_unsealed, teacher_data, timeless};
+use common::{checked, config, device, relabelled, rewrite_unsealed, teacher_data, timeless};
 use realbias_data::Dataset;
 use realbias_train::config::TrainConfig;
 use realbias_train::engine::ensemble::train_ensemble_with;
@@ -133,8 +133,8 @@ fn slot(dir: &Path) -> CheckpointSlot {
 }
 
 fn single(c: &TrainConfig, data: &Dataset, dir: &Path, stop: &mut StopAt) -> FinishedRun {
-    let device = device();
-    let trainer = Trainer::new(c, data, &device).with_checkpoint(slot(dir));
+    let (device, c) = (device(), checked(c));
+    let trainer = Trainer::new(&c, data, &device).with_checkpoint(slot(dir));
     handed(stop, |stop| trainer.run_with(stop)).unwrap()
 }
 
@@ -151,7 +151,9 @@ fn a_run_stopped_and_resumed_twice_ends_as_the_uninterrupted_run() {
     let data = teacher_data(1);
     let mut c = config(&format!("{BASE}seed = 4\n"));
     c.optim.weight_decay = 1e-4;
-    let whole = Trainer::new(&c, &data, &device()).run(Quiet).unwrap();
+    let whole = Trainer::new(&checked(&c), &data, &device())
+        .run(Quiet)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let first = single(&c, &data, dir.path(), &mut StopAt::new(5));
     assert_eq!(first.result.stop_reason, StopReason::Interrupted);
@@ -190,7 +192,7 @@ fn a_checkpoint_of_another_config_is_refused_unless_discarded() {
     let mut other = c.clone();
     other.optim.lr = 0.05;
     let device = device();
-    let refused = Trainer::new(&other, &data, &device)
+    let refused = Trainer::new(&checked(&other), &data, &device)
         .with_checkpoint(slot(dir.path()))
         .run(Quiet);
     match refused {
@@ -214,10 +216,13 @@ fn a_checkpoint_of_another_config_is_refused_unless_discarded() {
     let mut discard = slot(dir.path());
     discard.discard_mismatched = true;
     let mut fresh = StopAt::new(usize::MAX);
-    let trainer = Trainer::new(&other, &data, &device).with_checkpoint(discard);
+    let other_checked = checked(&other);
+    let trainer = Trainer::new(&other_checked, &data, &device).with_checkpoint(discard);
     let restarted = handed(&mut fresh, |stop| trainer.run_with(stop)).unwrap();
     assert_eq!(fresh.resumed, None);
-    let whole = Trainer::new(&other, &data, &device).run(Quiet).unwrap();
+    let whole = Trainer::new(&checked(&other), &data, &device)
+        .run(Quiet)
+        .unwrap();
     assert_same(&restarted, &whole, "restarted");
 }
 
@@ -283,10 +288,11 @@ fn ensemble(
     slots: &[CheckpointSlot],
     progress: &mut dyn Progress,
 ) -> HashMap<usize, FinishedRun> {
+    let configs: Vec<_> = members.iter().map(|(c, _)| checked(c)).collect();
     let batch: Vec<Member> = which
         .iter()
         .map(|&i| Member {
-            config: &members[i].0,
+            config: &configs[i],
             data: &members[i].1,
             checkpoint: slots.get(i),
         })
@@ -413,7 +419,9 @@ fn read_safetensors(path: &Path) -> (HashMap<String, String>, HashMap<String, Ma
 fn the_saved_networks_give_the_recorded_test_error_and_group_norm() {
     let data = teacher_data(3);
     let c = config(&format!("{BASE}seed = 2\n"));
-    let run = Trainer::new(&c, &data, &device()).run(Quiet).unwrap();
+    let run = Trainer::new(&checked(&c), &data, &device())
+        .run(Quiet)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_run(dir.path(), &run).unwrap();
     let (metadata, tensors) = read_safetensors(&dir.path().join("network.safetensors"));
@@ -572,18 +580,18 @@ fn a_checkpoint_with_one_flipped_bit_is_refused_and_force_clears_it() {
 /// the uninterrupted one.
 fn refused_then_restarted_by_force(c: &TrainConfig, data: &Dataset, dir: &Path) -> String {
     let device = device();
-    let refused = Trainer::new(c, data, &device)
+    let refused = Trainer::new(&checked(c), data, &device)
         .with_checkpoint(slot(dir))
         .run(Quiet)
         .err()
         .expect("a checkpoint that cannot resume the run was used");
     let mut discard = slot(dir);
     discard.discard_mismatched = true;
-    let restarted = Trainer::new(c, data, &device)
+    let restarted = Trainer::new(&checked(c), data, &device)
         .with_checkpoint(discard)
         .run(Quiet)
         .unwrap();
-    let whole = Trainer::new(c, data, &device).run(Quiet).unwrap();
+    let whole = Trainer::new(&checked(c), data, &device).run(Quiet).unwrap();
     assert_same(&restarted, &whole, "restarted after --force");
     refused.to_string()
 }

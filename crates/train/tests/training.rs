@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{config, device, relabelled, teacher_data};
+use common::{checked, config, device, relabelled, teacher_data};
 use realbias_data::{Dataset, Split};
 use realbias_train::config::TrainConfig;
 use realbias_train::data::prepare_data;
@@ -25,7 +25,7 @@ max_epochs = 300
 #[test]
 fn a_teacher_network_is_fitted_to_zero_training_error() {
     let data = teacher_data(1);
-    let out = train(&config(SYNTHETIC), &data, &device(), Quiet).unwrap();
+    let out = train(&checked(&config(SYNTHETIC)), &data, &device(), Quiet).unwrap();
     let r = &out.result;
     assert_eq!(r.train_error, 0.0, "final training error {}", r.train_error);
     assert!(r.epochs_to_zero_train_error.is_some());
@@ -70,15 +70,15 @@ fn the_same_seed_gives_identical_histories() {
             })
             .collect::<Vec<_>>()
     };
-    let a = train(&c, &data, &device(), Quiet).unwrap();
-    let b = train(&c, &data, &device(), Quiet).unwrap();
+    let a = train(&checked(&c), &data, &device(), Quiet).unwrap();
+    let b = train(&checked(&c), &data, &device(), Quiet).unwrap();
     assert_eq!(
         a.final_net.weights().unwrap(),
         b.final_net.weights().unwrap()
     );
     assert_eq!(strip(a.history), strip(b.history.clone()));
     c.train.seed = 1;
-    let other = train(&c, &data, &device(), Quiet).unwrap();
+    let other = train(&checked(&c), &data, &device(), Quiet).unwrap();
     assert_ne!(strip(other.history), strip(b.history));
 }
 
@@ -88,7 +88,7 @@ fn divergence_is_a_status_not_a_panic() {
     let mut c = config(SYNTHETIC);
     c.optim.lr = 1e30;
     c.train.max_epochs = 20;
-    let out = train(&c, &data, &device(), Quiet).unwrap();
+    let out = train(&checked(&c), &data, &device(), Quiet).unwrap();
     assert_eq!(out.result.stop_reason, StopReason::Diverged);
     assert!(out.result.epochs < 20);
 }
@@ -98,9 +98,9 @@ fn weight_decay_shrinks_the_weights() {
     let data = teacher_data(4);
     let mut c = config(SYNTHETIC);
     c.train.max_epochs = 30;
-    let plain = train(&c, &data, &device(), Quiet).unwrap();
+    let plain = train(&checked(&c), &data, &device(), Quiet).unwrap();
     c.optim.weight_decay = 0.01;
-    let decayed = train(&c, &data, &device(), Quiet).unwrap();
+    let decayed = train(&checked(&c), &data, &device(), Quiet).unwrap();
     assert!(
         decayed.result.weight_decay_penalty < 0.8 * plain.result.weight_decay_penalty,
         "{} vs {}",
@@ -122,7 +122,7 @@ fn mnist_small_subset_h256_fits_and_generalizes() {
         (data.train.len(), data.validation.len(), data.test.len()),
         (2000, 2000, 10_000)
     );
-    let r = train(&c, &data, &device(), Quiet).unwrap().result;
+    let r = train(&checked(&c), &data, &device(), Quiet).unwrap().result;
     assert_eq!(
         r.train_error, 0.0,
         "training error after {} epochs",
@@ -145,7 +145,7 @@ fn eval_batch_does_not_change_the_history() {
         let c = config(&format!(
             "[data]\ndataset = {{ kind = \"mnist\" }}\n[model]\nhidden = 32\n[optim]\nbatch_size = 20\n[train]\nmax_epochs = 15\neval_batch = {eval_batch}\n"
         ));
-        train(&c, &data, &device(), Quiet).unwrap()
+        train(&checked(&c), &data, &device(), Quiet).unwrap()
     };
     let (a, b) = (run(7), run(500));
     assert_eq!(a.history.len(), b.history.len());
@@ -174,7 +174,7 @@ fn fused_and_composed_losses_give_the_same_history() {
         ));
         let device = device();
         let run = |path| {
-            Trainer::new(&c, &data, &device)
+            Trainer::new(&checked(&c), &data, &device)
                 .with_loss(path)
                 .run(Quiet)
                 .unwrap()
@@ -214,7 +214,7 @@ fn fused_and_composed_losses_give_the_same_history() {
 #[test]
 fn a_run_records_the_measures_of_its_final_and_early_stopped_networks() {
     let data = teacher_data(1);
-    let out = train(&config(SYNTHETIC), &data, &device(), Quiet).unwrap();
+    let out = train(&checked(&config(SYNTHETIC)), &data, &device(), Quiet).unwrap();
     let r = &out.result;
     let m = r.measures.as_ref().expect("measures are on by default");
     let last = &m.at_convergence;
@@ -255,7 +255,7 @@ fn a_run_records_the_measures_of_its_final_and_early_stopped_networks() {
         assert_eq!(m.early_stop.group_norm, last.group_norm);
     }
     let off = config(&format!("{SYNTHETIC}measures = false\n"));
-    let quiet = train(&off, &data, &device(), Quiet).unwrap();
+    let quiet = train(&checked(&off), &data, &device(), Quiet).unwrap();
     assert!(quiet.result.measures.is_none());
     assert_eq!(
         quiet.history,
@@ -282,7 +282,7 @@ fn the_initialization_scale_multiplies_the_initial_weights() {
         let text = SYNTHETIC.replace("hidden = 64", &format!("hidden = 64\ninit_scale = {scale}"));
         let mut c = config(&text);
         c.train.max_epochs = 3;
-        train(&c, &data, &device(), Quiet).unwrap()
+        train(&checked(&c), &data, &device(), Quiet).unwrap()
     };
     let (one, small) = (at(1.0), at(0.1));
     let (h1, h01) = (&one.history[0], &small.history[0]);
@@ -298,6 +298,31 @@ fn the_initialization_scale_multiplies_the_initial_weights() {
     .unwrap_err()
     .to_string();
     assert!(bad.contains("model.init_scale = 0 must be > 0"), "{bad}");
+}
+
+/// A config changed after it was read must be checked again before a run takes it: a bad
+/// value is refused with the run's name and the key, and another method's setting (a sweep's
+/// shared config holds every method's) is not a problem for a run.
+#[test]
+fn a_config_changed_in_code_is_checked_before_a_run_takes_it() {
+    let mut c = config(SYNTHETIC);
+    c.name = Some("changed".into());
+    c.model.hidden = 0;
+    c.train.converge_epochs = 0;
+    let e = c.clone().check().unwrap_err().to_string();
+    assert!(e.contains("\"changed\""), "{e}");
+    assert!(e.contains("model.hidden must be at least 1"), "{e}");
+    assert!(
+        e.contains("train.converge_epochs must be at least 1"),
+        "{e}"
+    );
+    c.model.hidden = 4;
+    c.train.converge_epochs = 3;
+    c.optim.method = realbias_train::optim::Method::Cg;
+    c.optim.momentum = 0.7; // SGD's setting, ignored by CG
+    let checked = c.clone().check().unwrap();
+    assert_eq!(checked.model.hidden, 4);
+    assert_eq!(checked.into_inner(), c);
 }
 
 /// `data.normalization_statistics`: centred by the run's own training split (default) or by
@@ -373,11 +398,13 @@ converge_epochs = 2
     let device = device();
     let alone: Vec<_> = members
         .iter()
-        .map(|(c, d)| train(c, d, &device, Quiet).unwrap())
+        .map(|(c, d)| train(&checked(c), d, &device, Quiet).unwrap())
         .collect();
-    let batch: Vec<Member> = members
+    let configs: Vec<_> = members.iter().map(|(c, _)| checked(c)).collect();
+    let batch: Vec<Member> = configs
         .iter()
-        .map(|(config, data)| Member::new(config, data))
+        .zip(&members)
+        .map(|(config, (_, data))| Member::new(config, data))
         .collect();
     // In a pool of 1 thread the members train as one stack; in a pool of 2, as two shards of
     // two, each on its own thread (round-robin: members 0 and 2, 1 and 3).
@@ -497,7 +524,8 @@ fn same_bits_as_alone(i: usize, alone: &FinishedRun, member: &FinishedRun) {
 fn runs_that_cannot_share_an_ensemble_are_refused_before_training() {
     let data = teacher_data(1);
     let refusal = |pairs: [(&TrainConfig, &Dataset); 2]| {
-        let members = pairs.map(|(config, data)| Member::new(config, data));
+        let configs = pairs.map(|(config, _)| checked(config));
+        let members = [0, 1].map(|i| Member::new(&configs[i], pairs[i].1));
         let e = train_ensemble(&members, &device(), &mut Quiet).err();
         e.map(|e| e.to_string()).unwrap_or_default()
     };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use realbias_experiments::lock;
-use realbias_train::config::{TrainConfig, folder_name_problem};
+use realbias_train::config::{CheckedConfig, TrainConfig, folder_name_problem};
 use realbias_train::data::prepare_data;
 use realbias_train::run_files::networks::NETWORK_FILE;
 use realbias_train::run_files::state::CHECKPOINT_FILE;
@@ -44,11 +44,11 @@ pub struct TrainArgs {
 }
 
 /// The config with `--hidden` / `--seed` applied, its name and its output folder.
-fn resolve(args: &TrainArgs) -> Result<(TrainConfig, String, PathBuf)> {
+fn resolve(args: &TrainArgs) -> Result<(CheckedConfig, String, PathBuf)> {
     let mut sets = args.sets.clone();
     sets.extend(args.hidden.map(|h| format!("model.hidden={h}")));
     sets.extend(args.seed.map(|s| format!("train.seed={s}")));
-    let config = TrainConfig::load(&args.config, &sets)?;
+    let config = TrainConfig::load(&args.config, &sets)?.check()?;
     let name = config.name.clone().unwrap_or_else(|| {
         args.config
             .file_stem()

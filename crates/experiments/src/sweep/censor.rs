@@ -157,7 +157,8 @@ pub fn censor<P: Progress + Send + 'static>(
     };
     everything.normalize(config.data.normalization);
     let everything = std::sync::Arc::new(everything);
-    let run = Trainer::new(config, everything.clone(), device).run(progress)?;
+    let checked = config.clone().check()?;
+    let run = Trainer::new(&checked, everything.clone(), device).run(progress)?;
     let (labels, ties) = DeviceSplit::new(&everything.train, config.train.eval_batch, device)
         .predict_with_ties(&run.final_net)?;
     let truth = &everything.train.labels;

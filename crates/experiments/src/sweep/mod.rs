@@ -271,12 +271,16 @@ impl Sweep {
             })
             .collect::<Result<Vec<_>, ExperimentError>>()?;
         let slots: Vec<CheckpointSlot> = runs.iter().map(|r| checkpoint_slot(r, ctx)).collect();
-        let members: Vec<Member> = runs
+        let configs = runs
+            .iter()
+            .map(|r| r.config.clone().check())
+            .collect::<Result<Vec<_>, _>>()?;
+        let members: Vec<Member> = configs
             .iter()
             .zip(&data)
             .zip(&slots)
-            .map(|((r, data), slot)| Member {
-                config: &r.config,
+            .map(|((config, data), slot)| Member {
+                config,
                 data,
                 checkpoint: Some(slot),
             })
@@ -624,7 +628,8 @@ impl Experiment for Sweep {
             max_epochs: run.config.train.max_epochs,
             members: 1,
         };
-        let out = Trainer::new(&run.config, data.clone(), ctx.device)
+        let config = run.config.clone().check()?;
+        let out = Trainer::new(&config, data.clone(), ctx.device)
             .with_checkpoint(checkpoint_slot(run, ctx))
             .run(progress)?;
         self.save(run, out, &data, ctx)

@@ -33,7 +33,7 @@ use realbias_data::Dataset;
 use realbias_model::{Activation, TwoLayerNet};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ModelConfig, TrainConfig, TrainSettings};
+use crate::config::{CheckedConfig, ModelConfig, TrainConfig, TrainSettings};
 use crate::engine::batches::{BatchOrder, batch_ranges};
 use crate::engine::classifier::TrainingSet;
 use crate::engine::ledger::{Ledger, Reader};
@@ -77,14 +77,14 @@ impl EnsembleMode {
 /// (none: not resumable).
 #[derive(Clone, Copy)]
 pub struct Member<'a> {
-    pub config: &'a TrainConfig,
+    pub config: &'a CheckedConfig,
     pub data: &'a Dataset,
     pub checkpoint: Option<&'a CheckpointSlot>,
 }
 
 impl<'a> Member<'a> {
     /// A member that keeps no checkpoint.
-    pub fn new(config: &'a TrainConfig, data: &'a Dataset) -> Self {
+    pub fn new(config: &'a CheckedConfig, data: &'a Dataset) -> Self {
         Member {
             config,
             data,
@@ -261,7 +261,7 @@ impl<'a> Origins<'a> {
         for (n, &i) in group.iter().enumerate() {
             let shown: &mut dyn Progress = if n == 0 { &mut *progress } else { &mut Quiet };
             let m = &members[i];
-            let run = (m.config, m.data);
+            let run = (&**m.config, m.data);
             let net = self.initial[i].clone();
             ledgers[i] = Some(match (&self.saved[i], first_readings.next()) {
                 (Some(state), _) => Ledger::resume(run, device, net, state, Reader::Ensemble)?,

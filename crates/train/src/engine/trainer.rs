@@ -17,7 +17,7 @@ use burn::train::Interrupter;
 use burn::train::renderer::MetricsRenderer;
 use realbias_data::Dataset;
 
-use crate::config::TrainConfig;
+use crate::config::{CheckedConfig, TrainConfig};
 use crate::engine::classifier::LossPath;
 use crate::engine::learner::LearnerRun;
 use crate::run_files::record::FinishedRun;
@@ -26,7 +26,7 @@ use crate::{Progress, TrainError};
 
 /// Trains one network on `data` as `config` says, on `device` (its autodiff twin for training).
 pub fn train<P: Progress + Send + 'static>(
-    config: &TrainConfig,
+    config: &CheckedConfig,
     data: &Dataset,
     device: &Device,
     progress: P,
@@ -86,7 +86,11 @@ pub struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
-    pub fn new(config: &'a TrainConfig, data: impl Into<RunData<'a>>, device: &'a Device) -> Self {
+    pub fn new(
+        config: &'a CheckedConfig,
+        data: impl Into<RunData<'a>>,
+        device: &'a Device,
+    ) -> Self {
         Trainer {
             config,
             data: data.into(),

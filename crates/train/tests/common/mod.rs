@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use realbias_data::{Dataset, Split};
-use realbias_train::config::TrainConfig;
+use realbias_train::config::{CheckedConfig, TrainConfig};
 use realbias_train::{EpochRecord, FinishedRun, RunResult};
 
 pub fn device() -> Device {
@@ -115,4 +115,9 @@ pub fn rewrite_unsealed(path: &Path, format: &str) {
     metadata.insert("format".into(), format.into());
     let encoded = safetensors::serialize(parsed.tensors(), Some(metadata)).unwrap();
     std::fs::write(path, encoded).unwrap();
+}
+
+/// `c` as a config a run accepts (the tests change configs after parsing them).
+pub fn checked(c: &TrainConfig) -> CheckedConfig {
+    c.clone().check().unwrap()
 }
