@@ -828,7 +828,11 @@ fn a_sweep_sent_sigterm_stops_soon_leaves_no_lock_and_resumes_to_the_same_summar
         c
     };
     succeed(&mut run(&whole));
+    // The stopped sweep checkpoints every 0.2 s, so that a run's checkpoint shows it is past
+    // its setup and first epoch; it trains the same numbers.
+    let checkpointing = ["--set", "train.checkpoint_seconds=0.2"];
     let child = run(&runs)
+        .args(checkpointing)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -844,16 +848,14 @@ fn a_sweep_sent_sigterm_stops_soon_leaves_no_lock_and_resumes_to_the_same_summar
             })
         })
     };
-    // ...and another unit has trained a while (its lock is 300 ms old, it has no result: a
-    // run here takes seconds): were the signal to land between units, or before a unit's
-    // first epoch, there would be no state to keep.
+    // ...and another unit is training: it holds its lock, has no result and has checkpointed
+    // an epoch. Were the signal to land between units, or before a unit's first epoch, there
+    // would be no state to keep (a lock's age said this once, and failed on a loaded machine,
+    // where a unit's setup can take longer than any fixed wait).
     let in_flight = || {
         locks_under(&runs).iter().any(|lock| {
-            let age = std::fs::metadata(lock)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok());
-            !lock.with_extension("json").exists() && age.is_some_and(|a| a.as_millis() >= 300)
+            let dir = lock.parent().unwrap_or(lock);
+            !lock.with_extension("json").exists() && dir.join("checkpoint.safetensors").exists()
         })
     };
     while !(any_result() && in_flight()) {
@@ -897,7 +899,7 @@ fn a_sweep_sent_sigterm_stops_soon_leaves_no_lock_and_resumes_to_the_same_summar
         Some(checkpoints.len().to_string().as_str()),
         "{status}"
     );
-    let resumed = succeed(&mut run(&runs));
+    let resumed = succeed(run(&runs).args(checkpointing));
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&resumed.stdout),
