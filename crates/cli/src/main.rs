@@ -10,15 +10,50 @@ use clap::{Parser, Subcommand};
 use commands::{bench, data, inspect, run, slurm, status, train};
 use realbias_experiments::ExperimentError;
 
+/// `--version`: the version and the backend this binary was built with (a cargo feature).
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (backend: {})",
+        env!("CARGO_PKG_VERSION"),
+        realbias_train::backend::backend_name()
+    )
+});
+
 #[derive(Parser)]
 #[command(
     name = "realbias",
-    version,
+    version = VERSION.as_str(),
     about = "Reproduce and extend Neyshabur, Tomioka & Srebro (2015), \"In Search of the Real Inductive Bias\""
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The backend to run on: flex (CPU, the default build), ndarray (CPU) or wgpu (GPU). A
+    /// backend is chosen when the binary is built; this checks that it is the one wanted, and
+    /// says how to rebuild if it is not.
+    #[arg(long, global = true, value_name = "NAME")]
+    backend: Option<String>,
+}
+
+/// `Err` saying how to rebuild when `wanted` is not the backend this binary was built with.
+fn check_backend(wanted: &str) -> Result<(), String> {
+    let built = realbias_train::backend::backend_name();
+    let features = match wanted {
+        "flex" => "",
+        "ndarray" => " --no-default-features --features ndarray",
+        "wgpu" => " --features wgpu",
+        other => {
+            return Err(format!(
+                "--backend {other}: unknown backend; use flex, ndarray or wgpu"
+            ));
+        }
+    };
+    match wanted == built {
+        true => Ok(()),
+        false => Err(format!(
+            "--backend {wanted}: this binary was built with the {built} backend; rebuild it with `cargo install --path crates/cli{features}` (or `cargo build --release{features}`)"
+        )),
+    }
 }
 
 #[derive(Subcommand)]
@@ -95,6 +130,10 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(Err(e)) = cli.backend.as_deref().map(check_backend) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     // Checked before any command: a lease that silently fell back to the default would let
     // a live holder's lock look stale, or a dead one's block its unit for too long.
     let variables = realbias_experiments::lock::check_lease_variable()

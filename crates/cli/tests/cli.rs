@@ -1390,3 +1390,71 @@ fn age(path: &std::path::Path, secs: u64) {
     let file = std::fs::File::options().write(true).open(path).unwrap();
     file.set_modified(old).unwrap();
 }
+
+/// `realbias train CONFIG` takes the file as an argument, like `run`; `--config` still works,
+/// and giving neither or both is a usage error.
+#[test]
+fn train_takes_its_config_as_an_argument_or_with_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(tmp.path(), 2);
+    for (form, out) in [("argument", "a"), ("--config", "b")] {
+        let out = tmp.path().join(out);
+        let mut c = realbias();
+        c.args(["train", "--plain"]);
+        match form {
+            "argument" => c.arg(&config),
+            _ => c.arg("--config").arg(&config),
+        };
+        succeed(c.arg("--out").arg(&out));
+        assert!(out.join("result.json").is_file(), "{form}");
+    }
+    let neither = realbias().args(["train", "--plain"]).output().unwrap();
+    assert_eq!(neither.status.code(), Some(2));
+    let both = realbias()
+        .arg("train")
+        .arg(&config)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert_eq!(both.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+/// `--version` names the backend the binary was built with, and `--backend` another than
+/// that one says how to rebuild instead of running.
+#[test]
+fn the_version_names_the_backend_and_another_backend_says_how_to_rebuild() {
+    let version = succeed(realbias().arg("--version"));
+    let version = String::from_utf8_lossy(&version.stdout);
+    let built = realbias_train::backend::backend_name();
+    assert!(
+        version.contains(&format!("(backend: {built})")),
+        "{version}"
+    );
+    let other = if built == "wgpu" { "flex" } else { "wgpu" };
+    let refused = realbias()
+        .args(["--backend", other, "status", "."])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("built with the {built} backend")) && err.contains("rebuild"),
+        "{err}"
+    );
+    let unknown = realbias()
+        .args(["--backend", "cuda", "status", "."])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown backend"));
+    // The backend it was built with runs the command (here: a folder that is no experiment).
+    let same = realbias()
+        .args(["--backend", built, "status", "."])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&same.stderr);
+    assert_eq!(same.status.code(), Some(1), "{err}");
+    assert!(err.contains("no experiment here"), "{err}");
+}

@@ -16,9 +16,9 @@ pub enum ExperimentError {
     #[error(transparent)]
     Chart(#[from] ChartError),
     #[error(
-        "{path} was made by a different config; rerun with --force to reuse the folder (finished results the new config would not produce are retrained), or choose another --out"
+        "{path} was made by a different config (it differs in {keys}); rerun with --force to reuse the folder (finished results the new config would not produce are retrained), or choose another --out"
     )]
-    ConfigChanged { path: PathBuf },
+    ConfigChanged { path: PathBuf, keys: String },
     #[error(
         "{0}: no experiment here (no experiment.toml); give the folder `realbias run` wrote, e.g. runs/<experiment>"
     )]

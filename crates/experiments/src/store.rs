@@ -49,7 +49,10 @@ pub fn check_claim(
         Ok(existing) if existing == config_text => Claim::Same,
         Ok(existing) if extends(&existing) => Claim::Extended,
         Ok(_) if force => Claim::Replaced,
-        Ok(_) => return Err(ExperimentError::ConfigChanged { path }),
+        Ok(existing) => {
+            let keys = toml_difference(&existing, config_text);
+            return Err(ExperimentError::ConfigChanged { path, keys });
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Claim::New,
         // An unreadable config is not a new folder: taking it for one would overwrite it.
         Err(source) => return Err(ExperimentError::Read { path, source }),
@@ -63,6 +66,28 @@ pub fn check_claim(
         });
     }
     Ok(state)
+}
+
+/// The dotted keys in which two configs (TOML) differ, for an error message.
+fn toml_difference(a: &str, b: &str) -> String {
+    let tree = |text: &str| {
+        toml::from_str::<toml::Value>(text)
+            .ok()
+            .and_then(|v| serde_json::to_value(v).ok())
+    };
+    let (Some(a), Some(b)) = (tree(a), tree(b)) else {
+        return "a form this version cannot read".into();
+    };
+    // A sweep records its shared run config under `base`; the user wrote those keys at the
+    // top level of the file, so they are named as written.
+    let keys: Vec<String> = realbias_train::config::differing_keys(&a, &b)
+        .into_iter()
+        .map(|k| k.strip_prefix("base.").map_or(k.clone(), str::to_string))
+        .collect();
+    match keys.is_empty() {
+        true => "its formatting only".into(),
+        false => keys.join(", "),
+    }
 }
 
 /// Whether this process may write in `dir`, or in the nearest folder above it that exists

@@ -282,8 +282,8 @@ fn a_grown_config_extends_the_folder_and_a_changed_one_is_refused_unless_forced(
     other.sweep.hidden = vec![2, 16];
     let err = run_with(&other, &options(&out), Arc::new(Counter::new(usize::MAX))).unwrap_err();
     assert!(
-        matches!(err, ExperimentError::ConfigChanged { .. }),
-        "{err}"
+        matches!(&err, ExperimentError::ConfigChanged { keys, .. } if keys == "sweep.hidden"),
+        "the error names the key that differs: {err}"
     );
     let forced = ExperimentOptions {
         force: true,
@@ -301,8 +301,8 @@ fn a_grown_config_extends_the_folder_and_a_changed_one_is_refused_unless_forced(
     slower.sweep.hidden = vec![2, 16, 32];
     let err = run_with(&slower, &options(&out), Arc::new(Counter::new(usize::MAX))).unwrap_err();
     assert!(
-        matches!(err, ExperimentError::ConfigChanged { .. }),
-        "{err}"
+        matches!(&err, ExperimentError::ConfigChanged { keys, .. } if keys == "optim.lr, sweep.hidden"),
+        "the error names the keys that differ: {err}"
     );
 }
 

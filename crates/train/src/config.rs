@@ -539,3 +539,41 @@ impl TrainConfig {
         }
     }
 }
+
+/// The dotted keys whose values differ between two configs as JSON trees (a key missing from
+/// one counts as differing), in order: what an error about a changed config names.
+pub fn differing_keys(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
+    let mut keys = Vec::new();
+    collect_differing_keys(a, b, String::new(), &mut keys);
+    keys
+}
+
+fn collect_differing_keys(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    prefix: String,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut names: Vec<&String> = x.keys().chain(y.keys()).collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                let key = match prefix.is_empty() {
+                    true => name.clone(),
+                    false => format!("{prefix}.{name}"),
+                };
+                let missing = Value::Null;
+                let (p, q) = (
+                    x.get(name).unwrap_or(&missing),
+                    y.get(name).unwrap_or(&missing),
+                );
+                collect_differing_keys(p, q, key, out);
+            }
+        }
+        _ if a != b => out.push(prefix),
+        _ => {}
+    }
+}

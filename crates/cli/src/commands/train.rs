@@ -1,6 +1,6 @@
 //! `realbias train`: one run of the paper's protocol, on Burn's dashboard or as epoch lines.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -18,8 +18,15 @@ use crate::views::run::RunView;
 #[derive(Args)]
 pub struct TrainArgs {
     /// The run's TOML config (see configs/).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(
+        value_name = "CONFIG",
+        required_unless_present = "config",
+        conflicts_with = "config"
+    )]
+    config_file: Option<PathBuf>,
+    /// The run's TOML config, as an option (the same as the positional CONFIG).
+    #[arg(long = "config", value_name = "CONFIG")]
+    config: Option<PathBuf>,
     /// Hidden units H (overrides model.hidden).
     #[arg(long)]
     hidden: Option<usize>,
@@ -43,14 +50,24 @@ pub struct TrainArgs {
     dir: DataDir,
 }
 
+impl TrainArgs {
+    /// The config file, given as the argument or with `--config` (clap requires one).
+    fn config_path(&self) -> &Path {
+        self.config_file
+            .as_deref()
+            .or(self.config.as_deref())
+            .unwrap_or(Path::new("run.toml"))
+    }
+}
+
 /// The config with `--hidden` / `--seed` applied, its name and its output folder.
 fn resolve(args: &TrainArgs) -> Result<(CheckedConfig, String, PathBuf)> {
     let mut sets = args.sets.clone();
     sets.extend(args.hidden.map(|h| format!("model.hidden={h}")));
     sets.extend(args.seed.map(|s| format!("train.seed={s}")));
-    let config = TrainConfig::load(&args.config, &sets)?.check()?;
+    let config = TrainConfig::load(args.config_path(), &sets)?.check()?;
     let name = config.name.clone().unwrap_or_else(|| {
-        args.config
+        args.config_path()
             .file_stem()
             .map_or("run".into(), |s| s.to_string_lossy().into_owned())
     });
@@ -58,7 +75,7 @@ fn resolve(args: &TrainArgs) -> Result<(CheckedConfig, String, PathBuf)> {
     if args.out.is_none()
         && let Some(problem) = folder_name_problem("name", &name)
     {
-        bail!("{}: {problem}, or give --out", args.config.display());
+        bail!("{}: {problem}, or give --out", args.config_path().display());
     }
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(&name).join(format!(

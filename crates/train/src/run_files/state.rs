@@ -419,35 +419,10 @@ fn config_difference(a: &str, b: &str) -> String {
     ) else {
         return "a form this version cannot read".into();
     };
-    let mut keys = Vec::new();
-    differing_keys(&a, &b, String::new(), &mut keys);
+    let keys = crate::config::differing_keys(&a, &b);
     match keys.is_empty() {
         true => "its encoding".into(),
         false => keys.join(", "),
-    }
-}
-
-fn differing_keys(a: &Value, b: &Value, prefix: String, out: &mut Vec<String>) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let mut names: Vec<&String> = x.keys().chain(y.keys()).collect();
-            names.sort();
-            names.dedup();
-            for name in names {
-                let key = match prefix.is_empty() {
-                    true => name.clone(),
-                    false => format!("{prefix}.{name}"),
-                };
-                let missing = Value::Null;
-                let (p, q) = (
-                    x.get(name).unwrap_or(&missing),
-                    y.get(name).unwrap_or(&missing),
-                );
-                differing_keys(p, q, key, out);
-            }
-        }
-        _ if a != b => out.push(prefix),
-        _ => {}
     }
 }
 
