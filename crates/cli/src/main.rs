@@ -7,7 +7,7 @@ mod views;
 
 use clap::{Parser, Subcommand};
 
-use commands::{bench, data, inspect, run, slurm, status, train};
+use commands::{bench, data, inspect, run, slurm, status, tensorboard, train};
 use realbias_experiments::ExperimentError;
 
 /// `--version`: the version and the backend this binary was built with (a cargo feature).
@@ -126,6 +126,15 @@ enum Command {
     /// Training throughput of the real training path on synthetic data, against this
     /// machine's measured matrix-multiply peak.
     Bench(bench::BenchArgs),
+    /// Every run's history.csv under a folder (one run, or an experiment) as TensorBoard event
+    /// files: losses, errors, norms, step size and momentum per epoch.
+    Tensorboard {
+        /// A run folder or an experiment folder.
+        dir: std::path::PathBuf,
+        /// Where the event files go, one folder per run (default: DIR/tb).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() {
@@ -175,6 +184,7 @@ fn main() {
         Command::Slurm(args) => slurm::command(args),
         Command::Status { dir } => status::command(&dir),
         Command::Bench(args) => bench::command(args),
+        Command::Tensorboard { dir, out } => tensorboard::command(&dir, out.as_deref()),
     };
     if let Err(e) = result {
         // A stop the user asked for is not a failure: 130, as for the training itself.

@@ -1458,3 +1458,41 @@ fn the_version_names_the_backend_and_another_backend_says_how_to_rebuild() {
     assert_eq!(same.status.code(), Some(1), "{err}");
     assert!(err.contains("no experiment here"), "{err}");
 }
+
+/// `realbias tensorboard` writes one event file per run of a sweep, under `DIR/tb/<run
+/// path>`, and refuses a folder without runs.
+#[test]
+fn tensorboard_writes_an_event_file_for_every_run_of_a_sweep() {
+    let (_tmp, runs, config) = tiny_folder("");
+    succeed(&mut run_into(&config, &runs));
+    let dir = runs.join("tiny");
+    let histories = files_named(&dir, "history.csv");
+    assert_eq!(
+        histories.len(),
+        2,
+        "H = 2 and 4, one repetition: {histories:?}"
+    );
+    let out = succeed(realbias().arg("tensorboard").arg(&dir));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("{} runs written", histories.len())),
+        "{said}"
+    );
+    for history in &histories {
+        let run = history.parent().unwrap().strip_prefix(&dir).unwrap();
+        let events = dir
+            .join("tb")
+            .join(run)
+            .join("events.out.tfevents.0.realbias");
+        assert!(
+            std::fs::metadata(&events).unwrap().len() > 100,
+            "{events:?}"
+        );
+    }
+    // Again: the event files are rewritten, the tb folder is not taken for runs.
+    let again = succeed(realbias().arg("tensorboard").arg(&dir));
+    assert!(String::from_utf8_lossy(&again.stdout).contains(&format!("{} runs", histories.len())));
+    let empty = tempfile::tempdir().unwrap();
+    let err = fails(realbias().arg("tensorboard").arg(empty.path()));
+    assert!(err.contains("no run folder"), "{err}");
+}

@@ -6,4 +6,5 @@ pub mod inspect;
 pub mod run;
 pub mod slurm;
 pub mod status;
+pub mod tensorboard;
 pub mod train;

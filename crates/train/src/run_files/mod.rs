@@ -9,6 +9,7 @@ pub mod provenance;
 pub mod record;
 pub mod state;
 pub mod tensor_file;
+pub mod tensorboard;
 
 use std::path::Path;
 
