@@ -293,7 +293,7 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, TrainError> 
     }
     let mut bytes = Vec::with_capacity(len as usize);
     (&mut file)
-        .take(limit + 1)
+        .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| file_error(path, e.to_string()))?;
     if bytes.len() as u64 != len {
