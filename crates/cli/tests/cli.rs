@@ -1496,3 +1496,92 @@ fn tensorboard_writes_an_event_file_for_every_run_of_a_sweep() {
     let err = fails(realbias().arg("tensorboard").arg(empty.path()));
     assert!(err.contains("no run folder"), "{err}");
 }
+
+/// `realbias data export` writes the splits a run trained on: the run's final network,
+/// applied by hand to the exported test split, makes exactly the test error its result
+/// records, and the training split is centred as training centred it.
+#[test]
+fn the_exported_splits_give_back_the_runs_test_error() {
+    use realbias_train::run_files::tensor_file::TensorFile;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(tmp.path(), 5);
+    let run = tmp.path().join("run");
+    succeed(
+        realbias()
+            .args(["train", "--plain"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&run),
+    );
+    let file = tmp.path().join("splits.safetensors");
+    let export = |out: &std::path::Path| {
+        let mut c = realbias();
+        c.args(["data", "export"]).arg(&run).arg("--out").arg(out);
+        c
+    };
+    succeed(&mut export(&file));
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).unwrap()).unwrap();
+    let count = |key: &str| result[key].as_u64().unwrap() as usize;
+    let (n_test, n_train, h) = (
+        count("test_examples"),
+        count("train_examples"),
+        count("hidden"),
+    );
+    let splits = TensorFile::read(&file, u64::MAX).unwrap().unwrap();
+    assert!(splits.is_sealed());
+    let d = 100;
+    let x = splits.matrix("test.x", [n_test, d]).unwrap();
+    let y = splits.bytes("test.y").unwrap();
+    let train = splits.matrix("train.x", [n_train, d]).unwrap();
+    for j in 0..d {
+        let mean: f64 = (0..n_train)
+            .map(|i| f64::from(train[i * d + j]))
+            .sum::<f64>();
+        assert!(
+            (mean / n_train as f64).abs() < 1e-4,
+            "feature {j} not centred"
+        );
+    }
+    let net = TensorFile::read(&run.join("network.safetensors"), u64::MAX)
+        .unwrap()
+        .unwrap();
+    let k: usize = splits.metadata_value("classes").unwrap().parse().unwrap();
+    let (u, v) = (
+        net.matrix("final.u", [d, h]).unwrap(),
+        net.matrix("final.v", [h, k]).unwrap(),
+    );
+    let wrong = (0..n_test)
+        .filter(|&i| {
+            let hidden: Vec<f32> = (0..h)
+                .map(|m| {
+                    (0..d)
+                        .map(|j| x[i * d + j] * u[j * h + m])
+                        .sum::<f32>()
+                        .max(0.0)
+                })
+                .collect();
+            let logits: Vec<f32> = (0..k)
+                .map(|c| (0..h).map(|m| hidden[m] * v[m * k + c]).sum())
+                .collect();
+            // The first largest logit, as argmax: a ReLU net without biases ties at all-zero
+            // logits where every unit is off.
+            let best = (0..k).fold(0, |b, c| if logits[c] > logits[b] { c } else { b });
+            best != y[i] as usize
+        })
+        .count();
+    let recorded = result["test_error"].as_f64().unwrap();
+    assert_eq!(wrong as f64 / n_test as f64, recorded);
+    // An existing file is never overwritten.
+    let err = fails(&mut export(&file));
+    assert!(err.contains("already exists"), "{err}");
+    // A folder without a finished run is named.
+    let err = fails(
+        realbias()
+            .args(["data", "export"])
+            .arg(tmp.path())
+            .arg("--out")
+            .arg(tmp.path().join("other.safetensors")),
+    );
+    assert!(err.contains("result.json: no such file"), "{err}");
+}

@@ -10,6 +10,10 @@ use realbias_data::fetch::{Fetched, default_bases, fetch_dataset};
 use realbias_data::{
     Dataset, DatasetInfo, DatasetSource, FeatureOptions, PAPER_VALIDATION, resolve_data_dir,
 };
+use realbias_experiments::store::read_result;
+use realbias_train::RunResult;
+use realbias_train::data::{derive_data, load_full};
+use realbias_train::run_files::splits::write_splits;
 
 #[derive(Args, Clone)]
 pub struct DataDir {
@@ -52,6 +56,17 @@ pub enum DataCommand {
         #[command(flatten)]
         dir: DataDir,
     },
+    /// The exact normalized splits a finished run saw (its subset, label noise and
+    /// normalization), as one safetensors file for Python: train/validation/test `.x` and `.y`.
+    Export {
+        /// The run's folder (with its result.json).
+        run_dir: PathBuf,
+        /// The safetensors file to write (refused if it exists).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        dir: DataDir,
+    },
     /// Download from the publishers' sites, checksummed and resumable.
     Fetch {
         /// mnist or cifar10
@@ -79,12 +94,59 @@ pub fn command(command: DataCommand) -> Result<()> {
             color,
             dir,
         } => preview(&dataset, &dir, &out, count, color),
+        DataCommand::Export { run_dir, out, dir } => export(&run_dir, &out, &dir),
         DataCommand::Fetch {
             dataset,
             mirror,
             dir,
         } => fetch(&dataset, dir.data_dir.as_deref(), mirror),
     }
+}
+
+/// `realbias data export`: the run's data derived again from its recorded config and seed,
+/// exactly as training derived it.
+fn export(run_dir: &Path, out: &Path, dir: &DataDir) -> Result<()> {
+    let result_path = run_dir.join("result.json");
+    let result: RunResult = match read_result(&result_path) {
+        Ok(Some(r)) => r,
+        Ok(None) => anyhow::bail!(
+            "{}: no such file; give a finished run's folder",
+            result_path.display()
+        ),
+        Err(e) => anyhow::bail!("{}: {e}", result_path.display()),
+    };
+    if result.true_labels.is_some() {
+        anyhow::bail!(
+            "{}: a censored run, trained on labels of its experiment's censoring network (the experiment folder's censor/); export takes runs trained on the dataset's own labels",
+            run_dir.display()
+        );
+    }
+    if out.exists() {
+        anyhow::bail!(
+            "{}: already exists; remove it or choose another --out",
+            out.display()
+        );
+    }
+    let config = &result.config;
+    let data = with_fetch(dir, || {
+        let full = load_full(&config.data, dir.data_dir.as_deref())?;
+        Ok(derive_data(&full, &config.data, config.train.seed)?)
+    })?;
+    let metadata = std::collections::HashMap::from([
+        ("run".to_string(), run_dir.display().to_string()),
+        ("seed".to_string(), config.train.seed.to_string()),
+    ]);
+    write_splits(out, &data, metadata)?;
+    println!(
+        "{}: train {} / validation {} / test {} examples of {} features (the splits {} trained on)",
+        out.display(),
+        data.train.len(),
+        data.validation.len(),
+        data.test.len(),
+        data.dim(),
+        run_dir.display()
+    );
+    Ok(())
 }
 
 fn features(color: bool) -> FeatureOptions {

@@ -7,6 +7,7 @@ pub mod files;
 pub mod networks;
 pub mod provenance;
 pub mod record;
+pub mod splits;
 pub mod state;
 pub mod tensor_file;
 pub mod tensorboard;

@@ -1,0 +1,47 @@
+//! The exact splits a run saw (after its subset, label noise and normalization), as one
+//! safetensors file for Python: `train.x` / `validation.x` / `test.x` (f32, `[n, d]`) and
+//! `train.y` / `validation.y` / `test.y` (u8 labels), sealed like every file this crate
+//! writes. `realbias data export` writes it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use realbias_data::Dataset;
+
+use crate::TrainError;
+use crate::run_files::tensor_file::{NamedMatrix, write_with_bytes};
+
+/// Writes `data`'s three splits to `path` atomically, with `metadata` (what run they are).
+pub fn write_splits(
+    path: &Path,
+    data: &Dataset,
+    metadata: HashMap<String, String>,
+) -> Result<(), TrainError> {
+    let splits = [
+        ("train", &data.train),
+        ("validation", &data.validation),
+        ("test", &data.test),
+    ];
+    let names: Vec<(String, String)> = splits
+        .iter()
+        .map(|(name, _)| (format!("{name}.x"), format!("{name}.y")))
+        .collect();
+    let matrices: Vec<NamedMatrix> = splits
+        .iter()
+        .zip(&names)
+        .map(|((_, split), (x, _))| NamedMatrix {
+            name: x,
+            shape: [split.len(), split.dim],
+            values: &split.features,
+        })
+        .collect();
+    let labels: Vec<(&str, &[u8])> = splits
+        .iter()
+        .zip(&names)
+        .map(|((_, split), (_, y))| (y.as_str(), split.labels.as_slice()))
+        .collect();
+    let mut metadata = metadata;
+    metadata.insert("classes".into(), data.classes.to_string());
+    metadata.insert("dataset".into(), data.name.clone());
+    write_with_bytes(path, &matrices, &labels, metadata)
+}
