@@ -30,6 +30,9 @@ pub struct RunView {
     history: Vec<EpochRecord>,
     /// Set when the history could not be written (reported once).
     write_failed: bool,
+    /// What the dashboard could not show while it held the terminal ("resumed at epoch
+    /// ..."): printed once it gives the terminal back.
+    after_dashboard: Vec<String>,
 }
 
 impl RunView {
@@ -56,6 +59,7 @@ impl RunView {
             out,
             history: Vec::new(),
             write_failed: false,
+            after_dashboard: Vec::new(),
         }
     }
 
@@ -71,10 +75,13 @@ impl RunView {
         }
     }
 
-    /// Gives the terminal back.
+    /// Gives the terminal back, and prints what the dashboard held back.
     pub fn finish(&mut self) {
         if let View::Bar(bar) = std::mem::replace(&mut self.view, View::Lines) {
             bar.finish_and_clear();
+        }
+        for text in self.after_dashboard.drain(..) {
+            println!("{text}");
         }
     }
 
@@ -114,10 +121,15 @@ impl Progress for RunView {
 
     fn resumed(&mut self, history: &[EpochRecord]) {
         let epoch = history.last().map_or(0, |r| r.epoch);
-        self.line(format!(
+        let text = format!(
             "resumed at epoch {epoch} from {}",
             self.out.join(CHECKPOINT_FILE).display()
-        ));
+        );
+        match self.view {
+            // The dashboard holds the terminal: said once it gives it back.
+            View::Dashboard => self.after_dashboard.push(text),
+            _ => self.line(text),
+        }
         self.history = history.to_vec();
     }
 
