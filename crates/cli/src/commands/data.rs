@@ -12,7 +12,7 @@ use realbias_data::{
 };
 use realbias_experiments::store::read_result;
 use realbias_train::RunResult;
-use realbias_train::data::{derive_data, load_full};
+use realbias_train::data::prepare_data;
 use realbias_train::run_files::splits::write_splits;
 
 #[derive(Args, Clone)]
@@ -129,8 +129,11 @@ fn export(run_dir: &Path, out: &Path, dir: &DataDir) -> Result<()> {
     }
     let config = &result.config;
     let data = with_fetch(dir, || {
-        let full = load_full(&config.data, dir.data_dir.as_deref())?;
-        Ok(derive_data(&full, &config.data, config.train.seed)?)
+        Ok(prepare_data(
+            &config.data,
+            dir.data_dir.as_deref(),
+            config.train.seed,
+        )?)
     })?;
     let metadata = std::collections::HashMap::from([
         ("run".to_string(), run_dir.display().to_string()),

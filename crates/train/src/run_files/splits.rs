@@ -15,21 +15,16 @@ use crate::run_files::tensor_file::{NamedMatrix, write_with_bytes};
 pub fn write_splits(
     path: &Path,
     data: &Dataset,
-    metadata: HashMap<String, String>,
+    mut metadata: HashMap<String, String>,
 ) -> Result<(), TrainError> {
     let splits = [
-        ("train", &data.train),
-        ("validation", &data.validation),
-        ("test", &data.test),
+        ("train.x", "train.y", &data.train),
+        ("validation.x", "validation.y", &data.validation),
+        ("test.x", "test.y", &data.test),
     ];
-    let names: Vec<(String, String)> = splits
-        .iter()
-        .map(|(name, _)| (format!("{name}.x"), format!("{name}.y")))
-        .collect();
     let matrices: Vec<NamedMatrix> = splits
         .iter()
-        .zip(&names)
-        .map(|((_, split), (x, _))| NamedMatrix {
+        .map(|&(x, _, split)| NamedMatrix {
             name: x,
             shape: [split.len(), split.dim],
             values: &split.features,
@@ -37,10 +32,8 @@ pub fn write_splits(
         .collect();
     let labels: Vec<(&str, &[u8])> = splits
         .iter()
-        .zip(&names)
-        .map(|((_, split), (_, y))| (y.as_str(), split.labels.as_slice()))
+        .map(|&(_, y, split)| (y, split.labels.as_slice()))
         .collect();
-    let mut metadata = metadata;
     metadata.insert("classes".into(), data.classes.to_string());
     metadata.insert("dataset".into(), data.name.clone());
     write_with_bytes(path, &matrices, &labels, metadata)
