@@ -204,6 +204,25 @@ fn an_optimizer_axis_gives_each_method_its_own_settings_and_the_same_censored_la
 }
 
 #[test]
+fn a_recorded_grid_of_another_method_than_sgd_resolves_again() {
+    // experiment.toml serializes SGD's defaults under a CG base too; `realbias plot` and a
+    // resumed run read it back (configs/cg-line-search.toml's shape).
+    let text = "name = \"c\"\n[data]\ndataset = { kind = \"mnist\" }\n[optim]\nmethod = \"cg\"\n\
+        [sweep]\nhidden = [8, 16]\nconditions = [\"plain\"]\n[sweep.vary]\n\"optim.cg.c2\" = [0.1, 0.4]\n";
+    let c = ExperimentConfig::parse(text, Path::new("c.toml"), &[]).unwrap();
+    let recorded = toml::to_string(&c).unwrap();
+    assert!(recorded.contains("momentum_max"), "{recorded}");
+    let again = ExperimentConfig::from_recorded(&recorded, Path::new("experiment.toml")).unwrap();
+    assert_eq!(again.variants, c.variants);
+    let c2: Vec<f64> = again
+        .variants
+        .iter()
+        .map(|v| v.base.optim.cg_settings().c2)
+        .collect();
+    assert_eq!(c2, [0.1, 0.4]);
+}
+
+#[test]
 fn one_at_a_time_changes_a_single_axis_from_the_baseline() {
     let text = format!(
         "{VARY_BASE}vary_design = \"one-at-a-time\"\n[sweep.vary]\n\"model.init_scale\" = [1.0, 0.1, 0.01]\n\"train.converge_epochs\" = [20, 1000]\n"

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::settings::first_repeat;
 pub use super::settings::{Condition, MAX_REPETITIONS, MAX_RUNS, SweepConfig};
 use super::vary::{
-    Axes, Design, Variant, axis_problems, keep_own_method_settings, method_axis_keys, set_key,
+    Axes, Design, Variant, axis_problems, drop_unread_optim_keys, keep_own_method_settings,
+    method_axis_keys, set_key,
 };
 
 /// A whole experiment: the base run and how it is swept.
@@ -97,6 +98,7 @@ impl ExperimentConfig {
         let sweep = toml::Table::try_from(&config.sweep).map_err(|e| err(&e))?;
         table.insert("name".into(), config.name.clone().into());
         table.insert("sweep".into(), sweep.into());
+        drop_unread_optim_keys(&mut table, &config.sweep.vary);
         let axes = (&config.sweep.vary, config.sweep.vary_design);
         config.variants = Self::variants(&table, axes, path)?;
         Ok(config)

@@ -184,6 +184,33 @@ pub fn keep_own_method_settings(table: &mut toml::Table, axes: &Axes) {
     }
 }
 
+/// A recorded config (`experiment.toml`) serializes every `[optim]` key, SGD's defaults under
+/// `optim.method = "cg"` too; before its points are resolved again, `table` drops the keys
+/// that neither its method nor a method of the axes reads, which no config wrote.
+pub fn drop_unread_optim_keys(table: &mut toml::Table, axes: &Axes) {
+    let read_by_axis = method_axis_keys(axes);
+    let Some(optim) = table.get_mut("optim").and_then(|v| v.as_table_mut()) else {
+        return;
+    };
+    let method = optim
+        .get("method")
+        .and_then(|v| v.as_str())
+        .unwrap_or("sgd");
+    let Ok(method) = method.parse::<Method>() else {
+        return;
+    };
+    let of_some_method = |key: &str| Method::ALL.iter().any(|m| m.own_keys().contains(&key));
+    let unread: Vec<String> = optim
+        .keys()
+        .filter(|k| of_some_method(k) && !method.own_keys().contains(&k.as_ref()))
+        .filter(|k| !read_by_axis.contains(&k.as_ref()))
+        .cloned()
+        .collect();
+    for key in unread {
+        optim.remove(&key);
+    }
+}
+
 /// Sets the dotted `key` of `table` to `value`, creating tables on the way; a key that runs
 /// through a non-table value is an error naming it.
 pub fn set_key(
