@@ -413,7 +413,23 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
     root.fill(&WHITE).map_err(e)?;
-    let root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
+    let (title, note) = title.split_once('\n').unwrap_or((title, ""));
+    let mut root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
+    let lines = wrap(note, root.dim_in_pixel().0 as usize / NOTE_CHAR_PIXELS);
+    if !lines.is_empty() {
+        let (strip, rest) = root.split_vertically(note_height(&lines));
+        for (i, line) in lines.iter().enumerate() {
+            let y = NOTE_LINE_PIXELS * i as i32;
+            strip
+                .draw_text(
+                    line,
+                    &("sans-serif", 14).into_font().color(&BLACK.mix(0.75)),
+                    (12, y),
+                )
+                .map_err(e)?;
+        }
+        root = rest;
+    }
     let (count, columns) = grid(panels);
     let areas = root.split_evenly((count, columns));
     for (r, row) in rows(panels).iter().enumerate() {
@@ -422,6 +438,30 @@ fn draw<DB: DrawingBackend>(
         }
     }
     root.present().map_err(e)
+}
+
+/// A note's line height and a character's mean width at its 14-point font, in pixels.
+const NOTE_LINE_PIXELS: i32 = 18;
+const NOTE_CHAR_PIXELS: usize = 7;
+
+/// Pixels a note's lines take below the title.
+fn note_height(lines: &[String]) -> i32 {
+    NOTE_LINE_PIXELS * lines.len() as i32 + 6
+}
+
+/// `text` in lines of at most `width` characters, broken between words.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
 }
 
 /// The figure's rows: split where a panel starts a new row, and rows of 5 beyond 6 panels.
@@ -446,7 +486,8 @@ fn grid(panels: &[Panel]) -> (usize, usize) {
     (rows.len().max(1), columns)
 }
 
-/// Draws `stem.png` and `stem.svg`, panels side by side (in rows of 5 beyond 6 panels).
+/// Draws `stem.png` and `stem.svg`, panels side by side (in rows of 5 beyond 6 panels),
+/// under the title's first line; its further text is a note, wrapped below it.
 pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<PathBuf>, ChartError> {
     if panels
         .iter()
@@ -456,7 +497,14 @@ pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<Pat
     }
     ensure_font()?;
     let (rows, columns) = grid(panels);
-    let size = (PANEL_SIZE.0 * columns as u32, PANEL_SIZE.1 * rows as u32);
+    let width = PANEL_SIZE.0 * columns as u32;
+    // A note below the title (its text after the first line) makes the figure taller.
+    let note = title.split_once('\n').map_or("", |(_, n)| n);
+    let note_pixels = match wrap(note, width as usize / NOTE_CHAR_PIXELS) {
+        lines if lines.is_empty() => 0,
+        lines => note_height(&lines) as u32,
+    };
+    let size = (width, PANEL_SIZE.1 * rows as u32 + note_pixels);
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
     let fail = |path: &PathBuf, message: String| ChartError::Draw {
@@ -556,6 +604,14 @@ mod tests {
             labels,
             ["0.01", "0.1", "1", "", "10", "100", "", "1000", "1e5"]
         );
+    }
+
+    #[test]
+    fn a_note_wraps_between_words_within_its_width() {
+        let lines = wrap("a rising norm is  expected here", 12);
+        assert_eq!(lines, ["a rising", "norm is", "expected", "here"]);
+        assert!(wrap("", 12).is_empty());
+        assert_eq!(wrap("unbreakable-word", 4), ["unbreakable-word"]);
     }
 
     #[test]

@@ -119,9 +119,10 @@ fn past_fit(rows: &[&SummaryRow]) -> Option<(usize, String)> {
     Some((r.hidden, format!("the widest half, from H = {}", r.hidden)))
 }
 
-/// The paper's figure: per group, training and both test errors against H, and below it the
-/// test errors alone from where the training error reaches zero, on their own scale (the
-/// effect in question is a fraction of a point there); that width is marked on both.
+/// The paper's figure. First, per group, the test errors alone from where the training error
+/// reaches zero, on their own scale: the effect in question, a fraction of a point there.
+/// Below them the whole range: training and both test errors against H. That width is
+/// marked on both.
 fn error_panels(summary: &Summary) -> Vec<Panel> {
     let mut full = Vec::new();
     let mut zoomed = Vec::new();
@@ -150,7 +151,7 @@ fn error_panels(summary: &Summary) -> Vec<Panel> {
         panel.x_marks.push((mark.clone(), from as f64));
         full.push(panel);
         let past: Vec<&SummaryRow> = rows.iter().copied().filter(|r| r.hidden >= from).collect();
-        let zoom_title = format!("{title}: test error from H = {from}");
+        let zoom_title = format!("{title}: test error past the fit (H ≥ {from})");
         let mut zoom = h_panel(
             zoom_title,
             "test error (%)",
@@ -158,12 +159,21 @@ fn error_panels(summary: &Summary) -> Vec<Panel> {
             curves(&past, &ERROR_CURVES[1..]),
         );
         zoom.x_marks.push((mark, from as f64));
-        zoom.new_row = zoomed.is_empty();
         zoomed.push(zoom);
     }
-    full.extend(zoomed);
-    full
+    if let (false, Some(first)) = (zoomed.is_empty(), full.first_mut()) {
+        first.new_row = true;
+    }
+    zoomed.extend(full);
+    zoomed
 }
+
+/// What `norms.png`'s rising curves mean, below its title.
+const NORMS_NOTE: &str = "A norm rising with H is expected and does not contradict the paper: \
+    the smallest group norm that fits the data cannot grow with H (a wider network contains \
+    every narrower one), but training from a random start does not find it. Wide networks stay \
+    near their start (summary.csv: u_distance_relative), whose group norm grows like √(kH). \
+    Which measures do rank the networks: measures.md.";
 
 /// What the grid figure compares across points: (title, y label, log y, statistic, scale).
 type Compared = (
@@ -269,7 +279,7 @@ pub fn draw(
         ),
         (
             "norms",
-            format!("{name}: {dataset}, norms vs hidden units"),
+            format!("{name}: {dataset}, norms vs hidden units\n{NORMS_NOTE}"),
             panels(summary, &NORM_CURVES, "value (log scale)", true),
         ),
     ];
@@ -284,4 +294,63 @@ pub fn draw(
     finalized.files.extend(files);
     finalized.warnings.extend(warnings);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(hidden: usize, train_error: f64) -> SummaryRow {
+        let stat = |v: f64| Stat::of(&[v, v]);
+        SummaryRow {
+            variant: 0,
+            axes: Vec::new(),
+            point: String::new(),
+            condition: Condition::Plain,
+            hidden,
+            runs: 2,
+            weight_decay: None,
+            train_error: stat(train_error),
+            test_error: stat(0.07),
+            early_stop_test_error: stat(0.072),
+            validation_error: stat(0.07),
+            early_stop_validation_error: stat(0.07),
+            epochs: stat(100.0),
+            group_norm: stat(400.0),
+            weight_decay_penalty: stat(400.0),
+            u_frobenius: stat(10.0),
+            v_frobenius: stat(10.0),
+            parameters: hidden * 110,
+            u_distance_relative: stat(1.0),
+            v_distance_relative: stat(1.0),
+            margin_p5: stat(0.1),
+            pattern_changed_units: stat(1.0),
+            true_label_test_error: stat(f64::NAN),
+            agrees_with_truth: stat(f64::NAN),
+        }
+    }
+
+    #[test]
+    fn the_panel_past_the_fit_comes_first_and_marks_where_training_error_reaches_zero() {
+        let summary = Summary {
+            rows: vec![row(4, 0.2), row(16, 0.01), row(64, 0.0), row(256, 0.0)],
+            grid: Vec::new(),
+        };
+        let panels = error_panels(&summary);
+        assert_eq!(panels.len(), 2);
+        assert_eq!(panels[0].title, "plain: test error past the fit (H ≥ 64)");
+        let xs: Vec<f64> = panels[0].series[0].points.iter().map(|p| p.0).collect();
+        assert_eq!(xs, [64.0, 256.0], "only the widths past the fit");
+        assert_eq!(
+            panels[0].x_marks,
+            [("training error 0 from H = 64".into(), 64.0)]
+        );
+        assert_eq!(panels[1].title, "plain");
+        assert!(panels[1].new_row, "the whole range below it");
+        assert_eq!(
+            panels[1].series.len(),
+            3,
+            "training error and both test errors"
+        );
+    }
 }
