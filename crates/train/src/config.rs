@@ -158,7 +158,7 @@ pub struct DataConfig {
     pub features: FeatureOptions,
     /// Per-feature normalization with training-split statistics. Default `center`: the
     /// network has no biases, so with raw, all-positive intensities every hidden unit sees a
-    /// shared offset `⟨u_h, x̄⟩`; subtracting the training mean removes it (see the README).
+    /// shared offset `⟨u_h, x̄⟩`; subtracting the training mean removes it (docs/src/choices.md).
     #[serde(default = "default_normalization")]
     pub normalization: Normalization,
     /// Whose statistics normalize: the run's own training split (default) or every example

@@ -4,7 +4,7 @@
 //!
 //! On the CPU backends, a run is bit-identical only on the same binary and the same kernel
 //! level: the GEMM and reduction kernels are chosen at run time by CPU features, and
-//! different kernels sum in a different order (see the README's "Reproducibility").
+//! different kernels sum in a different order (see docs/src/reproductions.md, "Reproducibility").
 
 use serde::{Deserialize, Serialize};
 
