@@ -1,8 +1,9 @@
 //! Does the test error still change past a width, beyond the seed spread? Paired over seeds:
 //! for two widths of one grid point and condition, the per-seed difference of the test error
 //! (same seed: same subset, labels, noise and batch order), its mean and a 95% Student-t
-//! interval (`paired.csv`, `paired.md`). Pairs are each width with the next one and with the
-//! widest; the weight-decay condition is represented by its selected λ at each width.
+//! interval. `paired.csv` has every pair of widths; `paired.md`, to stay readable, each width
+//! with the next one and with the widest. The weight-decay condition is represented by its
+//! selected λ at each width.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -58,6 +59,8 @@ pub struct PairedRow {
     pub condition: Condition,
     pub from: usize,
     pub to: usize,
+    /// Whether `paired.md` shows it: `to` is the width after `from`, or the widest.
+    pub next_or_widest: bool,
     /// Test error at convergence, and with early stopping: `to` minus `from`.
     pub convergence: PairedMean,
     pub early_stop: PairedMean,
@@ -100,18 +103,36 @@ pub fn compare(
         .collect()
 }
 
-/// The comparisons of one point and condition: each width with the next and with the widest.
-fn rows(point: &str, condition: Condition, by_width: &BySeed) -> Vec<PairedRow> {
-    let widths: Vec<usize> = by_width.keys().copied().collect();
+/// Every pair of widths of one point and condition: first each width with the next and with
+/// the widest (`paired.md`'s), then the others by width.
+fn width_pairs(widths: &[usize]) -> Vec<(usize, usize, bool)> {
     let Some(&widest) = widths.last() else {
         return Vec::new();
     };
-    let mut pairs: Vec<(usize, usize)> = widths.windows(2).map(|w| (w[0], w[1])).collect();
+    let mut pairs: Vec<(usize, usize, bool)> =
+        widths.windows(2).map(|w| (w[0], w[1], true)).collect();
     // Every width but the last two against the widest (the second-widest is paired above).
-    pairs.extend(widths.iter().rev().skip(2).rev().map(|&h| (h, widest)));
+    pairs.extend(
+        widths
+            .iter()
+            .rev()
+            .skip(2)
+            .rev()
+            .map(|&h| (h, widest, true)),
+    );
+    for (i, &from) in widths.iter().enumerate() {
+        let others = widths.iter().skip(i + 2).filter(|&&to| to != widest);
+        pairs.extend(others.map(|&to| (from, to, false)));
+    }
     pairs
+}
+
+/// The comparisons of one point and condition, over the seeds both widths have.
+fn rows(point: &str, condition: Condition, by_width: &BySeed) -> Vec<PairedRow> {
+    let widths: Vec<usize> = by_width.keys().copied().collect();
+    width_pairs(&widths)
         .into_iter()
-        .filter_map(|(from, to)| {
+        .filter_map(|(from, to, next_or_widest)| {
             let (a, b) = (&by_width[&from], &by_width[&to]);
             let seeds: Vec<usize> = a.keys().filter(|s| b.contains_key(s)).copied().collect();
             let diff = |f: fn(&(f64, f64)) -> f64| -> Vec<f64> {
@@ -122,6 +143,7 @@ fn rows(point: &str, condition: Condition, by_width: &BySeed) -> Vec<PairedRow> 
                 condition,
                 from,
                 to,
+                next_or_widest,
                 convergence: PairedMean::of(&diff(|e| e.0))?,
                 early_stop: PairedMean::of(&diff(|e| e.1))?,
             })
@@ -160,9 +182,9 @@ fn points(m: &PairedMean) -> String {
 /// `paired.md`: in percentage points, `*` where the 95% interval excludes 0.
 pub fn markdown(name: &str, rows: &[PairedRow]) -> String {
     let mut s = format!(
-        "# {name}: paired differences over seeds\n\nTest error of the wider network minus the narrower one, per seed (same subset, labels, noise and batch order), in percentage points: the mean over seeds ± the half-width of its 95% Student-t interval; `*`: the interval excludes 0. Negative: the wider network generalizes better.\n\n| point | condition | from H | to H | seeds | Δ test error (convergence) | Δ test error (early stopping) |\n|---|---|---|---|---|---|---|\n"
+        "# {name}: paired differences over seeds\n\nTest error of the wider network minus the narrower one, per seed (same subset, labels, noise and batch order), in percentage points: the mean over seeds ± the half-width of its 95% Student-t interval; `*`: the interval excludes 0. Negative: the wider network generalizes better. Each width against the next and the widest; `paired.csv` has every pair.\n\n| point | condition | from H | to H | seeds | Δ test error (convergence) | Δ test error (early stopping) |\n|---|---|---|---|---|---|---|\n"
     );
-    for r in rows {
+    for r in rows.iter().filter(|r| r.next_or_widest) {
         let point = if r.point.is_empty() { "–" } else { &r.point };
         let _ = writeln!(
             s,
@@ -196,6 +218,31 @@ mod tests {
     }
 
     #[test]
+    fn every_pair_of_widths_is_compared_and_the_markdown_shows_the_next_and_the_widest() {
+        let pairs = width_pairs(&[8, 16, 32, 64, 128]);
+        let shown: Vec<(usize, usize)> = pairs.iter().filter(|p| p.2).map(|p| (p.0, p.1)).collect();
+        assert_eq!(
+            shown,
+            [
+                (8, 16),
+                (16, 32),
+                (32, 64),
+                (64, 128),
+                (8, 128),
+                (16, 128),
+                (32, 128)
+            ]
+        );
+        let mut all: Vec<(usize, usize)> = pairs.iter().map(|p| (p.0, p.1)).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), pairs.len(), "no pair twice");
+        assert_eq!(all.len(), 10, "5 widths: 10 pairs");
+        assert!(width_pairs(&[4]).is_empty() && width_pairs(&[]).is_empty());
+        assert_eq!(width_pairs(&[4, 8]), [(4, 8, true)]);
+    }
+
+    #[test]
     fn widths_are_paired_by_seed_with_the_next_and_the_widest() {
         let mut by_width: BySeed = BTreeMap::new();
         for (h, base) in [(16, 0.10), (64, 0.08), (256, 0.07)] {
@@ -212,6 +259,7 @@ mod tests {
             .map(|r| (r.from, r.to, r.convergence.pairs))
             .collect();
         assert_eq!(pairs, vec![(16, 64, 3), (64, 256, 2), (16, 256, 2)]);
+        assert!(rows.iter().all(|r| r.next_or_widest));
         assert!((rows[0].convergence.mean + 0.02).abs() < 1e-12);
         assert!(
             rows[0].convergence.half_width < 1e-12,
