@@ -103,6 +103,62 @@ fn an_interrupted_train_keeps_its_checkpoint_and_releases_its_lock() {
     );
 }
 
+/// `train.tensorboard`: the event file is there while the run is in flight (it never
+/// finishes here), and after each epoch it holds the history written with it.
+#[test]
+fn a_train_with_tensorboard_keeps_its_event_file_up_to_date_while_it_runs() {
+    use realbias_train::run_files::tensorboard::{EVENT_FILE, events_of_history};
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(tmp.path(), 1_000_000);
+    let out = tmp.path().join("run");
+    let events = out.join("tb").join(EVENT_FILE);
+    let child = realbias()
+        .args(["train", "--plain", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .args(["--set", "train.converge_epochs=1000000"])
+        .args(["--set", "train.tensorboard=true"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let epochs =
+        || std::fs::read_to_string(out.join("history.csv")).map_or(0, |h| h.lines().count());
+    let started = std::time::Instant::now();
+    while !(events.is_file() && epochs() > 3) {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "no event file while training"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(
+        done.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(
+        !out.join("result.json").exists(),
+        "written while in flight, not at the end"
+    );
+    let history_path = out.join("history.csv");
+    let history = std::fs::read_to_string(&history_path).unwrap();
+    let expected = events_of_history(&history, &history_path).unwrap();
+    assert_eq!(
+        std::fs::read(&events).unwrap(),
+        expected,
+        "the events of the last epoch's history"
+    );
+}
+
 #[test]
 fn train_writes_result_and_history_and_refuses_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();

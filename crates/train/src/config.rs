@@ -280,6 +280,11 @@ pub struct TrainSettings {
     /// networks, with the same values. Does not change the training's numbers.
     #[serde(skip_serializing_if = "is_false")]
     pub flatness: bool,
+    /// Also write the run's history as a TensorBoard event file, `tb/` in its folder, so that
+    /// `tensorboard --logdir DIR` shows every run under DIR: after every epoch for
+    /// `realbias train`, when each run finishes in a sweep. Does not change the run's numbers.
+    #[serde(skip_serializing_if = "is_false")]
+    pub tensorboard: bool,
 }
 
 /// A minute: at H = 4096 on full MNIST a checkpoint takes well under a second.
@@ -310,6 +315,7 @@ impl Default for TrainSettings {
             checkpoint_seconds: DEFAULT_CHECKPOINT_SECONDS,
             save_networks: true,
             flatness: false,
+            tensorboard: false,
         }
     }
 }

@@ -7,6 +7,7 @@ mod common;
 use common::{checked, config, device, teacher_data};
 use realbias_train::run_files::record::history_csv;
 use realbias_train::run_files::tensorboard::{EVENT_FILE, events_of_history, write_events};
+use realbias_train::run_files::write_run;
 use realbias_train::{Quiet, TrainError, train};
 
 /// One decoded `Event`: wall time, step, and either the file version or one scalar.
@@ -187,6 +188,31 @@ fn a_runs_history_reads_back_from_its_event_file_value_for_value() {
     let at = flipped.len() - 6;
     flipped[at] ^= 1;
     assert!(records(&flipped).unwrap_err().contains("data's CRC"));
+}
+
+#[test]
+fn a_finished_run_with_tensorboard_writes_its_events_beside_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut with = config(RUN);
+    with.train.tensorboard = true;
+    let run = train(&checked(&with), &teacher_data(2), &device(), Quiet).unwrap();
+    write_run(dir.path(), &run).unwrap();
+    let events = std::fs::read(dir.path().join("tb").join(EVENT_FILE)).unwrap();
+    let history = std::fs::read_to_string(dir.path().join("history.csv")).unwrap();
+    assert_eq!(
+        events,
+        events_of_history(&history, std::path::Path::new("h")).unwrap()
+    );
+    // Off (the default), nothing is written; either way the run's numbers are the same.
+    let without = train(&checked(&config(RUN)), &teacher_data(2), &device(), Quiet).unwrap();
+    assert_eq!(
+        history_csv(&without.history).lines().count(),
+        history.lines().count()
+    );
+    assert_eq!(without.result.test_error, run.result.test_error);
+    let other = tempfile::tempdir().unwrap();
+    write_run(other.path(), &without).unwrap();
+    assert!(!other.path().join("tb").exists());
 }
 
 #[test]

@@ -139,7 +139,7 @@ pub fn command(args: TrainArgs) -> Result<()> {
             out.display()
         );
     }
-    let view = RunView::new(args.plain, out.clone());
+    let view = RunView::new(args.plain, out.clone()).with_tensorboard(config.train.tensorboard);
     // A checkpoint in the folder resumes the run; a killed run restarts from its last one.
     let slot = CheckpointSlot {
         dir: out.clone(),

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use realbias_train::run_files::files::write_atomic;
 use realbias_train::run_files::record::history_csv;
 use realbias_train::run_files::state::CHECKPOINT_FILE;
+use realbias_train::run_files::tensorboard::write_history_events;
 use realbias_train::{EpochRecord, Progress};
 
 enum View {
@@ -30,6 +31,8 @@ pub struct RunView {
     history: Vec<EpochRecord>,
     /// Set when the history could not be written (reported once).
     write_failed: bool,
+    /// Rewrite the run's TensorBoard events (`tb/`) after every epoch (`train.tensorboard`).
+    tensorboard: bool,
     /// What the dashboard could not show while it held the terminal ("resumed at epoch
     /// ..."): printed once it gives the terminal back.
     after_dashboard: Vec<String>,
@@ -59,8 +62,15 @@ impl RunView {
             out,
             history: Vec::new(),
             write_failed: false,
+            tensorboard: false,
             after_dashboard: Vec::new(),
         }
+    }
+
+    /// Also keep the run's TensorBoard event file up to date after every epoch.
+    pub fn with_tensorboard(mut self, tensorboard: bool) -> Self {
+        self.tensorboard = tensorboard;
+        self
     }
 
     /// Burn's terminal dashboard and the `Interrupter` its keys stop, when this view is one;
@@ -109,7 +119,13 @@ impl Progress for RunView {
         self.line(record.summary_line());
         self.history.push(record.clone());
         let path = self.out.join("history.csv");
-        if let Err(e) = write_atomic(&path, history_csv(&self.history).as_bytes())
+        let history = history_csv(&self.history);
+        let written =
+            write_atomic(&path, history.as_bytes()).and_then(|()| match self.tensorboard {
+                true => write_history_events(&history, &path, &self.out).map(|_| ()),
+                false => Ok(()),
+            });
+        if let Err(e) = written
             && !self.write_failed
         {
             self.write_failed = true;

@@ -17,14 +17,16 @@ use std::path::Path;
 use crate::TrainError;
 use crate::run_files::record::FinishedRun;
 
-/// Writes `history.csv` and the networks (`network.safetensors`, unless
-/// `train.save_networks` is off), then `result.json` last: a folder with a `result.json`
-/// holds a finished run. Its checkpoint is then removed.
+/// Writes `history.csv`, its TensorBoard events (`tb/`, with `train.tensorboard`) and the
+/// networks (`network.safetensors`, unless `train.save_networks` is off), then `result.json`
+/// last: a folder with a `result.json` holds a finished run. Its checkpoint is then removed.
 pub fn write_run(dir: &Path, run: &FinishedRun) -> Result<(), TrainError> {
-    crate::run_files::files::write_atomic(
-        &dir.join("history.csv"),
-        crate::run_files::record::history_csv(&run.history).as_bytes(),
-    )?;
+    let history = crate::run_files::record::history_csv(&run.history);
+    let history_path = dir.join("history.csv");
+    crate::run_files::files::write_atomic(&history_path, history.as_bytes())?;
+    if run.result.config.train.tensorboard {
+        crate::run_files::tensorboard::write_history_events(&history, &history_path, dir)?;
+    }
     if run.result.config.train.save_networks {
         crate::run_files::networks::write_networks(dir, run)?;
     }

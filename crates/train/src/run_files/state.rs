@@ -117,14 +117,16 @@ pub struct CheckpointSlot {
 }
 
 /// The settings that decide a run's numbers: the config without the ones that only say how
-/// it is kept (`train.checkpoint_seconds`, `train.save_networks`) and whether the flatness
-/// measures are added at its end (`train.flatness`: a recompute adds the same values later).
+/// it is kept (`train.checkpoint_seconds`, `train.save_networks`, `train.tensorboard`) and
+/// whether the flatness measures are added at its end (`train.flatness`: a recompute adds the
+/// same values later).
 pub fn outcome_settings(config: &TrainConfig) -> TrainConfig {
     let mut c = config.clone();
     let defaults = crate::config::TrainSettings::default();
     c.train.checkpoint_seconds = defaults.checkpoint_seconds;
     c.train.save_networks = defaults.save_networks;
     c.train.flatness = defaults.flatness;
+    c.train.tensorboard = defaults.tensorboard;
     c
 }
 

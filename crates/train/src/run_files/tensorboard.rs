@@ -97,10 +97,27 @@ pub fn write_events(run_dir: &Path, out_dir: &Path) -> Result<PathBuf, TrainErro
         path: history.clone(),
         message: format!("cannot read: {e}"),
     })?;
-    let bytes = events_of_history(&text, &history)?;
-    let path = out_dir.join(EVENT_FILE);
-    crate::run_files::files::write_atomic(&path, &bytes)?;
-    Ok(path)
+    write_event_file(&text, &history, out_dir)
+}
+
+/// The folder of a run that `train.tensorboard` writes its events into.
+pub const RUN_EVENTS_DIR: &str = "tb";
+
+/// Writes a run's history (`text`, read from or written to `path`) as the event file in
+/// `run_dir/tb/`, replacing the last one: a run in flight rewrites it after every epoch.
+pub fn write_history_events(
+    text: &str,
+    path: &Path,
+    run_dir: &Path,
+) -> Result<PathBuf, TrainError> {
+    write_event_file(text, path, &run_dir.join(RUN_EVENTS_DIR))
+}
+
+fn write_event_file(text: &str, path: &Path, out_dir: &Path) -> Result<PathBuf, TrainError> {
+    let bytes = events_of_history(text, path)?;
+    let out = out_dir.join(EVENT_FILE);
+    crate::run_files::files::write_atomic(&out, &bytes)?;
+    Ok(out)
 }
 
 enum EventBody<'a> {
