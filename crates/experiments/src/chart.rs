@@ -199,15 +199,14 @@ fn mesh<DB: DrawingBackend>(chart: &mut Chart<DB>, panel: &Panel) -> Result<(), 
     let y_range = chart.y_range();
     // Enough decimals to tell the ticks apart, no more.
     let span = y_range.end - y_range.start;
-    let decimals = if span >= 20.0 {
-        0
-    } else if span >= 2.0 {
-        1
-    } else if span >= 0.2 {
-        2
-    } else {
-        3
+    let decimals_for = |span: f64| match span {
+        s if s >= 20.0 => 0,
+        s if s >= 2.0 => 1,
+        s if s >= 0.2 => 2,
+        _ => 3,
     };
+    let decimals = decimals_for(span);
+    let x_decimals = decimals_for(x_range.end - x_range.start);
     // A log axis spanning decades is labelled at whole decades only (1, 10, 100, 1e3 ...):
     // enough labels that the step is one decade. A narrower one gets plotters' finer ticks,
     // labelled with their values.
@@ -225,7 +224,7 @@ fn mesh<DB: DrawingBackend>(chart: &mut Chart<DB>, panel: &Panel) -> Result<(), 
         .y_labels(if whole_decades { decades } else { 8 })
         .x_label_formatter(&|x| match log2_x {
             true => format!("{}", 2f64.powf(x.round()) as u64),
-            false => format!("{x:.2}"),
+            false => format!("{x:.x_decimals$}"),
         })
         .y_label_formatter(&|y| match (log_y, whole_decades) {
             (true, true) => decade_label(*y),

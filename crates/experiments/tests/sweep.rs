@@ -479,14 +479,14 @@ fn plots_are_drawn_from_a_fixed_summary() {
     let finalized = report.finalized.unwrap();
     assert!(finalized.warnings.is_empty(), "{:?}", finalized.warnings);
     let one_panel = realbias_experiments::chart::PANEL_SIZE;
-    // Two conditions: errors has a row of zoomed panels below the full ones.
-    for (stem, rows) in [("errors", 2), ("norms", 1)] {
+    // Two conditions: errors has a row of zoomed panels above the full ones; norms a note
+    // below its title (a few lines).
+    for (stem, rows, note) in [("errors", 2, false), ("norms", 1, true)] {
         let png = image::open(report.dir.join(format!("{stem}.png"))).unwrap();
-        assert_eq!(
-            (png.width(), png.height()),
-            (2 * one_panel.0, rows * one_panel.1),
-            "two panels a row"
-        );
+        assert_eq!(png.width(), 2 * one_panel.0, "two panels a row");
+        let below_panels = png.height() - rows * one_panel.1;
+        assert_eq!(below_panels > 0, note, "{stem}: {below_panels} px of note");
+        assert!(below_panels < 120, "{stem}: {below_panels} px of note");
         let svg = std::fs::read_to_string(report.dir.join(format!("{stem}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("hidden units H"));
     }
@@ -671,4 +671,42 @@ fn recomputed_measures_restore_tampered_ones_and_name_runs_without_networks() {
         .recompute_measures(&forced, 2)
         .unwrap();
     assert_eq!((redone.rewritten, redone.already), (plan.len() - 1, 0));
+}
+
+#[test]
+fn learning_curves_are_drawn_only_when_the_histories_have_per_epoch_test_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_tiny_idx(&data, 200, 40);
+    let at_end = tiny_config(&data, "");
+    run_all(&at_end, &tmp.path().join("end"));
+    let dir = tmp.path().join("end").join("tiny");
+    assert!(dir.join("errors.png").is_file());
+    assert!(
+        !dir.join("curves.png").exists(),
+        "no test error per epoch, no curves"
+    );
+    let text = format!(
+        "name = \"tiny\"\n[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\nsubset = {{ train = 60, validation = 30 }}\n\
+         [optim]\nbatch_size = 10\n[train]\nmax_epochs = 8\neval_test_every_epoch = true\n[sweep]\nhidden = [2, 8]\nrepetitions = 2\n",
+        data.display()
+    );
+    let every = ExperimentConfig::parse(&text, Path::new("tiny.toml"), &[]).unwrap();
+    run_all(&every, &tmp.path().join("every"));
+    let dir = tmp.path().join("every").join("tiny");
+    let png = image::open(dir.join("curves.png")).unwrap();
+    assert!(dir.join("curves.svg").is_file());
+    let svg = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
+    for label in [
+        "plain: test error per epoch",
+        "plain: training error per epoch",
+        "H = 2",
+        "H = 8",
+    ] {
+        assert!(svg.contains(label), "{label} missing");
+    }
+    assert!(
+        png.height() > png.width() / 2,
+        "two rows: test above training"
+    );
 }

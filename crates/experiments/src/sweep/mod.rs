@@ -6,11 +6,12 @@
 //! {result.json,history.csv}` (`<point>`: a point of `[sweep.vary]`'s grid, e.g.
 //! `init_scale-0.1`), `censor/` (the cached censoring labels, one folder per distinct
 //! censoring network), and `summary.csv`, `weight-decay-grid.csv`, `errors.{png,svg}`,
-//! `norms.{png,svg}`, `vary.{png,svg}` (with a grid), `measures.*`, `report.md`.
+//! `norms.{png,svg}`, `vary.{png,svg}` (with a grid), `curves.{png,svg}` (with per-epoch test errors), `measures.*`, `report.md`.
 
 mod censor;
 mod config;
 mod cost;
+mod curves;
 mod design;
 mod estimate;
 mod figures;
@@ -690,6 +691,8 @@ impl Experiment for Sweep {
             ),
         };
         figures::draw(dir, &c.summary, &name, &dataset, &mut finalized)?;
+        let curves_title = format!("{name}: {dataset}");
+        curves::draw(dir, &c.runs, &c.summary, &curves_title, &mut finalized)?;
         if let Some((_, measured)) = self.write_measures(dir, &c)? {
             finalized.files.extend(measured.files);
             finalized.warnings.extend(measured.warnings);
