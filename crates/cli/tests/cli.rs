@@ -66,26 +66,34 @@ fn tiny_train_config(dir: &std::path::Path, max_epochs: usize) -> std::path::Pat
     config
 }
 
-/// A train stopped by SIGINT exits 130 with its checkpoint, and leaves no lock behind
-/// (`exit` skips destructors; the lock used to stay until a later train took it over).
-#[test]
-fn an_interrupted_train_keeps_its_checkpoint_and_releases_its_lock() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tiny_train_config(tmp.path(), 1_000_000);
-    let out = tmp.path().join("run");
-    let child = realbias()
+/// A train of `config` into `out` that never converges, with `sets`, in flight.
+fn endless_train(
+    config: &std::path::Path,
+    out: &std::path::Path,
+    sets: &[&str],
+) -> std::process::Child {
+    let mut train = realbias();
+    train
         .args(["train", "--plain", "--config"])
-        .arg(&config)
+        .arg(config)
         .arg("--out")
-        .arg(&out)
-        .args(["--set", "train.converge_epochs=1000000"])
+        .arg(out)
+        .args(["--set", "train.converge_epochs=1000000"]);
+    for set in sets {
+        train.args(["--set", set]);
+    }
+    train
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits (a minute at most) until `ready`, then stops `child` with SIGINT; its output.
+fn interrupt_when(child: std::process::Child, ready: impl Fn() -> bool) -> std::process::Output {
     let started = std::time::Instant::now();
-    while !out.join("history.csv").is_file() {
-        assert!(started.elapsed().as_secs() < 60, "the run never started");
+    while !ready() {
+        assert!(started.elapsed().as_secs() < 60, "the run never got there");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let kill = Command::new("kill")
@@ -93,7 +101,18 @@ fn an_interrupted_train_keeps_its_checkpoint_and_releases_its_lock() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let done = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A train stopped by SIGINT exits 130 with its checkpoint, and leaves no lock behind
+/// (`exit` skips destructors; the lock used to stay until a later train took it over).
+#[test]
+fn an_interrupted_train_keeps_its_checkpoint_and_releases_its_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(tmp.path(), 1_000_000);
+    let out = tmp.path().join("run");
+    let child = endless_train(&config, &out, &[]);
+    let done = interrupt_when(child, || out.join("history.csv").is_file());
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert_eq!(done.status.code(), Some(130), "{stderr}");
     assert!(out.join("checkpoint.safetensors").is_file());
@@ -112,33 +131,10 @@ fn a_train_with_tensorboard_keeps_its_event_file_up_to_date_while_it_runs() {
     let config = tiny_train_config(tmp.path(), 1_000_000);
     let out = tmp.path().join("run");
     let events = out.join("tb").join(EVENT_FILE);
-    let child = realbias()
-        .args(["train", "--plain", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .args(["--set", "train.converge_epochs=1000000"])
-        .args(["--set", "train.tensorboard=true"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = endless_train(&config, &out, &["train.tensorboard=true"]);
     let epochs =
         || std::fs::read_to_string(out.join("history.csv")).map_or(0, |h| h.lines().count());
-    let started = std::time::Instant::now();
-    while !(events.is_file() && epochs() > 3) {
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "no event file while training"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let done = child.wait_with_output().unwrap();
+    let done = interrupt_when(child, || events.is_file() && epochs() > 3);
     assert_eq!(
         done.status.code(),
         Some(130),

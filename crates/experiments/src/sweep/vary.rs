@@ -161,20 +161,24 @@ fn axis_methods(axes: &Axes) -> Vec<Method> {
         .collect()
 }
 
+/// A config's `[optim]` table and the method it names (SGD when it names none); `None`
+/// without the table, or for an unknown method, which is left for the config's own error.
+fn optim_and_method(table: &mut toml::Table) -> Option<(&mut toml::Table, Method)> {
+    let optim = table.get_mut("optim")?.as_table_mut()?;
+    let method = optim
+        .get("method")
+        .and_then(|v| v.as_str())
+        .unwrap_or("sgd");
+    let method = method.parse::<Method>().ok()?;
+    Some((optim, method))
+}
+
 /// With an `optim.method` axis, the shared config holds the settings of every method on it:
 /// a point's `table` keeps only those its own method reads (a setting of another method is
 /// an error in a run's config).
 pub fn keep_own_method_settings(table: &mut toml::Table, axes: &Axes) {
     let others = method_axis_keys(axes);
-    let Some(optim) = table.get_mut("optim").and_then(|v| v.as_table_mut()) else {
-        return;
-    };
-    let method = optim
-        .get("method")
-        .and_then(|v| v.as_str())
-        .unwrap_or("sgd");
-    // An unknown method is left for the config's own error.
-    let Ok(method) = method.parse::<Method>() else {
+    let Some((optim, method)) = optim_and_method(table) else {
         return;
     };
     for key in others {
@@ -189,14 +193,7 @@ pub fn keep_own_method_settings(table: &mut toml::Table, axes: &Axes) {
 /// that neither its method nor a method of the axes reads, which no config wrote.
 pub fn drop_unread_optim_keys(table: &mut toml::Table, axes: &Axes) {
     let read_by_axis = method_axis_keys(axes);
-    let Some(optim) = table.get_mut("optim").and_then(|v| v.as_table_mut()) else {
-        return;
-    };
-    let method = optim
-        .get("method")
-        .and_then(|v| v.as_str())
-        .unwrap_or("sgd");
-    let Ok(method) = method.parse::<Method>() else {
+    let Some((optim, method)) = optim_and_method(table) else {
         return;
     };
     let of_some_method = |key: &str| Method::ALL.iter().any(|m| m.own_keys().contains(&key));
