@@ -427,7 +427,8 @@ fn the_dry_run_says_what_the_run_would_do() {
     let dry = succeed(&mut run(&[&grown[..], &["--dry-run"]].concat()));
     let text = String::from_utf8_lossy(&dry.stdout);
     assert!(
-        text.contains("growing the folder") && text.contains("2 finished already, 2 to train"),
+        text.contains("every finished run is planned as before")
+            && text.contains("2 finished already, 2 to train"),
         "{text}"
     );
     let out = succeed(&mut run(&grown));

@@ -367,7 +367,7 @@ pub fn run(
     if state == Claim::Extended {
         let kept = units.iter().filter(|u| exp.finished(u).is_some()).count();
         ctx.progress.note(&format!(
-            "this config extends the folder's: its {kept} finished units are kept, {} added",
+            "this config plans the folder's finished runs as before: its {kept} finished units are kept, {} added",
             units.len() - kept
         ));
     }

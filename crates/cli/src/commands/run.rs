@@ -217,7 +217,9 @@ fn write_dry_run(
         Claim::New => "a new folder",
         Claim::Same => "resuming the folder made by this config",
         Claim::Replaced => "taking over a folder made by another config (--force)",
-        Claim::Extended => "growing the folder made by a smaller config: its results are kept",
+        Claim::Extended => {
+            "the folder's config changed, but every finished run is planned as before: its results are kept"
+        }
     };
     writeln!(
         out,
