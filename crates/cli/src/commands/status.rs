@@ -37,16 +37,24 @@ fn state(finished: bool, unit_result: &Path, lock: &Path) -> State {
         };
         return State::Failed(format!("{why}; remove it to train the unit again"));
     }
+    let lock = lock::inspect(lock);
+    let holder = |info: &lock::LockInfo| {
+        info.owner
+            .as_ref()
+            .map_or("an unreadable lock".to_string(), |o| o.to_string())
+    };
+    // A live process is retrying it, whatever failed before.
+    if let Some(info) = lock.as_ref().filter(|i| i.stale.is_none()) {
+        return State::Claimed(holder(info), info.age.as_secs());
+    }
     // A unit that failed on its own says why (`failed.txt`), until a run finishes it.
     let failure = unit_result.with_file_name(FAILURE_FILE);
     if let Ok(Some(why)) = realbias_experiments::text::read_text(&failure, MAX_TEXT_BYTES) {
         return State::Failed(why.trim().to_string());
     }
-    match lock::inspect(lock) {
+    match lock {
         Some(info) => {
-            let holder = info
-                .owner
-                .map_or("an unreadable lock".to_string(), |o| o.to_string());
+            let holder = holder(&info);
             match info.stale {
                 None => State::Claimed(holder, info.age.as_secs()),
                 // Killed with a checkpoint: the next run takes the lock over and resumes.
@@ -130,4 +138,27 @@ pub fn command(dir: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_unit_that_a_live_process_retries_is_claimed_not_failed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let result = tmp.path().join("result.json");
+        let lock_file = tmp.path().join("result.lock");
+        std::fs::write(tmp.path().join(FAILURE_FILE), "corrupt checkpoint\n").unwrap();
+        let failed = State::Failed("corrupt checkpoint".into());
+        assert_eq!(state(false, &result, &lock_file), failed);
+        let held = lock::try_lock(&lock_file).unwrap().unwrap();
+        assert!(
+            matches!(state(false, &result, &lock_file), State::Claimed(..)),
+            "a live holder is retrying it"
+        );
+        drop(held);
+        assert_eq!(state(false, &result, &lock_file), failed);
+        assert_eq!(state(true, &result, &lock_file), State::Finished);
+    }
 }
