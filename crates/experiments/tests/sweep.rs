@@ -710,3 +710,69 @@ fn learning_curves_are_drawn_only_when_the_histories_have_per_epoch_test_errors(
         "two rows: test above training"
     );
 }
+
+/// Counts the epochs at which a run in flight (no `result.json` yet) already had its
+/// TensorBoard events, and the runs that finished with them.
+#[derive(Default)]
+struct EventsWatch {
+    in_flight: AtomicUsize,
+    epochs: AtomicUsize,
+}
+
+impl ExperimentProgress for EventsWatch {
+    fn status(&self, _worker: usize, unit: &Unit, _text: &str) {
+        let dir = unit.result.parent().unwrap();
+        self.epochs.fetch_add(1, Ordering::Relaxed);
+        let events = dir
+            .join("tb")
+            .join(realbias_train::run_files::tensorboard::EVENT_FILE);
+        if events.is_file() && !unit.result.exists() {
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn a_sweeps_runs_with_tensorboard_write_their_events_while_they_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_tiny_idx(&data, 200, 40);
+    let text = format!(
+        "name = \"tiny\"\n[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\nsubset = {{ train = 60, validation = 30 }}\n\
+         [optim]\nbatch_size = 10\n[train]\nmax_epochs = 8\ntensorboard = true\n[sweep]\nhidden = [2, 8]\nrepetitions = 2\nensemble = \"off\"\n",
+        data.display()
+    );
+    let config = ExperimentConfig::parse(&text, Path::new("tiny.toml"), &[]).unwrap();
+    let watch = Arc::new(EventsWatch::default());
+    let report = run_with(&config, &options(&tmp.path().join("runs")), watch.clone()).unwrap();
+    assert_eq!(report.outcome.trained, 4);
+    // Each epoch's events are written before its status line, while the run has no result.
+    let (in_flight, epochs) = (
+        watch.in_flight.load(Ordering::Relaxed),
+        watch.epochs.load(Ordering::Relaxed),
+    );
+    assert!(epochs >= 4 * 2, "{epochs} status lines");
+    assert_eq!(
+        in_flight, epochs,
+        "every epoch's status came after its events"
+    );
+    for run in config.plan(&report.dir) {
+        let events = std::fs::read(
+            run.dir
+                .join("tb")
+                .join(realbias_train::run_files::tensorboard::EVENT_FILE),
+        )
+        .unwrap();
+        let history_path = run.dir.join("history.csv");
+        let history = std::fs::read_to_string(&history_path).unwrap();
+        let expected =
+            realbias_train::run_files::tensorboard::events_of_history(&history, &history_path)
+                .unwrap();
+        assert_eq!(
+            events,
+            expected,
+            "{}: the finished run's events",
+            run.dir.display()
+        );
+    }
+}

@@ -281,8 +281,9 @@ pub struct TrainSettings {
     #[serde(skip_serializing_if = "is_false")]
     pub flatness: bool,
     /// Also write the run's history as a TensorBoard event file, `tb/` in its folder, so that
-    /// `tensorboard --logdir DIR` shows every run under DIR: after every epoch for
-    /// `realbias train`, when each run finishes in a sweep. Does not change the run's numbers.
+    /// `tensorboard --logdir DIR` shows every run under DIR: after every epoch for a run
+    /// trained alone, when it finishes for an ensemble's member. Does not change the run's
+    /// numbers.
     #[serde(skip_serializing_if = "is_false")]
     pub tensorboard: bool,
 }

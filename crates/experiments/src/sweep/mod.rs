@@ -20,6 +20,7 @@ mod paired;
 mod plan;
 mod recompute;
 pub mod robust;
+mod run_progress;
 mod settings;
 mod summary;
 mod vary;
@@ -48,6 +49,7 @@ pub use config::{Condition, ExperimentConfig, SweepConfig};
 pub use measures::{MEASURES, MeasureRow, Network, Ranking};
 pub use plan::PlannedRun;
 pub use recompute::Recomputed;
+use run_progress::RunProgress;
 pub use summary::{GridRow, Stat, Summary, SummaryRow, summarize};
 pub use vary::{Axes, Variant};
 
@@ -286,13 +288,7 @@ impl Sweep {
                 checkpoint: Some(slot),
             })
             .collect();
-        let mut progress = RunProgress {
-            progress: ctx.progress.clone(),
-            unit: units[0].clone(),
-            worker,
-            max_epochs: runs[0].config.train.max_epochs,
-            members: units.len(),
-        };
+        let mut progress = RunProgress::new(ctx.progress.clone(), units[0], worker, &runs);
         // Each run is saved as soon as it stops: a kill loses only the runs still training.
         let mut outcomes: Vec<Option<Result<UnitOutcome, ExperimentError>>> =
             runs.iter().map(|_| None).collect();
@@ -436,53 +432,12 @@ fn outcome(r: &RunResult) -> String {
     )
 }
 
-/// A run's epochs as the experiment's status lines, and its way to stop.
-struct RunProgress {
-    progress: Arc<dyn ExperimentProgress>,
-    unit: Unit,
-    worker: usize,
-    max_epochs: usize,
-    /// Runs trained together (1: the run alone); the first one's epochs are shown.
-    members: usize,
-}
-
 /// Where `run` keeps its checkpoint: in its folder, discarded under `--force` when it
 /// cannot resume the run.
 fn checkpoint_slot(run: &PlannedRun, ctx: &Context) -> CheckpointSlot {
     CheckpointSlot {
         dir: run.dir.clone(),
         discard_mismatched: ctx.force,
-    }
-}
-
-impl Progress for RunProgress {
-    fn resumed(&mut self, history: &[EpochRecord]) {
-        let epoch = history.last().map_or(0, |r| r.epoch);
-        let others = match self.members {
-            1 => String::new(),
-            n => format!(" with {} more of its ensemble", n - 1),
-        };
-        self.progress.note(&format!(
-            "resumed {}{others} at epoch {epoch} from its checkpoint",
-            self.unit.label
-        ));
-    }
-    fn epoch(&mut self, r: &EpochRecord) {
-        let ensemble = match self.members {
-            1 => String::new(),
-            n => format!("ensemble of {n}: "),
-        };
-        let text = format!(
-            "{ensemble}epoch {}/{}  train err {:.2}%  val err {:.2}%",
-            r.epoch,
-            self.max_epochs,
-            100.0 * r.train_error,
-            100.0 * r.validation_error
-        );
-        self.progress.status(self.worker, &self.unit, &text);
-    }
-    fn stop_requested(&self) -> bool {
-        self.progress.stop_requested()
     }
 }
 
@@ -622,13 +577,7 @@ impl Experiment for Sweep {
         }
         let data = derive_data(self.source(run)?, &run.config.data, run.config.train.seed)?;
         let data = Arc::new(data);
-        let progress = RunProgress {
-            progress: ctx.progress.clone(),
-            unit: unit.clone(),
-            worker,
-            max_epochs: run.config.train.max_epochs,
-            members: 1,
-        };
+        let progress = RunProgress::new(ctx.progress.clone(), unit, worker, &[run]);
         let config = run.config.clone().check()?;
         let out = Trainer::new(&config, data.clone(), ctx.device)
             .with_checkpoint(checkpoint_slot(run, ctx))
