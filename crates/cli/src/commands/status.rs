@@ -52,19 +52,15 @@ fn state(finished: bool, unit_result: &Path, lock: &Path) -> State {
     if let Ok(Some(why)) = realbias_experiments::text::read_text(&failure, MAX_TEXT_BYTES) {
         return State::Failed(why.trim().to_string());
     }
-    match lock {
-        Some(info) => {
-            let holder = holder(&info);
-            match info.stale {
-                None => State::Claimed(holder, info.age.as_secs()),
-                // Killed with a checkpoint: the next run takes the lock over and resumes.
-                Some(_) if let Some(age) = checkpoint_age(unit_result) => State::Resumable(age),
-                Some(why) => State::Failed(format!(
-                    "stale lock of {holder} ({why}); the next run takes it over"
-                )),
-            }
-        }
-        None if let Some(age) = checkpoint_age(unit_result) => State::Resumable(age),
+    // What lock is left is stale. Killed with a checkpoint: the next run takes the lock over
+    // and resumes.
+    if let Some(age) = checkpoint_age(unit_result) {
+        return State::Resumable(age);
+    }
+    match lock.and_then(|info| Some((holder(&info), info.stale?))) {
+        Some((holder, why)) => State::Failed(format!(
+            "stale lock of {holder} ({why}); the next run takes it over"
+        )),
         None if unit_result.with_file_name("history.csv").exists() => {
             State::Failed("started, no result (failed, interrupted or killed)".into())
         }
