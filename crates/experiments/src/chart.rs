@@ -405,18 +405,17 @@ fn draw_panel<DB: DrawingBackend>(
         .map_err(e)
 }
 
+/// Draws the figure: its title, the note's `lines` below it, then the panels.
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
-    title: &str,
+    (title, lines): (&str, &[String]),
     panels: &[Panel],
 ) -> Result<(), String> {
     let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
     root.fill(&WHITE).map_err(e)?;
-    let (title, note) = title.split_once('\n').unwrap_or((title, ""));
     let mut root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
-    let lines = wrap(note, root.dim_in_pixel().0 as usize / NOTE_CHAR_PIXELS);
     if !lines.is_empty() {
-        let (strip, rest) = root.split_vertically(note_height(&lines));
+        let (strip, rest) = root.split_vertically(note_height(lines));
         for (i, line) in lines.iter().enumerate() {
             let y = NOTE_LINE_PIXELS * i as i32;
             strip
@@ -498,10 +497,11 @@ pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<Pat
     let (rows, columns) = grid(panels);
     let width = PANEL_SIZE.0 * columns as u32;
     // A note below the title (its text after the first line) makes the figure taller.
-    let note = title.split_once('\n').map_or("", |(_, n)| n);
-    let note_pixels = match wrap(note, width as usize / NOTE_CHAR_PIXELS) {
-        lines if lines.is_empty() => 0,
-        lines => note_height(&lines) as u32,
+    let (title, note) = title.split_once('\n').unwrap_or((title, ""));
+    let lines = wrap(note, width as usize / NOTE_CHAR_PIXELS);
+    let note_pixels = match lines.is_empty() {
+        true => 0,
+        false => note_height(&lines) as u32,
     };
     let size = (width, PANEL_SIZE.1 * rows as u32 + note_pixels);
     let png = stem.with_extension("png");
@@ -515,7 +515,7 @@ pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<Pat
     let mut pixels = vec![0u8; 3 * size.0 as usize * size.1 as usize];
     draw(
         BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area(),
-        title,
+        (title, &lines),
         panels,
     )
     .map_err(|m| fail(&png, m))?;
@@ -523,7 +523,7 @@ pub fn draw_panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<Vec<Pat
     let mut text = String::new();
     draw(
         SVGBackend::with_string(&mut text, size).into_drawing_area(),
-        title,
+        (title, &lines),
         panels,
     )
     .map_err(|m| fail(&svg, m))?;
