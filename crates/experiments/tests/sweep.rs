@@ -25,9 +25,14 @@ fn finished(dir: &Path) -> Option<RunResult> {
 }
 
 fn tiny_config(data: &Path, extra: &str) -> ExperimentConfig {
+    tiny_config_with(data, "", extra)
+}
+
+/// The tiny sweep with `train` lines added to its `[train]` and `sweep` lines to its `[sweep]`.
+fn tiny_config_with(data: &Path, train: &str, sweep: &str) -> ExperimentConfig {
     let text = format!(
         "name = \"tiny\"\n[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\nsubset = {{ train = 60, validation = 30 }}\n\
-         [optim]\nbatch_size = 10\n[train]\nmax_epochs = 8\n[sweep]\nhidden = [2, 8]\nrepetitions = 2\n{extra}",
+         [optim]\nbatch_size = 10\n[train]\nmax_epochs = 8\n{train}[sweep]\nhidden = [2, 8]\nrepetitions = 2\n{sweep}",
         data.display()
     );
     ExperimentConfig::parse(&text, Path::new("tiny.toml"), &[]).unwrap()
@@ -686,12 +691,7 @@ fn learning_curves_are_drawn_only_when_the_histories_have_per_epoch_test_errors(
         !dir.join("curves.png").exists(),
         "no test error per epoch, no curves"
     );
-    let text = format!(
-        "name = \"tiny\"\n[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\nsubset = {{ train = 60, validation = 30 }}\n\
-         [optim]\nbatch_size = 10\n[train]\nmax_epochs = 8\neval_test_every_epoch = true\n[sweep]\nhidden = [2, 8]\nrepetitions = 2\n",
-        data.display()
-    );
-    let every = ExperimentConfig::parse(&text, Path::new("tiny.toml"), &[]).unwrap();
+    let every = tiny_config_with(&data, "eval_test_every_epoch = true\n", "");
     run_all(&every, &tmp.path().join("every"));
     let dir = tmp.path().join("every").join("tiny");
     let png = image::open(dir.join("curves.png")).unwrap();
@@ -737,12 +737,7 @@ fn a_sweeps_runs_with_tensorboard_write_their_events_while_they_train() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     common::write_tiny_idx(&data, 200, 40);
-    let text = format!(
-        "name = \"tiny\"\n[data]\ndataset = {{ kind = \"idx\", path = \"{}\" }}\nvalidation = 40\nsubset = {{ train = 60, validation = 30 }}\n\
-         [optim]\nbatch_size = 10\n[train]\nmax_epochs = 8\ntensorboard = true\n[sweep]\nhidden = [2, 8]\nrepetitions = 2\nensemble = \"off\"\n",
-        data.display()
-    );
-    let config = ExperimentConfig::parse(&text, Path::new("tiny.toml"), &[]).unwrap();
+    let config = tiny_config_with(&data, "tensorboard = true\n", "ensemble = \"off\"\n");
     let watch = Arc::new(EventsWatch::default());
     let report = run_with(&config, &options(&tmp.path().join("runs")), watch.clone()).unwrap();
     assert_eq!(report.outcome.trained, 4);
